@@ -1,0 +1,1 @@
+"""selfbox sandbox server."""
