@@ -1,0 +1,38 @@
+"""Find the code in a model's reply: Markdown fences (```python / ```py) or ``<code>`` tags."""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["extract_code"]
+
+# A fenced block opened by ```python / ```py / ```python3 (any case); the closing fence may be
+# missing when a stop sequence cut the reply short, so the block may also run to the end.
+_FENCED = re.compile(
+    r"```[ \t]*(?:python3?|py)[ \t]*\r?\n(.*?)(?:\r?\n[ \t]*```|\Z)", re.DOTALL | re.IGNORECASE
+)
+# smolagents' format: <code> ... </code> (the closing tag likewise optional at the very end).
+_TAGGED = re.compile(r"<code>(.*?)(?:</code>|\Z)", re.DOTALL)
+
+
+def extract_code(text: str) -> str | None:
+    """Return the code in ``text``, or ``None`` if it has no code block.
+
+    Several blocks are joined in order: models sometimes split one action across blocks.
+    """
+    blocks = [m.group(1) for m in _FENCED.finditer(text)]
+    if not blocks:
+        blocks = [m.group(1) for m in _TAGGED.finditer(text)]
+    blocks = [b.strip("\r\n").rstrip() for b in blocks]
+    blocks = [b for b in blocks if b.strip()]
+    if not blocks:
+        return None
+    return "\n\n".join(_dedent(b) for b in blocks)
+
+
+def _dedent(block: str) -> str:
+    # Blocks inside list items are indented as a whole; strip the common margin only.
+    lines = block.splitlines()
+    margins = [len(line) - len(line.lstrip()) for line in lines if line.strip()]
+    margin = min(margins, default=0)
+    return "\n".join(line[margin:] for line in lines)
