@@ -1,0 +1,48 @@
+"""``create_app(settings)``: the FastAPI application, with a lifespan that owns the manager."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from .errors import install_error_handlers
+from .manager import SandboxManager
+from .middleware import BodySizeLimit
+from .routers import executions, health, sandboxes
+from .settings import Settings
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger("selfbox.server")
+
+
+def create_app(settings: Settings | None = None, manager: SandboxManager | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = manager or SandboxManager(settings)
+        app.state.manager = owned
+        if not settings.api_keys:
+            logger.warning("no API key configured (SELFBOX_API_KEYS): every request is refused")
+        await owned.start()
+        try:
+            yield
+        finally:
+            await owned.close()
+
+    app = FastAPI(
+        title="selfbox",
+        version="0.1.0",
+        summary="Hardened, throwaway Docker sandboxes with stateful Python, for AI agents.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    for router in (sandboxes.router, executions.router, health.router):
+        app.include_router(router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
+    return app

@@ -1,0 +1,116 @@
+"""The ``selfbox`` command: ``selfbox serve``, ``selfbox images build``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_BASE = "python:3.11-slim"
+LOCAL_BASE = "selfbox/base:bookworm"
+IMAGES = {"runtime": "selfbox/runtime:latest", "server": "selfbox/server:latest"}
+HOST_CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from .app import create_app
+        from .settings import Settings
+    except ImportError as exc:
+        print(f"selfbox serve needs the server extra: pip install 'selfbox[server]' ({exc})",
+              file=sys.stderr)
+        return 2
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level=settings.log_level, timeout_graceful_shutdown=int(
+                    settings.shutdown_timeout_s))
+    return 0
+
+
+def _image_exists(tag: str) -> bool:
+    return subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode == 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    if shutil.which("docker") is None:
+        print("docker is not installed; run scripts/ensure-docker.sh", file=sys.stderr)
+        return 2
+    base = args.base_image
+    if args.local_base:
+        script = REPO_ROOT / "scripts" / "build-local-base.sh"
+        subprocess.run(["bash", str(script), LOCAL_BASE], check=True)
+        base = LOCAL_BASE
+    certs: list[Path] = []
+    if args.trust_host_ca:
+        bundle = next((Path(p) for p in HOST_CA_BUNDLES if Path(p).is_file()), None)
+        if bundle is None:
+            print("--trust-host-ca: no system CA bundle found", file=sys.stderr)
+            return 2
+        for name in args.images:
+            target = REPO_ROOT / "images" / name / "certs" / "host-ca.crt"
+            if target.parent.is_dir():
+                shutil.copyfile(bundle, target)
+                certs.append(target)
+    try:
+        for name in args.images:
+            tag = IMAGES[name]
+            if not args.rebuild and _image_exists(tag) and not args.force:
+                print(f"{tag} exists (use --rebuild to build it again)")
+                continue
+            command = [
+                "docker", "build", "-f", str(REPO_ROOT / "images" / name / "Dockerfile"),
+                "-t", tag, "--build-arg", f"BASE_IMAGE={base}",
+                "--build-arg", f"TRUST_HOST_CA={1 if args.trust_host_ca else 0}",
+                str(REPO_ROOT),
+            ]
+            print("+", " ".join(command), flush=True)
+            subprocess.run(command, check=True)
+    except subprocess.CalledProcessError as exc:
+        print(f"image build failed ({exc.returncode})", file=sys.stderr)
+        return exc.returncode or 1
+    finally:
+        for target in certs:
+            target.unlink(missing_ok=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="selfbox", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the sandbox server (SELFBOX_* settings)")
+    serve.add_argument("--host", default=None, help="bind address (SELFBOX_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (SELFBOX_PORT, 8000)")
+    serve.set_defaults(func=_serve)
+
+    images = commands.add_parser("images", help="manage selfbox's Docker images")
+    image_commands = images.add_subparsers(dest="images_command", required=True)
+    build = image_commands.add_parser("build", help="build the runtime (and server) images")
+    build.add_argument("images", nargs="*", default=["runtime"], choices=sorted(IMAGES),
+                       help="which images (default: runtime)")
+    build.add_argument("--base-image", default=os.environ.get("SELFBOX_BASE_IMAGE", DEFAULT_BASE),
+                       help=f"base image (SELFBOX_BASE_IMAGE, default {DEFAULT_BASE})")
+    build.add_argument("--local-base", action="store_true",
+                       help="build a base from Debian packages first (hosts without a registry)")
+    build.add_argument("--trust-host-ca", action="store_true",
+                       help="let pip in the build trust this host's CA bundle (TLS proxies)")
+    build.add_argument("--rebuild", action="store_true", help="rebuild images that exist")
+    build.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
+    build.set_defaults(func=_build)
+
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

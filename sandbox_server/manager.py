@@ -1,0 +1,575 @@
+"""The lifecycle manager: sandboxes from creation to removal, above the thin Docker driver.
+
+It owns the registry of live sandboxes, enforces limits and caps, runs code through each
+sandbox's channel with timeouts (interrupt, then kill after a grace period), notices dead
+containers, reaps expired ones, and sweeps containers that an earlier server left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec, TypeVar
+
+from .channel import EOF_MESSAGE, ChannelClosed, RunnerChannel
+from .driver import ContainerSpec, DockerDriver, label
+from .exceptions import (
+    Conflict,
+    InvalidRequest,
+    LimitExceeded,
+    NotFound,
+    SandboxGone,
+    SandboxStartError,
+    ServerError,
+    TooManySandboxes,
+)
+from .execution import ExecutionBuilder
+from .sandbox import Limits, Sandbox
+from .settings import Settings
+
+__all__ = ["SandboxManager", "SandboxRequest"]
+
+logger = logging.getLogger("selfbox.manager")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+TOMBSTONE_S = 600.0  # how long a dead or expired sandbox still answers with its fate
+KEEPALIVE_S = 5.0
+SWEEP_EVERY_S = 30.0
+NETWORKS = ("none", "bridge")
+
+
+@dataclass
+class SandboxRequest:
+    """What a caller asks for; ``None`` means the server's default."""
+
+    template: str | None = None
+    cpu: float | None = None
+    memory_mb: int | None = None
+    pids: int | None = None
+    disk_mb: int | None = None
+    timeout_s: float | None = None
+    network: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class SandboxManager:
+    def __init__(self, settings: Settings, driver: DockerDriver | None = None) -> None:
+        self.settings = settings
+        self.driver = driver or DockerDriver()
+        self.instance_id = secrets.token_hex(6)
+        self._sandboxes: dict[str, Sandbox] = {}
+        self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="docker")
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._reaper: asyncio.Task[None] | None = None
+        self._last_sweep = 0.0
+        self.counters: dict[str, int] = {"created": 0, "killed": 0, "expired": 0, "died": 0}
+        self.observers: list[Callable[[str, dict[str, Any]], None]] = []
+
+    # -- plumbing -------------------------------------------------------------------------
+    async def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _notify(self, event: str, **fields: Any) -> None:
+        for observer in self.observers:
+            with contextlib.suppress(Exception):
+                observer(event, fields)
+
+    def _labels(self, sandbox: Sandbox) -> dict[str, str]:
+        return {
+            label("managed"): "true",
+            label("deployment"): self.settings.deployment,
+            label("instance"): self.instance_id,
+            label("sandbox-id"): sandbox.id,
+            label("owner"): sandbox.owner,
+            label("template"): sandbox.template,
+            label("expires-at"): f"{sandbox.expires_at:.0f}",
+        }
+
+    # -- start and stop -------------------------------------------------------------------
+    async def start(self) -> None:
+        try:
+            swept = await self.sweep(everything=True)
+            if swept:
+                logger.warning("removed %d sandbox containers left by an earlier run", swept)
+        except ServerError as exc:  # the engine may come up later; /readyz tells
+            logger.error("orphan sweep at start failed: %s", exc)
+        self._reaper = asyncio.create_task(self._reap_forever(), name="reaper")
+
+    async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(BaseException):
+                await self._reaper
+        live = [sb for sb in self._sandboxes.values() if sb.alive]
+        if live:
+            await asyncio.wait(
+                [asyncio.create_task(self._end(sb, "dead", "server shut down")) for sb in live],
+                timeout=self.settings.shutdown_timeout_s,
+            )
+        for task in list(self._tasks):
+            task.cancel()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def sweep(self, everything: bool = False) -> int:
+        """Remove this deployment's containers that no live sandbox of ours owns."""
+        containers = await self._call(
+            self.driver.list, {label("deployment"): self.settings.deployment}
+        )
+        known = {sb.container_id for sb in self._sandboxes.values() if sb.container_id}
+        removed = 0
+        for container in containers:
+            if container["Id"] in known:
+                continue
+            labels = container.get("Labels") or {}
+            young = time.time() - float(container.get("Created", 0)) < 120
+            if labels.get(label("instance")) == self.instance_id and young and not everything:
+                continue  # probably being created right now, not yet registered
+            await self._call(self.driver.remove, container["Id"])
+            removed += 1
+        self._last_sweep = time.monotonic()
+        return removed
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reaper_interval_s)
+            try:
+                await self.reap()
+            except Exception:
+                logger.exception("reaper pass failed")
+
+    async def reap(self) -> None:
+        now = time.time()
+        for sandbox in list(self._sandboxes.values()):
+            if sandbox.state in ("running", "paused") and now >= sandbox.expires_at:
+                self.counters["expired"] += 1
+                await self._end(sandbox, "expired", "its lifetime (timeout_s) ran out")
+            elif not sandbox.alive and sandbox.ended_at and now - sandbox.ended_at > TOMBSTONE_S:
+                self._sandboxes.pop(sandbox.id, None)
+        if time.monotonic() - self._last_sweep > SWEEP_EVERY_S:
+            await self.sweep()
+
+    # -- create ---------------------------------------------------------------------------
+    def resolve(self, request: SandboxRequest) -> tuple[str, Limits, float]:
+        s = self.settings
+
+        def pick(name: str, value: Any, default: Any, maximum: Any) -> Any:
+            if value is None:
+                return default
+            if value <= 0:
+                raise InvalidRequest(f"{name} must be positive, got {value}", limit=name)
+            if value > maximum:
+                raise LimitExceeded(
+                    f"{name}={value} exceeds the server maximum of {maximum} "
+                    f"(SELFBOX_MAX_{name.upper()})", limit=name, maximum=maximum,
+                )
+            return value
+
+        limits = Limits(
+            cpu=float(pick("cpu", request.cpu, s.default_cpu, s.max_cpu)),
+            memory_mb=int(pick("memory_mb", request.memory_mb, s.default_memory_mb,
+                               s.max_memory_mb)),
+            pids=int(pick("pids", request.pids, s.default_pids, s.max_pids)),
+            disk_mb=int(pick("disk_mb", request.disk_mb, s.default_disk_mb, s.max_disk_mb)),
+            network=request.network or "none",
+        )
+        if limits.memory_mb < 32:
+            raise InvalidRequest("memory_mb must be at least 32", limit="memory_mb")
+        if limits.pids < 16:
+            raise InvalidRequest("pids must be at least 16 (threads count as pids)", limit="pids")
+        timeout_s = float(pick("timeout_s", request.timeout_s, s.default_timeout_s,
+                               s.max_timeout_s))
+        if limits.network not in NETWORKS:
+            raise InvalidRequest(f"network must be one of {NETWORKS}, got {limits.network!r}",
+                                 limit="network")
+        if limits.network != "none" and not s.allow_network:
+            raise LimitExceeded(f"network={limits.network!r} is disabled on this server "
+                                "(SELFBOX_ALLOW_NETWORK)", limit="network")
+        template = request.template or s.runtime_image
+        if template not in s.templates():
+            raise InvalidRequest(
+                f"template {template!r} is not allowed; allowed: {sorted(s.templates())} "
+                "(SELFBOX_ALLOWED_TEMPLATES)", limit="template",
+            )
+        if len(request.env) > s.max_env_vars:
+            raise LimitExceeded(f"{len(request.env)} env vars exceed SELFBOX_MAX_ENV_VARS="
+                                f"{s.max_env_vars}", limit="env")
+        for key in request.env:
+            if not key or "=" in key or "\x00" in key or "\x00" in request.env[key]:
+                raise InvalidRequest(f"invalid environment variable name {key!r}", limit="env")
+        if len(request.metadata) > s.max_metadata_entries:
+            raise LimitExceeded(f"{len(request.metadata)} metadata entries exceed "
+                                f"SELFBOX_MAX_METADATA_ENTRIES={s.max_metadata_entries}",
+                                limit="metadata")
+        return template, limits, timeout_s
+
+    def _check_caps(self, owner: str) -> None:
+        live = [sb for sb in self._sandboxes.values() if sb.alive]
+        if len(live) >= self.settings.max_sandboxes:
+            raise TooManySandboxes(
+                f"the server's cap of {self.settings.max_sandboxes} live sandboxes is reached "
+                "(SELFBOX_MAX_SANDBOXES); kill one or wait", cap="max_sandboxes")
+        mine = sum(1 for sb in live if sb.owner == owner)
+        if mine >= self.settings.max_sandboxes_per_key:
+            raise TooManySandboxes(
+                f"this API key's cap of {self.settings.max_sandboxes_per_key} live sandboxes is "
+                "reached (SELFBOX_MAX_SANDBOXES_PER_KEY); kill one or wait",
+                cap="max_sandboxes_per_key")
+
+    async def create(self, owner: str, request: SandboxRequest) -> Sandbox:
+        template, limits, timeout_s = self.resolve(request)
+        self._check_caps(owner)
+        now = time.time()
+        sandbox = Sandbox(
+            id=secrets.token_hex(10), owner=owner, template=template, limits=limits,
+            metadata=dict(request.metadata), env=dict(request.env), created_at=now,
+            expires_at=now + timeout_s,
+        )
+        self._sandboxes[sandbox.id] = sandbox  # reserves the slot against the caps
+        try:
+            await asyncio.wait_for(self._start(sandbox), self.settings.start_timeout_s)
+        except BaseException as exc:
+            self._sandboxes.pop(sandbox.id, None)
+            if sandbox.channel is not None:
+                await sandbox.channel.close()
+            if sandbox.container_id:
+                with contextlib.suppress(Exception):
+                    await self._call(self.driver.remove, sandbox.container_id)
+            if isinstance(exc, TimeoutError):
+                raise SandboxStartError(
+                    f"the sandbox did not start within {self.settings.start_timeout_s} s "
+                    "(SELFBOX_START_TIMEOUT_S)") from exc
+            if isinstance(exc, ChannelClosed):
+                raise SandboxStartError(f"the sandbox runner exited at start: {exc}") from exc
+            raise
+        sandbox.state = "running"
+        self.counters["created"] += 1
+        self._notify("created", sandbox=sandbox)
+        return sandbox
+
+    async def _start(self, sandbox: Sandbox) -> None:
+        if not await self._call(self.driver.image_exists, sandbox.template):
+            raise InvalidRequest(
+                f"template image {sandbox.template!r} is not built on this host; run "
+                "`selfbox images build`", limit="template")
+        spec = ContainerSpec(
+            image=sandbox.template, labels=self._labels(sandbox), cpu=sandbox.limits.cpu,
+            memory_mb=sandbox.limits.memory_mb, pids=sandbox.limits.pids,
+            disk_mb=sandbox.limits.disk_mb, network=sandbox.limits.network, env=sandbox.env,
+            runtime=self.settings.docker_runtime,
+        )
+        sandbox.container_id = await self._call(self.driver.create, spec, f"selfbox-{sandbox.id}")
+        sock = await self._call(self.driver.attach, sandbox.container_id)
+        channel = RunnerChannel(sock, sandbox.id)
+        sandbox.channel = channel
+        await channel.start()
+        await self._call(self.driver.start, sandbox.container_id)
+        ready = asyncio.create_task(channel.ready.wait())
+        closed = asyncio.create_task(channel.closed.wait())
+        await asyncio.wait({ready, closed}, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        closed.cancel()
+        if not channel.ready.is_set():
+            detail = channel.stderr_tail.decode("utf-8", "replace").strip()[-500:]
+            raise SandboxStartError(f"the sandbox runner exited at start: {detail or 'no output'}")
+        # Defence in depth: the runner exits by itself a minute after its lifetime, should
+        # this server be gone by then.
+        await channel.request("set_deadline", unix=sandbox.expires_at + 60)
+        self._spawn(self._watch(sandbox, channel))
+
+    async def _watch(self, sandbox: Sandbox, channel: RunnerChannel) -> None:
+        """Notice a container that died on its own (OOM, killed from outside)."""
+        await channel.closed.wait()
+        if not sandbox.alive:
+            return
+        reason = "its container exited"
+        try:
+            info = await self._call(self.driver.inspect, sandbox.container_id)
+            state = info.get("State", {})
+            if state.get("OOMKilled"):
+                reason = (f"it ran out of memory (memory_mb={sandbox.limits.memory_mb}) and "
+                          "was killed")
+                sandbox.extra["oom"] = True
+            else:
+                reason = f"its container exited with code {state.get('ExitCode')}"
+        except NotFound:
+            reason = "its container was removed from outside"
+        except ServerError as exc:
+            reason = f"its container is unreachable ({exc})"
+        self.counters["died"] += 1
+        await self._end(sandbox, "dead", reason)
+
+    async def _end(self, sandbox: Sandbox, state: str, reason: str) -> None:
+        if not sandbox.alive:
+            return
+        sandbox.state = state  # type: ignore[assignment]
+        sandbox.end_reason = reason
+        sandbox.ended_at = time.time()
+        if sandbox.channel is not None:
+            await sandbox.channel.close()
+        if sandbox.container_id:
+            try:
+                await self._call(self.driver.remove, sandbox.container_id)
+            except ServerError as exc:
+                logger.error("could not remove container of %s: %s", sandbox.id, exc)
+        self._notify("ended", sandbox=sandbox, state=state, reason=reason)
+
+    # -- look-ups -------------------------------------------------------------------------
+    def get(self, owner: str, sandbox_id: str, *, alive: bool = True) -> Sandbox:
+        sandbox = self._sandboxes.get(sandbox_id)
+        if sandbox is None or sandbox.owner != owner:
+            raise NotFound(f"sandbox {sandbox_id!r} not found", sandbox_id=sandbox_id)
+        if alive and not sandbox.alive:
+            raise SandboxGone(f"sandbox {sandbox_id} is gone: {sandbox.end_reason}",
+                              sandbox_id=sandbox_id, state=sandbox.state)
+        return sandbox
+
+    def list(self, owner: str, metadata: dict[str, str] | None = None,
+             include_ended: bool = False) -> list[Sandbox]:
+        return [
+            sb for sb in self._sandboxes.values()
+            if sb.owner == owner and (include_ended or sb.alive)
+            and all(sb.metadata.get(k) == v for k, v in (metadata or {}).items())
+        ]
+
+    def live_count(self) -> int:
+        return sum(1 for sb in self._sandboxes.values() if sb.alive)
+
+    async def kill(self, owner: str, sandbox_id: str) -> None:
+        sandbox = self.get(owner, sandbox_id, alive=False)
+        self._sandboxes.pop(sandbox.id, None)
+        if sandbox.alive:
+            self.counters["killed"] += 1
+            await self._end(sandbox, "dead", "it was killed")
+
+    def set_timeout(self, owner: str, sandbox_id: str, timeout_s: float) -> Sandbox:
+        sandbox = self.get(owner, sandbox_id)
+        if timeout_s <= 0:
+            raise InvalidRequest("timeout_s must be positive", limit="timeout_s")
+        if timeout_s > self.settings.max_timeout_s:
+            raise LimitExceeded(f"timeout_s={timeout_s} exceeds the server maximum of "
+                                f"{self.settings.max_timeout_s} (SELFBOX_MAX_TIMEOUT_S)",
+                                limit="timeout_s", maximum=self.settings.max_timeout_s)
+        sandbox.expires_at = time.time() + timeout_s
+        if sandbox.channel is not None:
+            self._spawn(self._quiet(sandbox.channel.request("set_deadline",
+                                                            unix=sandbox.expires_at + 60)))
+        return sandbox
+
+    @staticmethod
+    async def _quiet(coro: Any) -> None:
+        with contextlib.suppress(Exception):
+            await coro
+
+    async def request(self, sandbox: Sandbox, op: str, timeout_s: float = 30.0,
+                      **fields: Any) -> dict[str, Any]:
+        """Ask the runner for an op that is not an execution (contexts, files, ...)."""
+        if sandbox.state == "paused":
+            raise Conflict(f"sandbox {sandbox.id} is paused")
+        channel = sandbox.channel
+        if channel is None or not sandbox.alive:
+            raise SandboxGone(f"sandbox {sandbox.id} is gone: {sandbox.end_reason}")
+        try:
+            reply = await channel.request(op, timeout_s=timeout_s, **fields)
+        except ChannelClosed as exc:
+            raise SandboxGone(f"sandbox {sandbox.id} died: {sandbox.end_reason or exc}") from exc
+        except TimeoutError as exc:
+            raise ServerError(f"the sandbox did not answer {op!r} within {timeout_s} s") from exc
+        return reply
+
+    # -- execution ------------------------------------------------------------------------
+    def resolve_execution_timeout(self, timeout_s: float | None) -> float:
+        if timeout_s is None:
+            return self.settings.default_execution_timeout_s
+        if timeout_s <= 0:
+            raise InvalidRequest("timeout_s must be positive", limit="timeout_s")
+        if timeout_s > self.settings.max_execution_timeout_s:
+            raise LimitExceeded(
+                f"timeout_s={timeout_s} exceeds the server maximum of "
+                f"{self.settings.max_execution_timeout_s} (SELFBOX_MAX_EXECUTION_TIMEOUT_S)",
+                limit="timeout_s", maximum=self.settings.max_execution_timeout_s)
+        return timeout_s
+
+    async def execute(
+        self, sandbox: Sandbox, code: str, *, timeout_s: float | None = None,
+        context: str = "default", tools_answerable: bool = True,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Run code; yield public events, ending with ``{"type": "execution", ...}``."""
+        timeout = self.resolve_execution_timeout(timeout_s)
+        if len(code.encode("utf-8", "surrogatepass")) > self.settings.max_code_bytes:
+            raise LimitExceeded(f"code is larger than SELFBOX_MAX_CODE_BYTES="
+                                f"{self.settings.max_code_bytes}", limit="code")
+        if sandbox.state == "paused":
+            raise Conflict(f"sandbox {sandbox.id} is paused; resume it first")
+        await sandbox.lock.acquire()
+        released = False
+        execution_id: str | None = None
+        queue: asyncio.Queue[dict[str, Any]] | None = None
+        try:
+            if not sandbox.alive or sandbox.channel is None:
+                raise SandboxGone(f"sandbox {sandbox.id} is gone: {sandbox.end_reason}")
+            channel = sandbox.channel
+            execution_id = secrets.token_hex(8)
+            queue = channel.subscribe(execution_id)
+            builder = ExecutionBuilder(self.settings.output_limit_bytes)
+            try:
+                await channel.send({"op": "execute", "id": execution_id, "code": code,
+                                    "context": context,
+                                    "output_limit_bytes": self.settings.output_limit_bytes})
+            except ChannelClosed:
+                queue.put_nowait(EOF_MESSAGE)
+            sandbox.executing = True
+            yield {"type": "start", "sandbox_id": sandbox.id}
+            async for event in self._drive(sandbox, channel, execution_id, queue, builder,
+                                           timeout, tools_answerable):
+                yield event
+            execution = builder.build()
+            if execution.execution_count is not None:
+                sandbox.execution_count = execution.execution_count
+            self._notify("executed", sandbox=sandbox, execution=execution)
+            yield {"type": "execution", "execution": execution.to_dict()}
+            channel.unsubscribe(execution_id)
+            sandbox.executing = False
+            sandbox.lock.release()
+            released = True
+        finally:
+            if not released:
+                # The client went away mid-run: stop the code before the next one may start.
+                self._spawn(self._abandon(sandbox, execution_id, queue))
+
+    async def _abandon(self, sandbox: Sandbox, execution_id: str | None,
+                       queue: asyncio.Queue[dict[str, Any]] | None) -> None:
+        """The client went away mid-run: interrupt the code, and only then let the next
+        execution in (killing the sandbox if the code will not stop)."""
+        channel = sandbox.channel
+        try:
+            if execution_id and queue is not None and channel is not None and sandbox.alive:
+                with contextlib.suppress(ChannelClosed):
+                    await channel.send({"op": "interrupt", "id": execution_id})
+                try:
+                    async with asyncio.timeout(self.settings.interrupt_grace_s):
+                        while True:
+                            message = await queue.get()
+                            if message is EOF_MESSAGE or message.get("type") in ("done", "eof"):
+                                break
+                except TimeoutError:
+                    await self._end(sandbox, "dead",
+                                    "it was killed: abandoned code did not stop after interrupt")
+        finally:
+            if channel is not None and execution_id:
+                channel.unsubscribe(execution_id)
+            sandbox.executing = False
+            sandbox.lock.release()
+
+    async def _drive(
+        self, sandbox: Sandbox, channel: RunnerChannel, execution_id: str,
+        queue: asyncio.Queue[dict[str, Any]], builder: ExecutionBuilder, timeout_s: float,
+        tools_answerable: bool,
+    ) -> AsyncIterator[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        kill_at: float | None = None
+        grace = self.settings.interrupt_grace_s
+        while not builder.done:
+            limit = kill_at if kill_at is not None else deadline
+            wait = min(max(limit - loop.time(), 0.0), KEEPALIVE_S)
+            try:
+                message = await asyncio.wait_for(queue.get(), wait)
+            except TimeoutError:
+                now = loop.time()
+                if kill_at is None and now >= deadline:
+                    kill_at = now + grace
+                    with contextlib.suppress(ChannelClosed):
+                        await channel.send({"op": "interrupt", "id": execution_id})
+                elif kill_at is not None and now >= kill_at:
+                    yield builder.fail(
+                        "timeout", "TimeoutError",
+                        f"execution exceeded timeout_s={timeout_s:g} and did not stop within "
+                        f"{grace:g} s of the interrupt (SELFBOX_INTERRUPT_GRACE_S); the sandbox "
+                        "was killed and its state is lost")
+                    await self._end(sandbox, "dead", "it was killed after an execution timeout")
+                    return
+                else:
+                    yield {"type": "keepalive"}
+                continue
+            if message is EOF_MESSAGE or message.get("type") == "eof":
+                yield await self._died(sandbox, builder)
+                return
+            if message.get("type") == "tool_call" and not tools_answerable:
+                await self._refuse_tool(channel, message)
+            event = builder.feed(message)
+            if message.get("type") == "tool_call":
+                sandbox.tool_calls.add(str(message.get("call_id")))
+            if builder.done and kill_at is not None:
+                # Interrupted by us: report the timeout instead of the KeyboardInterrupt.
+                builder.status = "timeout"
+                builder.error = None
+                yield builder.fail(
+                    "timeout", "TimeoutError",
+                    f"execution exceeded timeout_s={timeout_s:g} and was interrupted; the "
+                    "sandbox and its state are kept")
+                return
+            if event is not None and not (kill_at is not None and event["type"] == "error"):
+                yield event
+
+    async def _died(self, sandbox: Sandbox, builder: ExecutionBuilder) -> dict[str, Any]:
+        # Give the death watcher a moment to learn why (OOM or not).
+        for _ in range(100):
+            if not sandbox.alive:
+                break
+            await asyncio.sleep(0.05)
+        if sandbox.extra.get("oom"):
+            return builder.fail("oom_killed", "MemoryError",
+                                f"the sandbox ran out of memory (memory_mb="
+                                f"{sandbox.limits.memory_mb}) and was killed; its state is lost")
+        return builder.fail("sandbox_died", "SandboxDied",
+                            f"the sandbox died during the execution: "
+                            f"{sandbox.end_reason or 'its container exited'}")
+
+    @staticmethod
+    async def _refuse_tool(channel: RunnerChannel, message: dict[str, Any]) -> None:
+        with contextlib.suppress(ChannelClosed):
+            await channel.send({
+                "op": "tool_reply", "call_id": message.get("call_id"), "ok": False,
+                "error": {"name": "ToolError",
+                          "value": "tool calls need the streaming execute endpoint"}})
+
+    async def tool_reply(self, sandbox: Sandbox, call_id: str, ok: bool, value: Any,
+                         error: dict[str, str] | None) -> None:
+        if call_id not in sandbox.tool_calls:
+            raise NotFound(f"no pending tool call {call_id!r}")
+        sandbox.tool_calls.discard(call_id)
+        if sandbox.channel is None:
+            raise SandboxGone(f"sandbox {sandbox.id} is gone")
+        await sandbox.channel.send({"op": "tool_reply", "call_id": call_id, "ok": ok,
+                                    "value": value, "error": error})
+
+    # -- pause / resume (docker pause freezes the cgroup) ---------------------------------
+    async def pause(self, sandbox: Sandbox) -> None:
+        if sandbox.state != "running":
+            raise Conflict(f"sandbox {sandbox.id} is {sandbox.state}, not running")
+        await self._call(self.driver.pause, sandbox.container_id)
+        sandbox.state = "paused"
+
+    async def resume(self, sandbox: Sandbox) -> None:
+        if sandbox.state == "paused":
+            await self._call(self.driver.unpause, sandbox.container_id)
+            sandbox.state = "running"
+
+    async def stats(self, sandbox: Sandbox) -> dict[str, Any]:
+        return await self._call(self.driver.stats, sandbox.container_id)

@@ -1,0 +1,61 @@
+"""``/v1/sandboxes/{id}/execute``: run code, as one JSON answer or as an NDJSON stream."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import StreamingResponse
+
+from ..schemas import ExecuteRequest, ExecutionOut, ToolReply
+from .deps import Manager, Owner
+
+router = APIRouter(prefix="/v1/sandboxes/{sandbox_id}", tags=["executions"])
+
+
+@router.post("/execute", response_model=ExecutionOut, summary="Run code and wait for the result")
+async def execute(sandbox_id: str, body: ExecuteRequest, owner: Owner,
+                  manager: Manager) -> dict[str, Any]:
+    sandbox = manager.get(owner, sandbox_id)
+    execution: dict[str, Any] = {}
+    events = manager.execute(sandbox, body.code, timeout_s=body.timeout_s,
+                             context=body.context, tools_answerable=False)
+    async for event in events:
+        if event["type"] == "execution":
+            execution = event["execution"]
+    return execution
+
+
+@router.post(
+    "/execute/stream", summary="Run code, streaming output as NDJSON",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}},
+                     "description": "One JSON event per line: stdout, stderr, result, error, "
+                     "tool_call, final_answer, keepalive; the last is "
+                     '{"type": "execution", "execution": {...}}.'}},
+)
+async def execute_stream(sandbox_id: str, body: ExecuteRequest, owner: Owner,
+                         manager: Manager) -> StreamingResponse:
+    sandbox = manager.get(owner, sandbox_id)
+    events = manager.execute(sandbox, body.code, timeout_s=body.timeout_s, context=body.context)
+    # Start the run before answering, so an error (gone, limits) is a proper HTTP error.
+    first = await anext(events)
+
+    async def lines() -> AsyncIterator[bytes]:
+        yield json.dumps(first).encode() + b"\n"
+        async for event in events:
+            yield json.dumps(event).encode() + b"\n"
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@router.post("/tool-calls/{call_id}", status_code=204,
+             summary="Answer a tool call made by code in the sandbox")
+async def answer_tool_call(sandbox_id: str, call_id: str, body: ToolReply, owner: Owner,
+                           manager: Manager) -> Response:
+    sandbox = manager.get(owner, sandbox_id)
+    await manager.tool_reply(sandbox, call_id, body.ok, body.value, body.error)
+    return Response(status_code=204)

@@ -1,0 +1,37 @@
+"""Entry point: ``python -m selfbox_runner`` inside the sandbox container."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+
+
+def _seed_matplotlib_config() -> None:
+    # The font cache is built into the image; the root file system is read-only, so give
+    # matplotlib a writable copy where it looks (MPLCONFIGDIR, on the sandbox's tmpfs).
+    seed, target = "/opt/selfbox/mplconfig", os.environ.get("MPLCONFIGDIR", "")
+    if target and os.path.isdir(seed) and not os.path.exists(target):
+        with contextlib.suppress(OSError):
+            shutil.copytree(seed, target)
+
+
+def main() -> None:
+    _seed_matplotlib_config()
+    from . import mplbackend_hook
+    from .channel import Channel
+    from .kernel import Kernel
+
+    channel = Channel()
+    kernel = Kernel(channel)
+    mplbackend_hook.install(kernel)
+    try:
+        kernel.serve()
+    finally:
+        sys.stdout.flush()
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

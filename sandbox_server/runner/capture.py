@@ -1,0 +1,96 @@
+"""Capture of fds 1 and 2: every byte user code (or a child process) writes is forwarded to
+the host as ``stream`` messages, capped per execution."""
+
+from __future__ import annotations
+
+import codecs
+import io
+import os
+import secrets
+import sys
+import threading
+from collections.abc import Callable
+
+_READ_SIZE = 1 << 16
+
+
+class StreamCapture:
+    """Redirect one standard fd into a pipe and forward what arrives through ``emit``."""
+
+    def __init__(self, fd: int, name: str, emit: Callable[[str, str], None]) -> None:
+        self.fd = fd
+        self.name = name
+        self._emit = emit
+        read_fd, write_fd = os.pipe()
+        os.dup2(write_fd, fd)
+        os.close(write_fd)
+        self._read_fd = read_fd
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._marker = b""
+        self._drained = threading.Event()
+        self._lock = threading.Lock()
+        threading.Thread(target=self._pump, name=f"capture-{name}", daemon=True).start()
+
+    def text_stream(self) -> io.TextIOWrapper:
+        raw = io.FileIO(self.fd, "w", closefd=False)
+        return io.TextIOWrapper(
+            raw, encoding="utf-8", errors="backslashreplace", line_buffering=True,
+            write_through=True,
+        )
+
+    def drain(self, timeout_s: float = 2.0) -> None:
+        """Wait until everything written to the fd so far has been forwarded.
+
+        A random marker goes through the pipe behind the pending data (one write below
+        PIPE_BUF is atomic); when the pump sees it, all earlier bytes have been emitted.
+        """
+        marker = b"\x00selfbox-drain-" + secrets.token_hex(8).encode() + b"\x00"
+        with self._lock:
+            self._marker = marker
+            self._drained.clear()
+        try:
+            os.write(self.fd, marker)
+        except OSError:
+            return
+        self._drained.wait(timeout_s)
+
+    def _pump(self) -> None:
+        pending = b""
+        while True:
+            try:
+                chunk = os.read(self._read_fd, _READ_SIZE)
+            except InterruptedError:
+                continue
+            if not chunk:
+                return
+            pending += chunk
+            with self._lock:
+                marker = self._marker
+            if marker and marker in pending:
+                before, _, after = pending.partition(marker)
+                self._forward(before, final=True)
+                with self._lock:
+                    self._marker = b""
+                self._drained.set()
+                pending = after
+            # Hold back a tail that could be the start of a marker split across reads.
+            hold = pending.rfind(b"\x00")
+            if hold != -1 and b"\x00selfbox-drain-".startswith(pending[hold:hold + 15][:15]):
+                self._forward(pending[:hold])
+                pending = pending[hold:]
+            else:
+                self._forward(pending)
+                pending = b""
+
+    def _forward(self, data: bytes, final: bool = False) -> None:
+        text = self._decoder.decode(data, final=final)
+        if text:
+            self._emit(self.name, text)
+
+
+def install(emit: Callable[[str, str], None]) -> tuple[StreamCapture, StreamCapture]:
+    out = StreamCapture(1, "stdout", emit)
+    err = StreamCapture(2, "stderr", emit)
+    sys.stdout = out.text_stream()
+    sys.stderr = err.text_stream()
+    return out, err

@@ -1,0 +1,50 @@
+"""The runner's side of the protocol channel: NDJSON messages over private file descriptors.
+
+At start the runner moves the protocol off fds 0 and 1 (to fresh, close-on-exec descriptors),
+so that user code, and any process it starts, reads /dev/null and writes into capture pipes;
+nothing it prints can be mistaken for a protocol message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+class Channel:
+    def __init__(self) -> None:
+        # os.dup returns non-inheritable descriptors: child processes never see the protocol.
+        self._in = os.fdopen(os.dup(0), "rb", buffering=1 << 16)
+        self._out_fd = os.dup(1)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        self._lock = threading.Lock()
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = json.dumps(message, ensure_ascii=False, separators=(",", ":"), default=repr)
+        payload = data.encode("utf-8", "backslashreplace") + b"\n"
+        with self._lock:
+            view = memoryview(payload)
+            while view:
+                written = os.write(self._out_fd, view)
+                view = view[written:]
+
+    def messages(self) -> Iterator[dict[str, Any]]:
+        """Yield the host's messages until it closes stdin; skip lines that are not JSON."""
+        while True:
+            line = self._in.readline(MAX_MESSAGE_BYTES)
+            if not line:
+                return
+            try:
+                message = json.loads(line)
+            except ValueError:
+                self.send({"type": "log", "level": "warning", "text": "undecodable message"})
+                continue
+            if isinstance(message, dict):
+                yield message

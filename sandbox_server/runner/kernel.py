@@ -1,0 +1,343 @@
+"""The runner's main loop: contexts (namespaces), executions, interrupts, tool calls."""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import contextlib
+import itertools
+import linecache
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import display
+from .capture import StreamCapture, install
+from .channel import Channel
+
+DEFAULT_OUTPUT_LIMIT = 1 << 20
+HOME = os.environ.get("HOME", "/tmp")
+
+
+class FinalAnswerSignal(BaseException):
+    """Raised by ``final_answer``; recognised by identity, never by name."""
+
+    def __init__(self, value: Any) -> None:
+        super().__init__()
+        self.value = value
+
+
+class ToolCallError(Exception):
+    """A host tool failed (or could not be reached); raised in user code."""
+
+
+@dataclass
+class Context:
+    id: str
+    cwd: str
+    namespace: dict[str, Any] = field(default_factory=dict)
+    execution_count: int = 0
+
+
+@dataclass
+class Current:
+    id: str
+    limit: int
+    sent: int = 0
+    truncated: bool = False
+
+
+class Kernel:
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.contexts: dict[str, Context] = {}
+        self.tools: dict[str, dict[str, Any]] = {}
+        self.current: Current | None = None
+        self._current_lock = threading.Lock()
+        self._executions: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._replies: dict[str, tuple[threading.Event, list[dict[str, Any]]]] = {}
+        self._call_ids = itertools.count(1)
+        self._executing = False
+        self._main_ident = threading.main_thread().ident
+        self._deadline: float | None = None
+        self.capture: tuple[StreamCapture, StreamCapture] = install(self._on_output)
+        self.extra_ops: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]] = {}
+        self.new_context("default", HOME)
+
+    # -- output ---------------------------------------------------------------------------
+    def _on_output(self, name: str, text: str) -> None:
+        with self._current_lock:
+            current = self.current
+            if current is None or current.truncated:
+                return
+            size = len(text.encode("utf-8", "replace"))
+            if current.sent + size > current.limit:
+                room = max(current.limit - current.sent, 0)
+                text = text.encode("utf-8", "replace")[:room].decode("utf-8", "ignore")
+                current.truncated = True
+            current.sent += size
+        if text:
+            self.channel.send({"type": "stream", "id": current.id, "name": name, "text": text})
+
+    def display(self, value: Any, *, main: bool = False) -> None:
+        current = self.current
+        if current is None:
+            return
+        self.channel.send(
+            {"type": "result", "id": current.id, "data": display.bundle(value),
+             "is_main_result": main}
+        )
+
+    # -- contexts -------------------------------------------------------------------------
+    def new_context(self, context_id: str, cwd: str) -> Context:
+        namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+        namespace["final_answer"] = self._final_answer
+        namespace["display"] = lambda value: self.display(value)
+        for name in self.tools:
+            namespace[name] = self._tool_proxy(name)
+        context = Context(context_id, cwd, namespace)
+        self.contexts[context_id] = context
+        return context
+
+    @staticmethod
+    def _final_answer(answer: Any) -> None:
+        """Finish the task with ``answer`` as the final answer."""
+        raise FinalAnswerSignal(answer)
+
+    def _tool_proxy(self, name: str) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self.call_tool(name, list(args), kwargs)
+
+        call.__name__ = name
+        call.__doc__ = self.tools.get(name, {}).get("description", "")
+        return call
+
+    def call_tool(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        current = self.current
+        if current is None:
+            raise ToolCallError(f"tool {name!r} can only be called while code runs")
+        ok_args, json_args = display.plain_json(args)
+        ok_kwargs, json_kwargs = display.plain_json(kwargs)
+        if not (ok_args and ok_kwargs):
+            raise TypeError(f"arguments of tool {name!r} must be JSON data (str, numbers, lists, dicts)")
+        call_id = f"{current.id}.{next(self._call_ids)}"
+        event, slot = threading.Event(), []
+        self._replies[call_id] = (event, slot)
+        self.channel.send({"type": "tool_call", "id": current.id, "call_id": call_id,
+                           "name": name, "args": json_args, "kwargs": json_kwargs})
+        try:
+            event.wait()
+        finally:
+            self._replies.pop(call_id, None)
+        reply = slot[0]
+        if not reply.get("ok"):
+            error = reply.get("error") or {}
+            raise ToolCallError(f"tool {name!r} failed: {error.get('name', 'Error')}: "
+                                f"{error.get('value', '')}")
+        return reply.get("value")
+
+    # -- the control thread ---------------------------------------------------------------
+    def control_loop(self) -> None:
+        for message in self.channel.messages():
+            op = message.get("op")
+            try:
+                if op == "execute":
+                    self._executions.put(message)
+                elif op == "interrupt":
+                    self.interrupt(message.get("id"))
+                elif op == "tool_reply":
+                    waiter = self._replies.get(str(message.get("call_id")))
+                    if waiter is not None:
+                        waiter[1].append(message)
+                        waiter[0].set()
+                else:
+                    threading.Thread(target=self._run_op, args=(message,), daemon=True).start()
+            except Exception as exc:  # one bad message never stops the runner
+                self.channel.send({"type": "log", "level": "error", "text": repr(exc)})
+        self._executions.put(None)
+
+    def _run_op(self, message: dict[str, Any]) -> None:
+        op, reply_to = str(message.get("op")), message.get("req")
+        try:
+            reply = self.handle_op(op, message) or {}
+            reply.setdefault("ok", True)
+        except Exception as exc:
+            reply = {"ok": False, "error": {"name": type(exc).__name__, "value": str(exc)}}
+        self.channel.send({"type": "reply", "req": reply_to, **reply})
+
+    def handle_op(self, op: str, message: dict[str, Any]) -> dict[str, Any] | None:
+        if op == "ping":
+            return {"pid": os.getpid()}
+        if op == "set_env":
+            env = message.get("env") or {}
+            os.environ.update({str(k): str(v) for k, v in env.items()})
+            return None
+        if op == "set_deadline":
+            self._deadline = float(message["unix"])
+            return None
+        if op == "set_tools":
+            self.tools = {str(t["name"]): t for t in message.get("tools", [])}
+            for context in self.contexts.values():
+                for name in self.tools:
+                    context.namespace[name] = self._tool_proxy(name)
+            return None
+        if op == "set_variables":
+            context = self.contexts[str(message.get("context") or "default")]
+            context.namespace.update(message.get("variables") or {})
+            return None
+        if op == "context_create":
+            context = self.new_context(str(message["context"]), str(message.get("cwd") or HOME))
+            return {"context": context.id, "cwd": context.cwd}
+        if op == "context_restart":
+            old = self.contexts[str(message["context"])]
+            self.new_context(old.id, old.cwd)
+            return None
+        if op == "context_remove":
+            self.contexts.pop(str(message["context"]))
+            return None
+        handler = self.extra_ops.get(op)
+        if handler is None:
+            raise ValueError(f"unknown op {op!r}")
+        return handler(message)
+
+    def interrupt(self, execution_id: object) -> None:
+        current = self.current
+        if self._executing and current is not None and current.id == execution_id:
+            # SIGINT at the main thread: KeyboardInterrupt even inside time.sleep().
+            signal.pthread_kill(self._main_ident, signal.SIGINT)  # type: ignore[arg-type]
+
+    def watchdog(self) -> None:
+        """Exit once the lifetime is over, even if the server that should kill us is gone."""
+        while True:
+            time.sleep(1.0)
+            if self._deadline is not None and time.time() > self._deadline:
+                os._exit(3)
+
+    # -- the main thread ------------------------------------------------------------------
+    def serve(self) -> None:
+        threading.Thread(target=self.control_loop, name="control", daemon=True).start()
+        threading.Thread(target=self.watchdog, name="watchdog", daemon=True).start()
+        self.channel.send({"type": "ready", "pid": os.getpid(),
+                           "python": sys.version.split()[0]})
+        while True:
+            try:
+                message = self._executions.get()
+                if message is None:
+                    return
+                self.execute(message)
+            except KeyboardInterrupt:
+                continue  # an interrupt that arrived between executions
+
+    def execute(self, message: dict[str, Any]) -> None:
+        execution_id = str(message.get("id"))
+        context = self.contexts.get(str(message.get("context") or "default"))
+        limit = int(message.get("output_limit_bytes") or DEFAULT_OUTPUT_LIMIT)
+        with self._current_lock:
+            self.current = Current(execution_id, limit)
+        if context is None:
+            self._send_error(execution_id, "ContextNotFound",
+                             f"no context {message.get('context')!r}", "")
+            self._finish(execution_id, None, "error")
+            return
+        context.execution_count += 1
+        status = "ok"
+        interrupted = False
+        with contextlib.suppress(OSError):
+            os.chdir(context.cwd)
+        try:
+            self._executing = True
+            try:
+                value = self._run_code(str(message.get("code", "")), context)
+            finally:
+                self._executing = False
+            self._flush()
+            self._emit_figures()
+            if value is not None:
+                context.namespace["_"] = value
+                self.display(value, main=True)
+        except FinalAnswerSignal as answer:
+            self._flush()
+            self._emit_figures()
+            ok, value = display.plain_json(answer.value)
+            self.channel.send({"type": "final_answer", "id": execution_id,
+                               "value": value if ok else None, "is_json": ok,
+                               "data": display.bundle(answer.value)})
+        except BaseException as exc:
+            self._executing = False
+            interrupted = isinstance(exc, KeyboardInterrupt)
+            status = "error"
+            self._flush()
+            self._emit_figures()
+            self._send_error(execution_id, type(exc).__name__, _safe_str(exc),
+                             _format_traceback(exc))
+        self._finish(execution_id, context, status, interrupted)
+
+    def _run_code(self, code: str, context: Context) -> Any:
+        filename = f"<cell-{context.id}-{context.execution_count}>"
+        tree = ast.parse(code, filename, "exec")
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+        last: ast.expr | None = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = tree.body.pop().value  # type: ignore[attr-defined]
+        namespace = context.namespace
+        exec(compile(tree, filename, "exec"), namespace)
+        if last is None:
+            return None
+        return eval(compile(ast.Expression(last), filename, "eval"), namespace)
+
+    def _flush(self) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        for capture in self.capture:
+            capture.drain()
+
+    def _emit_figures(self) -> None:
+        try:
+            for figure in display.open_figures():
+                self.display(figure)
+            display.close_figures()
+        except Exception as exc:
+            self.channel.send({"type": "log", "level": "warning", "text": f"figure: {exc!r}"})
+
+    def _send_error(self, execution_id: str, name: str, value: str, tb: str) -> None:
+        self.channel.send({"type": "error", "id": execution_id, "name": name, "value": value,
+                           "traceback": tb})
+
+    def _finish(self, execution_id: str, context: Context | None, status: str,
+                interrupted: bool = False) -> None:
+        with self._current_lock:
+            truncated = self.current.truncated if self.current else False
+            self.current = None
+        self.channel.send({
+            "type": "done", "id": execution_id, "status": status, "interrupted": interrupted,
+            "truncated": truncated,
+            "execution_count": context.execution_count if context else None,
+        })
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:
+        return f"<{type(exc).__name__} with an unprintable message>"
+
+
+def _format_traceback(exc: BaseException) -> str:
+    """The traceback without the runner's own frames: it starts at the user's cell."""
+    tb = exc.__traceback__
+    while tb is not None and not tb.tb_frame.f_code.co_filename.startswith("<cell-"):
+        tb = tb.tb_next
+    if isinstance(exc, SyntaxError):
+        tb = None
+    try:
+        return "".join(traceback.format_exception(type(exc), exc, tb))
+    except Exception:
+        return f"{type(exc).__name__}: {_safe_str(exc)}\n"

@@ -1,0 +1,84 @@
+"""Server configuration: ``SELFBOX_*`` environment variables (or a ``.env`` file).
+
+Every quantity carries its unit in its name. Each sandbox limit has a default (what a create
+request gets when it does not ask) and a maximum (what it may ask for at most).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SELFBOX_", env_file=".env", extra="ignore")
+
+    # -- serving --------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address to bind; loopback by default.")
+    port: int = Field(8000, ge=0, le=65535)
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Accepted API keys (comma-separated in the environment). Each key owns the "
+        "sandboxes it creates. No key configured means every request is refused.",
+    )
+    max_request_body_bytes: int = Field(16 * 1024 * 1024, gt=0)
+
+    # -- docker ---------------------------------------------------------------------------
+    runtime_image: str = Field("selfbox/runtime:latest", description="Default sandbox image.")
+    allowed_templates: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Images a create request may name as template (the runtime image always).",
+    )
+    deployment: str = Field(
+        "selfbox",
+        description="Name shared by every server instance of one deployment; containers "
+        "labelled with it and not owned by a live instance are swept at start.",
+    )
+    docker_runtime: str | None = Field(None, description='OCI runtime, e.g. "runsc" (gVisor).')
+    allow_network: bool = Field(
+        False, description='Whether sandboxes may ask for network="bridge".')
+
+    # -- limits: defaults and maxima ------------------------------------------------------
+    default_cpu: float = Field(1.0, gt=0)
+    max_cpu: float = Field(2.0, gt=0)
+    default_memory_mb: int = Field(512, gt=0)
+    max_memory_mb: int = Field(4096, gt=0)
+    default_pids: int = Field(256, gt=0)
+    max_pids: int = Field(4096, gt=0)
+    default_disk_mb: int = Field(256, gt=0)
+    max_disk_mb: int = Field(4096, gt=0)
+    default_timeout_s: float = Field(300.0, gt=0, description="Default sandbox lifetime.")
+    max_timeout_s: float = Field(24 * 3600.0, gt=0)
+    default_execution_timeout_s: float = Field(60.0, gt=0)
+    max_execution_timeout_s: float = Field(3600.0, gt=0)
+    interrupt_grace_s: float = Field(
+        3.0, gt=0, description="How long interrupted code may take to stop before the sandbox "
+        "is killed.",
+    )
+    output_limit_bytes: int = Field(1024 * 1024, gt=0, description="Cap on stdout+stderr per "
+                                    "execution; more is dropped and the result marked truncated.")
+    max_code_bytes: int = Field(1024 * 1024, gt=0)
+    max_env_vars: int = Field(256, ge=0)
+    max_metadata_entries: int = Field(64, ge=0)
+
+    # -- caps and lifecycle ---------------------------------------------------------------
+    max_sandboxes: int = Field(100, gt=0, description="Live sandboxes, all keys together.")
+    max_sandboxes_per_key: int = Field(20, gt=0)
+    start_timeout_s: float = Field(30.0, gt=0)
+    reaper_interval_s: float = Field(1.0, gt=0)
+    shutdown_timeout_s: float = Field(10.0, gt=0)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("api_keys", "allowed_templates", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    def templates(self) -> set[str]:
+        return {self.runtime_image, *self.allowed_templates}
