@@ -1,0 +1,269 @@
+"""OpenAICompatibleModel against a real HTTP server on 127.0.0.1 speaking /v1/chat/completions."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from agent import (
+    CodeAgent,
+    ModelAuthenticationError,
+    ModelConnectionError,
+    ModelError,
+    ModelRateLimitError,
+    ModelRequestError,
+    ModelResponseError,
+    ModelServerError,
+    ModelTimeoutError,
+    OpenAICompatibleModel,
+    OpenAIModel,
+)
+
+API_KEY = "sk-test-123"
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = None  # dict -> JSON; bytes -> sent raw
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+
+
+def completion(content: Any, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                     "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        **extra,
+    }
+
+
+class FakeLLMServer:
+    """A chat-completions endpoint that answers from a script and records every request."""
+
+    def __init__(self) -> None:
+        self.replies: list[Reply] = []
+        self.requests: list[dict[str, Any]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # keep pytest output clean
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                raw = self.rfile.read(length)
+                server.requests.append({
+                    "path": self.path,
+                    "headers": {k.lower(): v for k, v in self.headers.items()},
+                    "body": json.loads(raw) if raw else None,
+                })
+                reply = server.replies.pop(0) if server.replies else Reply(
+                    500, {"error": {"message": "script exhausted"}})
+                if reply.delay_s:
+                    threading.Event().wait(reply.delay_s)
+                payload = reply.body if isinstance(reply.body, bytes) else json.dumps(
+                    reply.body).encode()
+                self.send_response(reply.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                for key, value in reply.headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
+
+    def reply(self, *contents: str) -> None:
+        self.replies += [Reply(body=completion(c)) for c in contents]
+
+
+@pytest.fixture
+def server() -> Iterator[FakeLLMServer]:
+    srv = FakeLLMServer()
+    srv.thread.start()
+    yield srv
+    srv.httpd.shutdown()
+    srv.httpd.server_close()
+
+
+@pytest.fixture
+def model(server: FakeLLMServer) -> Iterator[OpenAICompatibleModel]:
+    m = OpenAICompatibleModel("test-model", base_url=server.base_url, api_key=API_KEY,
+                              max_retries=0, timeout_s=5)
+    yield m
+    m.close()
+
+
+def test_request_shape_and_reply(server, model):
+    server.reply("Hello!")
+    model.temperature = 0.2
+    model.max_tokens = 64
+    model.extra_body = {"seed": 7}
+    messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
+    assert model.generate(messages, stop=["Observation:"]) == "Hello!"
+    [request] = server.requests
+    assert request["path"] == "/v1/chat/completions"
+    assert request["headers"]["authorization"] == f"Bearer {API_KEY}"
+    assert request["headers"]["content-type"] == "application/json"
+    assert request["body"] == {
+        "model": "test-model",
+        "messages": messages,
+        "temperature": 0.2,
+        "max_tokens": 64,
+        "stop": ["Observation:"],
+        "seed": 7,
+    }
+    assert model.last_usage == {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+
+
+def test_no_key_means_no_authorization_header(server, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    server.reply("ok")
+    with OpenAICompatibleModel("m", base_url=server.base_url + "/") as m:
+        assert m.generate([{"role": "user", "content": "x"}]) == "ok"
+    assert "authorization" not in server.requests[0]["headers"]
+    assert "temperature" not in server.requests[0]["body"]
+    assert "stop" not in server.requests[0]["body"]
+
+
+def test_key_from_environment(server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    server.reply("ok")
+    with OpenAIModel("m", base_url=server.base_url) as m:
+        m.generate([{"role": "user", "content": "x"}])
+        assert "sk-env" not in repr(m)
+    assert server.requests[0]["headers"]["authorization"] == "Bearer sk-env"
+
+
+def test_content_parts_are_joined(server, model):
+    server.replies.append(Reply(body=completion([{"type": "text", "text": "a"},
+                                                 {"type": "text", "text": "b"}])))
+    assert model.generate([{"role": "user", "content": "x"}]) == "ab"
+
+
+def test_full_agent_run_over_http(server, model, fake_executor):
+    server.reply(
+        "Thought: compute.\n```python\nvalue = 21 * 2\nprint(value)\n```",
+        "Thought: done.\n```python\nfinal_answer(value)\n```",
+    )
+    agent = CodeAgent([], model, executor=fake_executor)
+    assert agent.run("What is 21*2?") == 42
+    assert len(server.requests) == 2
+    first, second = (r["body"] for r in server.requests)
+    assert first["model"] == "test-model" and first["stop"] == ["Observation:"]
+    assert [m["role"] for m in first["messages"]] == ["system", "user"]
+    assert first["messages"][1]["content"] == "New task:\nWhat is 21*2?"
+    assert [m["role"] for m in second["messages"]] == ["system", "user", "assistant", "user"]
+    assert second["messages"][3]["content"].startswith("Observation:\nExecution logs:\n42")
+
+
+@pytest.mark.parametrize(
+    "reply, error, text",
+    [
+        (Reply(401, {"error": {"message": "Incorrect API key provided"}}),
+         ModelAuthenticationError, "Incorrect API key provided"),
+        (Reply(403, {"detail": "forbidden"}), ModelAuthenticationError, "forbidden"),
+        (Reply(404, {"error": {"message": "model 'x' not found"}}), ModelRequestError,
+         "not found"),
+        (Reply(429, {"error": "slow down"}), ModelRateLimitError, "slow down"),
+        (Reply(500, {"error": {"message": "CUDA out of memory"}}), ModelServerError,
+         "CUDA out of memory"),
+        (Reply(502, b"<html>bad gateway</html>"), ModelServerError, "bad gateway"),
+    ],
+)
+def test_http_errors_map_to_agent_exceptions(server, model, reply, error, text):
+    server.replies.append(reply)
+    with pytest.raises(error, match=text) as caught:
+        model.generate([{"role": "user", "content": "x"}])
+    assert caught.value.status == reply.status
+    assert isinstance(caught.value.__cause__, httpx.HTTPStatusError)
+    assert str(reply.status) in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"this is not json", b'{"choices": []}', b'{"object": "error"}',
+     json.dumps(completion(None)).encode()],
+)
+def test_malformed_replies(server, model, body):
+    server.replies.append(Reply(200, body))
+    with pytest.raises(ModelResponseError):
+        model.generate([{"role": "user", "content": "x"}])
+
+
+def test_malformed_json_is_chained(server, model):
+    server.replies.append(Reply(200, b"{truncated"))
+    with pytest.raises(ModelResponseError, match="not JSON") as caught:
+        model.generate([{"role": "user", "content": "x"}])
+    assert isinstance(caught.value.__cause__, ValueError)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_connection_refused():
+    with OpenAICompatibleModel("m", base_url=f"http://127.0.0.1:{_free_port()}/v1",
+                               max_retries=0) as m, pytest.raises(ModelConnectionError) as caught:
+        m.generate([{"role": "user", "content": "x"}])
+    assert isinstance(caught.value.__cause__, httpx.ConnectError)
+    assert "cannot reach" in str(caught.value)
+
+
+def test_timeout(server):
+    server.replies.append(Reply(body=completion("late"), delay_s=1.0))
+    with OpenAICompatibleModel("m", base_url=server.base_url, timeout_s=0.2,
+                               max_retries=0) as m, pytest.raises(ModelTimeoutError) as caught:
+        m.generate([{"role": "user", "content": "x"}])
+    assert isinstance(caught.value, ModelConnectionError)
+    assert isinstance(caught.value.__cause__, httpx.TimeoutException)
+
+
+def test_retries_transient_errors_then_succeeds(server):
+    server.replies += [
+        Reply(503, {"error": "loading model"}, headers={"Retry-After": "0"}),
+        Reply(429, {"error": "busy"}, headers={"Retry-After": "0"}),
+        Reply(body=completion("finally")),
+    ]
+    with OpenAICompatibleModel("m", base_url=server.base_url, max_retries=2) as m:
+        assert m.generate([{"role": "user", "content": "x"}]) == "finally"
+    assert len(server.requests) == 3
+
+
+def test_does_not_retry_client_errors(server):
+    server.replies += [Reply(400, {"error": "bad"}), Reply(body=completion("unused"))]
+    with OpenAICompatibleModel("m", base_url=server.base_url, max_retries=3) as m, \
+            pytest.raises(ModelRequestError):
+        m.generate([{"role": "user", "content": "x"}])
+    assert len(server.requests) == 1
+
+
+def test_agent_run_surfaces_model_errors(server, model, fake_executor):
+    server.replies.append(Reply(401, {"error": {"message": "bad key"}}))
+    agent = CodeAgent([], model, executor=fake_executor)
+    with pytest.raises(ModelError, match="bad key"):
+        agent.run("x")
+
+
+def test_empty_model_name_is_rejected():
+    with pytest.raises(ModelRequestError):
+        OpenAICompatibleModel("")
