@@ -17,7 +17,8 @@
 
 When the step limit is reached without ``final_answer``, :meth:`CodeAgent.run` raises
 :class:`~agent.exceptions.AgentMaxStepsError`, which carries every step (so the caller still
-sees what the model tried); the agent's :attr:`~CodeAgent.result` then has ``state="max_steps"``.
+sees what the model tried); the agent's :attr:`~CodeAgent.result` then has ``state="max_steps"``
+(``"success"`` after ``final_answer``, ``"error"`` when the model or the executor raised).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from executors.factory import create_executor
 from .exceptions import AgentError, AgentMaxStepsError, ModelError
 from .models.base import ChatMessage, Model
 from .parsing import extract_code
-from .prompts import DEFAULT_SYSTEM_PROMPT, NO_CODE_OBSERVATION, format_observation
+from .prompts import DEFAULT_SYSTEM_PROMPT, NO_CODE_OBSERVATION, format_observation, truncate
 from .prompts import render_system_prompt as _render_system_prompt
 from .steps import ActionStep, RunResult
 from .tools import Tool, tools_by_name
@@ -250,27 +251,32 @@ class CodeAgent:
                 ChatMessage(role="system", content=self.render_system_prompt(executor))
             ]
         self._messages.append(ChatMessage(role="user", content=f"New task:\n{task}"))
-        self.result = RunResult(task=task, state="max_steps", steps=self.steps)
+        result = self.result = RunResult(task=task)
         first = len(self.steps) + 1
-        for number in range(first, first + max_steps):
-            step = self._step(number, executor)
-            self.steps.append(step)
-            for callback in self.step_callbacks:
-                callback(step)
-            yield step
-            if step.is_final_answer:
-                self.result = RunResult(
-                    task=task,
-                    answer=step.final_answer,
-                    state="success",
-                    steps=self.steps,
-                    duration_s=time.monotonic() - started,
-                )
-                return
-        self.result.duration_s = time.monotonic() - started
+        try:
+            for number in range(first, first + max_steps):
+                step = self._step(number, executor)
+                self.steps.append(step)
+                result.steps.append(step)
+                if step.is_final_answer:
+                    # Before yielding: a consumer may stop iterating at the final step.
+                    result.answer, result.state = step.final_answer, "success"
+                for callback in self.step_callbacks:
+                    callback(step)
+                yield step
+                if step.is_final_answer:
+                    return
+            result.state = "max_steps"
+        except BaseException:
+            # GeneratorExit included: a stream abandoned half-way did not succeed.
+            if result.state == "running":
+                result.state = "error"
+            raise
+        finally:
+            result.duration_s = time.monotonic() - started
+        last = truncate(self.steps[-1].observation, 1_000)
         raise AgentMaxStepsError(
-            f"no final answer after {max_steps} steps; the last observation was:\n"
-            f"{self.steps[-1].observation}",
+            f"no final answer after {max_steps} steps; the last observation was:\n{last}",
             steps=self.steps,
         )
 
@@ -298,6 +304,8 @@ class CodeAgent:
                 step.error = f"executor failure: {type(exc).__name__}: {exc}"
                 step.duration_s = time.monotonic() - started
                 self.steps.append(step)
+                if self.result is not None:
+                    self.result.steps.append(step)
                 raise
             step.execution = execution
             step.observation = format_observation(execution, max_chars=self.max_observation_chars)

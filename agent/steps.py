@@ -9,7 +9,8 @@ from executors.models import Execution
 
 __all__ = ["ActionStep", "RunResult", "RunState"]
 
-RunState = Literal["success", "max_steps"]
+# "running" until the run ends; "error" when the model or the executor raised.
+RunState = Literal["running", "success", "max_steps", "error"]
 
 
 @dataclass
@@ -47,10 +48,10 @@ class ActionStep:
 
 @dataclass
 class RunResult:
-    """A finished run: the answer (``None`` unless ``state == "success"``) and every step."""
+    """A run: the answer (``None`` unless ``state == "success"``) and every step so far."""
 
     task: str
     answer: Any = None
-    state: RunState = "success"
+    state: RunState = "running"
     steps: list[ActionStep] = field(default_factory=list)
     duration_s: float = 0.0

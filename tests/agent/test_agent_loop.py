@@ -284,3 +284,36 @@ def test_step_to_dict_is_json_safe(agent_factory):
     data = json.loads(json.dumps(agent.steps[0].to_dict()))
     assert data["final_answer"] == [1, 2]
     assert data["execution"]["stdout"] == "hi\n"
+
+
+def test_result_states(agent_factory):
+    agent = agent_factory([], ScriptedModel([code("x = 1"), code("final_answer(x)")]))
+    for step in agent.run("t", stream=True):
+        assert agent.result.state == ("success" if step.is_final_answer else "running")
+        if step.is_final_answer:
+            break  # stopping at the final step must not turn the run into an error
+    assert agent.result.state == "success" and agent.result.answer == 1
+    assert agent.result.duration_s > 0
+
+    failing = agent_factory([], ScriptedModel([]))
+    with pytest.raises(ModelError):
+        failing.run("t")
+    assert failing.result.state == "error" and failing.result.answer is None
+
+
+def test_abandoned_stream_is_an_error(agent_factory):
+    agent = agent_factory([], ScriptedModel([code("x = 1"), code("final_answer(x)")]))
+    stream = agent.run("t", stream=True)
+    next(stream)
+    stream.close()
+    assert agent.result.state == "error"
+
+
+def test_result_holds_only_this_runs_steps(agent_factory):
+    model = ScriptedModel([code("final_answer(1)"), code("a = 2"), code("final_answer(2)")])
+    agent = agent_factory([], model)
+    agent.run("first")
+    agent.run("second", reset=False)
+    assert [s.step_number for s in agent.result.steps] == [2, 3]
+    assert [s.step_number for s in agent.steps] == [1, 2, 3]
+    assert agent.result.task == "second"
