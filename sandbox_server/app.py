@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from .errors import install_error_handlers
 from .manager import SandboxManager
 from .middleware import BodySizeLimit
-from .routers import executions, health, sandboxes
+from .routers import executions, health, runtime, sandboxes
 from .settings import Settings
 
 __all__ = ["create_app"]
@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None, manager: SandboxManager | None 
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for router in (sandboxes.router, executions.router, health.router):
+    for router in (sandboxes.router, executions.router, runtime.router, health.router):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
     return app
