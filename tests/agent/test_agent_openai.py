@@ -267,3 +267,38 @@ def test_agent_run_surfaces_model_errors(server, model, fake_executor):
 def test_empty_model_name_is_rejected():
     with pytest.raises(ModelRequestError):
         OpenAICompatibleModel("")
+
+
+def test_cli_runs_a_task_over_http(server, fake_executor, monkeypatch, capsys):
+    from agent.__main__ import main
+
+    monkeypatch.setattr("agent.agent.create_executor", lambda executor_type, **kw: fake_executor)
+    server.reply("```python\nprint('working')\n```", "```python\nfinal_answer(6 * 7)\n```")
+    code = main(["--model", "cli-model", "--base-url", server.base_url, "--api-key", "k",
+                 "--temperature", "0", "What is 6*7?"])
+    out, err = capsys.readouterr()
+    assert code == 0 and out == "42\n"
+    assert "--- step 1" in err and "> Execution logs:" in err and "working" in err
+    body = server.requests[0]["body"]
+    assert body["model"] == "cli-model" and body["temperature"] == 0
+    assert fake_executor.closed  # the agent closes the executor it created
+
+
+def test_cli_reports_errors(server, fake_executor, monkeypatch, capsys):
+    from agent.__main__ import main
+
+    monkeypatch.setattr("agent.agent.create_executor", lambda executor_type, **kw: fake_executor)
+    server.replies.append(Reply(401, {"error": {"message": "bad key"}}))
+    assert main(["--model", "m", "--base-url", server.base_url, "--quiet", "t"]) == 1
+    assert "ModelAuthenticationError" in capsys.readouterr().err
+    monkeypatch.delenv("SELFBOX_AGENT_MODEL", raising=False)
+    assert main(["t"]) == 2
+
+
+def test_cli_max_steps(server, fake_executor, monkeypatch, capsys):
+    from agent.__main__ import main
+
+    monkeypatch.setattr("agent.agent.create_executor", lambda executor_type, **kw: fake_executor)
+    server.reply("```python\nx = 1\n```")
+    assert main(["--model", "m", "--base-url", server.base_url, "--max-steps", "1", "t"]) == 1
+    assert "no answer after 1 steps" in capsys.readouterr().err
