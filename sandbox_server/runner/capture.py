@@ -34,8 +34,7 @@ class StreamCapture:
     def text_stream(self) -> io.TextIOWrapper:
         raw = io.FileIO(self.fd, "w", closefd=False)
         return io.TextIOWrapper(
-            raw, encoding="utf-8", errors="backslashreplace", line_buffering=True,
-            write_through=True,
+            raw, encoding="utf-8", errors="backslashreplace", line_buffering=True
         )
 
     def drain(self, timeout_s: float = 2.0) -> None:
