@@ -1,0 +1,128 @@
+"""Lifecycle: lifetime expiry, caps, containers dying from outside, crash-safe restarts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import docker
+import httpx
+import pytest
+
+from tests.conftest import API_KEYS, LiveServer, start_server, stop_server
+from tests.server.test_api import run
+
+pytestmark = pytest.mark.docker
+
+LABEL = "io.selfbox.deployment"
+
+
+def containers_of(server: LiveServer) -> list[str]:
+    client = docker.from_env()
+    deployment = server.env["SELFBOX_DEPLOYMENT"]
+    return [c.id for c in client.containers.list(all=True, filters={"label": f"{LABEL}={deployment}"})]
+
+
+def wait_for(predicate, timeout_s: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_sandbox_expires_after_its_lifetime(client: httpx.Client, server: LiveServer) -> None:
+    sandbox = client.post("/v1/sandboxes", json={"timeout_s": 2}).json()["id"]
+    assert run(client, sandbox, "1")["status"] == "ok"
+    assert wait_for(lambda: client.get(f"/v1/sandboxes/{sandbox}").json()["state"] == "expired")
+    gone = client.post(f"/v1/sandboxes/{sandbox}/execute", json={"code": "1"})
+    assert gone.status_code == 410
+    assert "lifetime" in gone.json()["message"]
+    docker_client = docker.from_env()
+    assert wait_for(lambda: not docker_client.containers.list(
+        all=True, filters={"name": f"selfbox-{sandbox}"}))
+
+
+def test_container_killed_from_outside_is_reported(client: httpx.Client) -> None:
+    sandbox = client.post("/v1/sandboxes", json={}).json()["id"]
+    docker.from_env().containers.get(f"selfbox-{sandbox}").kill()
+    assert wait_for(lambda: client.get(f"/v1/sandboxes/{sandbox}").json()["state"] == "dead")
+    response = client.post(f"/v1/sandboxes/{sandbox}/execute", json={"code": "1"})
+    assert response.status_code == 410
+    assert "exited with code 137" in response.json()["message"]
+    assert client.delete(f"/v1/sandboxes/{sandbox}").status_code == 204
+
+
+def test_caps_answer_429_naming_the_cap(tmp_path: Path, docker_ready: None) -> None:
+    live = start_server(tmp_path, SELFBOX_MAX_SANDBOXES="3", SELFBOX_MAX_SANDBOXES_PER_KEY="2")
+    try:
+        with live.client(API_KEYS[0]) as alice, live.client(API_KEYS[1]) as bob:
+            assert alice.post("/v1/sandboxes", json={}).status_code == 201
+            assert alice.post("/v1/sandboxes", json={}).status_code == 201
+            third = alice.post("/v1/sandboxes", json={})
+            assert third.status_code == 429
+            assert "SELFBOX_MAX_SANDBOXES_PER_KEY" in third.json()["message"]
+            assert bob.post("/v1/sandboxes", json={}).status_code == 201
+            global_cap = bob.post("/v1/sandboxes", json={})
+            assert global_cap.status_code == 429
+            assert "SELFBOX_MAX_SANDBOXES" in global_cap.json()["message"]
+    finally:
+        stop_server(live)
+    # A clean shutdown removes every sandbox container.
+    assert containers_of(live) == []
+
+
+def test_no_container_leaks_after_kill_9_and_restart(tmp_path: Path, docker_ready: None) -> None:
+    first = start_server(tmp_path)
+    with first.client() as http:
+        ids = [http.post("/v1/sandboxes", json={}).json()["id"] for _ in range(2)]
+        assert run(http, ids[0], "x = 1")["status"] == "ok"
+    assert len(containers_of(first)) == 2
+    os.kill(first.process.pid, signal.SIGKILL)
+    first.process.wait(10)
+    assert len(containers_of(first)) == 2  # left behind by the crash
+
+    # Same deployment name: the new instance sweeps what the dead one left.
+    second = start_server(tmp_path, SELFBOX_DEPLOYMENT=first.env["SELFBOX_DEPLOYMENT"])
+    try:
+        assert containers_of(second) == []
+        with second.client() as http:
+            assert http.get(f"/v1/sandboxes/{ids[0]}").status_code == 404
+            fresh = http.post("/v1/sandboxes", json={}).json()["id"]
+            assert run(http, fresh, "1 + 1")["status"] == "ok"
+    finally:
+        stop_server(second)
+    assert containers_of(second) == []
+
+
+def test_sandboxes_stop_when_the_server_dies(tmp_path: Path, docker_ready: None) -> None:
+    """Crash safety: the runner exits when its channel closes, so a sandbox never outlives the
+    server that owned it (its lifetime deadline is a second line of defence)."""
+    live = start_server(tmp_path)
+    with live.client() as http:
+        sandbox = http.post("/v1/sandboxes", json={"timeout_s": 600}).json()["id"]
+    os.kill(live.process.pid, signal.SIGKILL)
+    live.process.wait(10)
+    container = docker.from_env().containers.get(f"selfbox-{sandbox}")
+    try:
+        container.wait(timeout=20)
+        container.reload()
+        assert container.status == "exited"
+    finally:
+        subprocess.run(["docker", "rm", "-f", container.id], capture_output=True)
+
+
+def test_sigterm_shutdown_cleans_up_in_bounded_time(tmp_path: Path, docker_ready: None) -> None:
+    live = start_server(tmp_path, SELFBOX_SHUTDOWN_TIMEOUT_S="10")
+    with live.client() as http:
+        for _ in range(3):
+            assert http.post("/v1/sandboxes", json={}).status_code == 201
+    started = time.monotonic()
+    live.process.send_signal(signal.SIGTERM)
+    live.process.wait(30)
+    assert time.monotonic() - started < 15
+    assert containers_of(live) == []
