@@ -63,11 +63,11 @@ def _build(args: argparse.Namespace) -> int:
     try:
         for name in args.images:
             tag = IMAGES[name]
-            if not args.rebuild and _image_exists(tag) and not args.force:
-                print(f"{tag} exists (use --rebuild to build it again)")
+            if args.if_missing and _image_exists(tag):
+                print(f"{tag} exists (--if-missing)")
                 continue
             command = [
-                "docker", "build", "-f", str(REPO_ROOT / "images" / name / "Dockerfile"),
+                "docker", "build", "-q", "-f", str(REPO_ROOT / "images" / name / "Dockerfile"),
                 "-t", tag, "--build-arg", f"BASE_IMAGE={base}",
                 "--build-arg", f"TRUST_HOST_CA={1 if args.trust_host_ca else 0}",
                 str(REPO_ROOT),
@@ -103,8 +103,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="build a base from Debian packages first (hosts without a registry)")
     build.add_argument("--trust-host-ca", action="store_true",
                        help="let pip in the build trust this host's CA bundle (TLS proxies)")
-    build.add_argument("--rebuild", action="store_true", help="rebuild images that exist")
-    build.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
+    build.add_argument("--if-missing", action="store_true",
+                       help="skip images that exist (by default Docker's layer cache makes a "
+                       "rebuild of unchanged sources take seconds)")
     build.set_defaults(func=_build)
 
     args = parser.parse_args(argv)
