@@ -33,7 +33,7 @@ from executors.factory import create_executor
 
 from .exceptions import AgentError, AgentMaxStepsError, ModelError
 from .models.base import ChatMessage, Model
-from .parsing import extract_code
+from .parsing import cut_at_stop, extract_code
 from .prompts import DEFAULT_SYSTEM_PROMPT, NO_CODE_OBSERVATION, format_observation, truncate
 from .prompts import render_system_prompt as _render_system_prompt
 from .steps import ActionStep, RunResult
@@ -290,6 +290,8 @@ class CodeAgent:
         except Exception as exc:
             # A custom model's own failure: give callers one exception type to handle.
             raise ModelError(f"the model failed: {type(exc).__name__}: {exc}") from exc
+        # Servers that ignore ``stop`` let the model invent observations: drop them.
+        reply = cut_at_stop(reply, self.stop_sequences)
         step.model_output = reply
         self._messages.append(ChatMessage(role="assistant", content=reply))
         step.code = extract_code(reply)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
-__all__ = ["extract_code"]
+__all__ = ["cut_at_stop", "extract_code"]
 
 # A fenced block opened by ```python / ```py / ```python3 (any case); the closing fence may be
 # missing when a stop sequence cut the reply short, so the block may also run to the end.
@@ -36,3 +37,25 @@ def _dedent(block: str) -> str:
     margins = [len(line) - len(line.lstrip()) for line in lines if line.strip()]
     margin = min(margins, default=0)
     return "\n".join(line[margin:] for line in lines)
+
+
+def cut_at_stop(text: str, stops: Sequence[str]) -> str:
+    """Cut ``text`` at the first stop sequence that starts a line outside a code block.
+
+    For servers that ignore ``stop``: a model that goes on to write its own "Observation:"
+    would otherwise feed invented results (and the code that follows them) into the run.
+    """
+    cut = len(text)
+    for stop in stops:
+        if not stop:
+            continue
+        for match in re.finditer(rf"^[ \t]*{re.escape(stop)}", text, re.MULTILINE):
+            # An even number of fences before the match: it is outside any code block.
+            if text.count("```", 0, match.start()) % 2 == 0 and _outside_tags(text, match.start()):
+                cut = min(cut, match.start())
+                break
+    return text[:cut].rstrip() if cut < len(text) else text
+
+
+def _outside_tags(text: str, index: int) -> bool:
+    return text.count("<code>", 0, index) <= text.count("</code>", 0, index)

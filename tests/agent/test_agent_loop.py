@@ -317,3 +317,13 @@ def test_result_holds_only_this_runs_steps(agent_factory):
     assert [s.step_number for s in agent.result.steps] == [2, 3]
     assert [s.step_number for s in agent.steps] == [1, 2, 3]
     assert agent.result.task == "second"
+
+
+def test_invented_observations_are_cut_from_the_reply(agent_factory):
+    # A server that ignores the stop sequence: the model "imagines" the output and goes on.
+    reply = code("x = 3") + "\nObservation: x is 3\nThought: done\n" + code("final_answer(x)")
+    model = ScriptedModel([reply, code("final_answer(x * 2)")])
+    agent = agent_factory([], model)
+    assert agent.run("t") == 6
+    assert agent.steps[0].code == "x = 3" and not agent.steps[0].is_final_answer
+    assert "x is 3" not in model.calls[1][2]["content"]

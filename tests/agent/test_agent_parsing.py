@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent import extract_code
+from agent.parsing import cut_at_stop
 
 
 @pytest.mark.parametrize(
@@ -47,3 +48,28 @@ def test_no_code(reply):
 def test_markdown_wins_over_tags():
     reply = "<code>x = 1</code>\n```python\ny = 2\n```"
     assert extract_code(reply) == "y = 2"
+
+
+def test_cut_at_stop_drops_invented_observations():
+    reply = ("Thought: go\n```python\nx = 1\n```\nObservation: x is 1\n"
+             "Thought: more\n```python\nfinal_answer(x)\n```")
+    cut = cut_at_stop(reply, ["Observation:"])
+    assert cut == "Thought: go\n```python\nx = 1\n```"
+    assert extract_code(cut) == "x = 1"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "```python\nprint('''\nObservation: inside a string\n''')\n```",
+        "<code>\ntext = '''\nObservation: inside tags\n'''\n</code>",
+        "Thought: no observation here\n```python\nx = 'Observation: mid-line'\n```",
+    ],
+)
+def test_cut_at_stop_ignores_stops_inside_code(reply):
+    assert cut_at_stop(reply, ["Observation:"]) == reply
+
+
+def test_cut_at_stop_without_stops():
+    assert cut_at_stop("a\nObservation: b", []) == "a\nObservation: b"
+    assert cut_at_stop("a\nObservation: b", [""]) == "a\nObservation: b"
