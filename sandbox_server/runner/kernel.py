@@ -128,7 +128,7 @@ class Kernel:
         if not (ok_args and ok_kwargs):
             raise TypeError(f"arguments of tool {name!r} must be JSON data (str, numbers, lists, dicts)")
         call_id = f"{current.id}.{next(self._call_ids)}"
-        event, slot = threading.Event(), []
+        event, slot = threading.Event(), list[dict[str, Any]]()
         self._replies[call_id] = (event, slot)
         self.channel.send({"type": "tool_call", "id": current.id, "call_id": call_id,
                            "name": name, "args": json_args, "kwargs": json_kwargs})
