@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from .e2b import routers as e2b_routers
 from .errors import install_error_handlers
 from .manager import SandboxManager
 from .middleware import BodySizeLimit
@@ -43,6 +44,8 @@ def create_app(settings: Settings | None = None, manager: SandboxManager | None 
     app.state.settings = settings
     install_error_handlers(app)
     for router in (sandboxes.router, executions.router, runtime.router, health.router):
+        app.include_router(router)
+    for router in e2b_routers:  # the E2B-compatible API (unprefixed paths, like E2B's)
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
     return app

@@ -1,0 +1,91 @@
+"""Data-plane authentication: the per-sandbox access token.
+
+The SDK sends the API key only to the control plane. Calls into a sandbox (``/execute``,
+``/files``, RPC) carry ``E2b-Sandbox-Id`` and the ``envdAccessToken`` returned at create or
+connect, as ``X-Access-Token`` (or as ``E2B-Traffic-Access-Token`` on ``/contexts``, the one
+call that omits the former). The token lives on the sandbox record; an index maps sandbox ids
+to owners so the record can be found without an API key.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from ..exceptions import InvalidRequest, NotFound, SandboxGone, ServerError, Unauthorized
+from ..manager import SandboxManager
+from ..sandbox import Sandbox
+
+__all__ = ["DataSandbox", "SandboxNotFound", "issue_token", "manager_of", "sandbox_for"]
+
+TOKEN_KEY = "e2b_access_token"
+
+
+class SandboxNotFound(ServerError):
+    """What E2B's proxy answers for a sandbox it does not know; the SDK reads the message
+    ("... was not found") to tell a killed sandbox from an unreachable one."""
+
+    status_code = 502
+    error_code = "sandbox_not_found"
+
+
+class _Index:
+    """sandbox id -> owner, for sandboxes that were given an access token."""
+
+    def __init__(self, manager: SandboxManager) -> None:
+        self.owners: dict[str, str] = {}
+        manager.observers.append(self._observe)
+
+    def _observe(self, event: str, fields: dict[str, Any]) -> None:
+        sandbox = fields.get("sandbox")
+        if event == "ended" and isinstance(sandbox, Sandbox):
+            self.owners.pop(sandbox.id, None)
+
+
+def manager_of(request: Request) -> SandboxManager:
+    manager: SandboxManager = request.app.state.manager
+    return manager
+
+
+def _index(request: Request) -> _Index:
+    index = getattr(request.app.state, "e2b_index", None)
+    if index is None:
+        index = _Index(manager_of(request))
+        request.app.state.e2b_index = index
+    return index
+
+
+def issue_token(request: Request, sandbox: Sandbox) -> str:
+    """The sandbox's access token, minted on first use (a /v1 sandbox gets one on connect)."""
+    token = sandbox.extra.get(TOKEN_KEY)
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        sandbox.extra[TOKEN_KEY] = token
+    _index(request).owners[sandbox.id] = sandbox.owner
+    return token
+
+
+def sandbox_for(request: Request) -> Sandbox:
+    """FastAPI dependency: the live sandbox a data-plane call is for, or 502/401."""
+    sandbox_id = request.headers.get("e2b-sandbox-id", "")
+    if not sandbox_id:
+        raise InvalidRequest("missing E2b-Sandbox-Id header")
+    owner = _index(request).owners.get(sandbox_id)
+    if owner is None:
+        raise SandboxNotFound(f"sandbox {sandbox_id} was not found")
+    try:
+        sandbox = manager_of(request).get(owner, sandbox_id)
+    except (NotFound, SandboxGone) as exc:
+        raise SandboxNotFound(f"sandbox {sandbox_id} was not found") from exc
+    presented = (request.headers.get("x-access-token")
+                 or request.headers.get("e2b-traffic-access-token") or "")
+    expected = sandbox.extra.get(TOKEN_KEY, "")
+    if not presented or not hmac.compare_digest(presented.encode(), str(expected).encode()):
+        raise Unauthorized(f"invalid or missing access token for sandbox {sandbox_id}")
+    return sandbox
+
+
+DataSandbox = Annotated[Sandbox, Depends(sandbox_for)]

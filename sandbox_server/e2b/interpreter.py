@@ -1,0 +1,214 @@
+"""E2B's code-interpreter API: ``POST /execute`` (an NDJSON stream) and ``/contexts``.
+
+Runs through the same ``SandboxManager.execute`` as ``/v1``; only the rendering differs.
+Every line must be a JSON object with a ``type`` (the SDK ``json.loads`` each line, an empty
+one included), so keepalives are ``{"type": "keepalive"}`` and nothing else is ever sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..exceptions import ContextNotFound, InvalidRequest, ServerError
+from ..manager import SandboxManager
+from ..routers.deps import Manager
+from ..sandbox import Sandbox
+from .auth import DataSandbox, SandboxNotFound
+from .connect import ConnectError
+from .runner_ops import call_op
+
+__all__ = ["result_line", "router"]
+
+router = APIRouter(tags=["e2b code interpreter"])
+
+LANGUAGES = (None, "python")
+DEFAULT_CONTEXT = "default"
+
+# Jupyter MIME type -> the field of the SDK's Result; the rest goes to "extra".
+_MIME_FIELDS = {
+    "text/plain": "text",
+    "text/html": "html",
+    "text/markdown": "markdown",
+    "image/svg+xml": "svg",
+    "image/png": "png",
+    "image/jpeg": "jpeg",
+    "application/pdf": "pdf",
+    "text/latex": "latex",
+    "application/json": "json",
+    "application/javascript": "javascript",
+    "e2b/chart": "chart",
+    "e2b/data": "data",
+}
+
+
+class ExecuteBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    code: str
+    context_id: str | None = Field(None, max_length=128)
+    language: str | None = None
+    env_vars: dict[str, str] | None = None
+
+
+class ContextBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    language: str | None = None
+    cwd: str | None = Field(None, max_length=4096)
+
+
+def result_line(data: dict[str, Any], is_main_result: bool) -> dict[str, Any]:
+    """A runner MIME bundle as the SDK's ``result`` line."""
+    line: dict[str, Any] = {"type": "result", "is_main_result": is_main_result}
+    extra: dict[str, Any] = {}
+    for mime, value in data.items():
+        field = _MIME_FIELDS.get(mime)
+        if field is None:
+            extra[mime] = value
+        elif field == "json" and isinstance(value, str):
+            try:
+                line[field] = json.loads(value)
+            except ValueError:
+                extra[mime] = value
+        else:
+            line[field] = value
+    if extra:
+        line["extra"] = extra
+    return line
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _line(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+def _check_language(language: str | None) -> None:
+    if language not in LANGUAGES:
+        raise InvalidRequest(f"language {language!r} is not supported; selfbox runs python")
+
+
+async def _context_ids(manager: SandboxManager, sandbox: Sandbox) -> dict[str, str]:
+    reply = await _op(manager, sandbox, "context_list")
+    return {str(c["id"]): str(c["cwd"]) for c in reply.get("contexts", [])}
+
+
+async def _op(manager: SandboxManager, sandbox: Sandbox, op: str, **fields: Any) -> dict[str, Any]:
+    try:
+        return await call_op(manager, sandbox, op, **fields)
+    except ConnectError as exc:
+        if exc.code == "not_found":
+            raise ContextNotFound(exc.message) from exc
+        if exc.code == "invalid_argument":
+            raise InvalidRequest(exc.message) from exc
+        if exc.code == "unavailable":
+            raise SandboxNotFound(exc.message) from exc
+        raise ServerError(exc.message) from exc
+
+
+_restores: set[asyncio.Task[Any]] = set()
+
+
+def _restore_env(manager: SandboxManager, sandbox: Sandbox, previous: dict[str, Any]) -> None:
+    # Runs from a finally that may be unwinding a cancelled request: do it in a task.
+    async def restore() -> None:
+        with contextlib.suppress(ConnectError):
+            await call_op(manager, sandbox, "env_apply", env=previous)
+
+    task = asyncio.get_running_loop().create_task(restore())
+    _restores.add(task)
+    task.add_done_callback(_restores.discard)
+
+
+@router.post("/execute", summary="Run code, streaming NDJSON (E2B code interpreter)",
+             response_class=StreamingResponse)
+async def execute(body: ExecuteBody, sandbox: DataSandbox, manager: Manager) -> StreamingResponse:
+    if body.language and body.context_id:
+        raise InvalidRequest("give context_id or language, not both")
+    _check_language(body.language)
+    context = body.context_id or DEFAULT_CONTEXT
+    if context != DEFAULT_CONTEXT and context not in await _context_ids(manager, sandbox):
+        raise ContextNotFound(f"context {context!r} not found")
+    previous: dict[str, Any] | None = None
+    if body.env_vars:
+        previous = (await _op(manager, sandbox, "env_apply", env=body.env_vars))["previous"]
+    # The SDK bounds the run with its own `timeout` (it does not send it) and disconnects;
+    # a disconnect interrupts the code. The server's maximum is the backstop.
+    events = manager.execute(sandbox, body.code, context=context, tools_answerable=False,
+                             timeout_s=manager.settings.max_execution_timeout_s)
+    try:
+        await anext(events)  # start now, so an error (gone, busy, limits) is an HTTP error
+    except BaseException:
+        if previous is not None:
+            _restore_env(manager, sandbox, previous)
+        raise
+
+    async def lines() -> AsyncIterator[bytes]:
+        try:
+            async for event in events:
+                kind = event["type"]
+                if kind in ("stdout", "stderr"):
+                    yield _line({"type": kind, "text": event["text"], "timestamp": _now()})
+                elif kind == "result":
+                    yield _line(result_line(event.get("data") or {},
+                                            bool(event.get("is_main_result"))))
+                elif kind == "error":
+                    yield _line({"type": "error", "name": event["name"],
+                                 "value": event["value"], "traceback": event["traceback"]})
+                elif kind == "keepalive":
+                    yield _line({"type": "keepalive"})
+                elif kind == "execution":
+                    count = event["execution"].get("execution_count")
+                    if isinstance(count, int):
+                        yield _line({"type": "number_of_executions", "execution_count": count})
+            yield _line({"type": "end_of_execution"})
+        finally:
+            if previous is not None:
+                _restore_env(manager, sandbox, previous)
+
+    return StreamingResponse(lines(), media_type="application/json",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+def _context_json(context_id: str, cwd: str) -> dict[str, str]:
+    return {"id": context_id, "language": "python", "cwd": cwd}
+
+
+@router.post("/contexts", summary="Create a code context (a separate namespace)")
+async def create_context(body: ContextBody, sandbox: DataSandbox,
+                         manager: Manager) -> dict[str, str]:
+    _check_language(body.language)
+    context_id = secrets.token_hex(8)
+    reply = await _op(manager, sandbox, "context_create", context=context_id,
+                      cwd=body.cwd or "/home/user")
+    return _context_json(context_id, str(reply.get("cwd")))
+
+
+@router.get("/contexts", summary="List code contexts")
+async def list_contexts(sandbox: DataSandbox, manager: Manager) -> list[dict[str, str]]:
+    return [_context_json(cid, cwd) for cid, cwd in (await _context_ids(manager, sandbox)).items()]
+
+
+@router.post("/contexts/{context_id}/restart", status_code=204,
+             summary="Restart a code context (fresh namespace)")
+async def restart_context(context_id: str, sandbox: DataSandbox, manager: Manager) -> Response:
+    await _op(manager, sandbox, "context_restart", context=context_id)
+    return Response(status_code=204)
+
+
+@router.delete("/contexts/{context_id}", status_code=204, summary="Remove a code context")
+async def remove_context(context_id: str, sandbox: DataSandbox, manager: Manager) -> Response:
+    if context_id == DEFAULT_CONTEXT:
+        raise InvalidRequest("the default context cannot be removed")
+    await _op(manager, sandbox, "context_remove", context=context_id)
+    return Response(status_code=204)

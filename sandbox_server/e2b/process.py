@@ -1,0 +1,185 @@
+"""envd's ``process.Process`` RPCs: Start and Connect (server streams), List, SendSignal,
+SendInput, CloseStdin (unary). Commands run inside the sandbox, as the sandbox user, under the
+sandbox's limits; they outlive the stream that started them (background commands), and any
+number of streams may follow one process (Connect).
+
+Output arrives from the runner as ``{"type": "proc", "id": <key>, ...}`` messages, routed by
+the channel to the queue subscribed under a key chosen here, per stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from ..channel import EOF_MESSAGE
+from ..manager import SandboxManager
+from ..routers.deps import Manager
+from ..sandbox import Sandbox
+from .auth import DataSandbox
+from .connect import ConnectError
+from .rpc import read_stream_request, serve_stream, serve_unary, timeout_s
+from .runner_ops import call_op
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/process.Process", tags=["e2b envd process"])
+
+KEEPALIVE_S = 10.0  # well under the SDK's keepalive-ping-interval (50 s)
+SIGNALS = {"SIGNAL_SIGKILL": 9, "SIGNAL_SIGTERM": 15, 9: 9, 15: 15}
+_background: set[asyncio.Task[Any]] = set()
+
+
+def _selector(message: dict[str, Any]) -> dict[str, Any]:
+    selector = message.get("process")
+    if isinstance(selector, dict):
+        if isinstance(selector.get("pid"), int):
+            return {"pid": selector["pid"]}
+        if isinstance(selector.get("tag"), str):
+            return {"tag": selector["tag"]}
+    raise ConnectError("invalid_argument", "process.pid or process.tag is required")
+
+
+def _unsubscribe_later(manager: SandboxManager, sandbox: Sandbox, key: str) -> None:
+    # Called while a cancelled stream unwinds; awaiting there is not safe, a task is.
+    async def unsubscribe() -> None:
+        with contextlib.suppress(ConnectError):
+            await call_op(manager, sandbox, "proc_unsubscribe", timeout_s=5.0, key=key)
+
+    if sandbox.alive:
+        task = asyncio.get_running_loop().create_task(unsubscribe())
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+
+async def _follow(manager: SandboxManager, sandbox: Sandbox, op: str, fields: dict[str, Any],
+                  deadline_s: float | None) -> AsyncIterator[dict[str, Any]]:
+    """The ProcessEvent stream of one process: start, data..., end."""
+    channel = sandbox.channel
+    if channel is None or not sandbox.alive:
+        raise ConnectError("unavailable", f"sandbox {sandbox.id} was not found")
+    key = secrets.token_hex(8)
+    queue = channel.subscribe(key)  # before the op: no output can slip past
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + deadline_s if deadline_s else None
+    try:
+        reply = await call_op(manager, sandbox, op, key=key, **fields)
+        yield {"event": {"start": {"pid": reply["pid"]}}}
+        while True:
+            wait = KEEPALIVE_S if deadline is None else min(KEEPALIVE_S, deadline - loop.time())
+            if wait <= 0:
+                raise ConnectError("deadline_exceeded", "the command's timeout was reached")
+            try:
+                message = await asyncio.wait_for(queue.get(), wait)
+            except TimeoutError:
+                yield {"event": {"keepalive": {}}}
+                continue
+            if message is EOF_MESSAGE or message.get("type") == "eof":
+                raise ConnectError("unavailable", f"sandbox {sandbox.id} was not found "
+                                   "(it ended while the command ran)")
+            if message.get("event") == "data" and message.get("stream") in ("stdout", "stderr"):
+                yield {"event": {"data": {message["stream"]: str(message.get("data", ""))}}}
+            elif message.get("event") == "end":
+                end = {"exitCode": int(message.get("exitCode", -1)),
+                       "exited": bool(message.get("exited")),
+                       "status": str(message.get("status", ""))}
+                yield {"event": {"end": end}}
+                return
+    finally:
+        channel.unsubscribe(key)
+        _unsubscribe_later(manager, sandbox, key)
+
+
+async def _failing(error: ConnectError) -> AsyncIterator[dict[str, Any]]:
+    raise error
+    yield {}  # pragma: no cover  (makes this an async generator)
+
+
+@router.post("/Start")
+async def start(request: Request, sandbox: DataSandbox, manager: Manager) -> Response:
+    try:
+        message = await read_stream_request(request)
+        config = message.get("process")
+        if not isinstance(config, dict) or not isinstance(config.get("cmd"), str):
+            raise ConnectError("invalid_argument", "process.cmd is required")
+        if message.get("pty"):
+            raise ConnectError("unimplemented", "PTY sessions are not supported by selfbox")
+        fields = {
+            "cmd": config["cmd"],
+            "args": [str(a) for a in config.get("args") or []],
+            "envs": {str(k): str(v) for k, v in (config.get("envs") or {}).items()},
+            "cwd": config.get("cwd") or None,
+            "tag": message.get("tag") or None,
+            "stdin": bool(message.get("stdin")),
+        }
+    except ConnectError as exc:
+        return serve_stream(_failing(exc))
+    return serve_stream(_follow(manager, sandbox, "proc_start", fields, timeout_s(request)))
+
+
+@router.post("/Connect")
+async def connect(request: Request, sandbox: DataSandbox, manager: Manager) -> Response:
+    try:
+        selector = _selector(await read_stream_request(request))
+    except ConnectError as exc:
+        return serve_stream(_failing(exc))
+    return serve_stream(_follow(manager, sandbox, "proc_subscribe", selector,
+                                timeout_s(request)))
+
+
+@router.post("/List")
+async def list_processes(request: Request, sandbox: DataSandbox, manager: Manager) -> Response:
+    async def handle(message: dict[str, Any]) -> dict[str, Any]:
+        reply = await call_op(manager, sandbox, "proc_list")
+        return {"processes": reply["processes"]}
+
+    return await serve_unary(request, handle)
+
+
+@router.post("/SendSignal")
+async def send_signal(request: Request, sandbox: DataSandbox, manager: Manager) -> Response:
+    async def handle(message: dict[str, Any]) -> dict[str, Any]:
+        number = SIGNALS.get(message.get("signal"))  # type: ignore[arg-type]
+        if number is None:
+            raise ConnectError("invalid_argument", "signal must be SIGNAL_SIGKILL or "
+                               "SIGNAL_SIGTERM")
+        await call_op(manager, sandbox, "proc_signal", signal=number, **_selector(message))
+        return {}
+
+    return await serve_unary(request, handle)
+
+
+@router.post("/SendInput")
+async def send_input(request: Request, sandbox: DataSandbox, manager: Manager) -> Response:
+    async def handle(message: dict[str, Any]) -> dict[str, Any]:
+        given = message.get("input") if isinstance(message.get("input"), dict) else {}
+        if "pty" in given:
+            raise ConnectError("unimplemented", "PTY input is not supported by selfbox")
+        await call_op(manager, sandbox, "proc_input", data=str(given.get("stdin") or ""),
+                      **_selector(message))
+        return {}
+
+    return await serve_unary(request, handle)
+
+
+@router.post("/CloseStdin")
+async def close_stdin(request: Request, sandbox: DataSandbox, manager: Manager) -> Response:
+    async def handle(message: dict[str, Any]) -> dict[str, Any]:
+        await call_op(manager, sandbox, "proc_close_stdin", **_selector(message))
+        return {}
+
+    return await serve_unary(request, handle)
+
+
+@router.post("/{method}")
+async def unimplemented(method: str, request: Request, sandbox: DataSandbox) -> Response:
+    async def handle(message: dict[str, Any]) -> dict[str, Any]:
+        raise ConnectError("unimplemented", f"process.Process/{method} is not supported by "
+                           "selfbox")
+
+    return await serve_unary(request, handle)
