@@ -111,8 +111,10 @@ def tool_source(name: str, tool: Tool) -> str:
     """The source that defines ``tool`` as ``name`` in the sandbox.
 
     Only plain, self-contained functions qualify: source available, no closure variables (a
-    closure's values would not cross); decorators are stripped.
+    closure's values would not cross); decorators are stripped (``functools.wraps`` wrappers
+    are unwrapped to the original function).
     """
+    tool = inspect.unwrap(tool) if inspect.isfunction(tool) else tool
     if not inspect.isfunction(tool):
         raise ToolError(f"tool {name!r} must be a plain function to be shipped to an e2b "
                         f"sandbox, not a {type(tool).__name__}")
