@@ -78,6 +78,9 @@ def result_line(data: dict[str, Any], is_main_result: bool) -> dict[str, Any]:
                 line[field] = json.loads(value)
             except ValueError:
                 extra[mime] = value
+        elif field == "text" and isinstance(value, str) and len(value) >= 2 \
+                and value[0] == value[-1] == "'":
+            line[field] = value[1:-1]  # E2B's server strips a str repr's quotes: 'a' -> a
         else:
             line[field] = value
     if extra:
@@ -154,11 +157,15 @@ async def execute(body: ExecuteBody, sandbox: DataSandbox, manager: Manager) -> 
         raise
 
     async def lines() -> AsyncIterator[bytes]:
+        pending = previous  # env vars still to restore if the client goes away
         try:
             async for event in events:
                 kind = event["type"]
                 if kind in ("stdout", "stderr"):
-                    yield _line({"type": kind, "text": event["text"], "timestamp": _now()})
+                    # One line per message: the SDK hands each message to on_stdout as a line.
+                    stamp = _now()
+                    for text in str(event["text"]).splitlines(keepends=True):
+                        yield _line({"type": kind, "text": text, "timestamp": stamp})
                 elif kind == "result":
                     yield _line(result_line(event.get("data") or {},
                                             bool(event.get("is_main_result"))))
@@ -171,10 +178,15 @@ async def execute(body: ExecuteBody, sandbox: DataSandbox, manager: Manager) -> 
                     count = event["execution"].get("execution_count")
                     if isinstance(count, int):
                         yield _line({"type": "number_of_executions", "execution_count": count})
+            if pending is not None:
+                # Restore before the end line, so the next run cannot see these env vars.
+                restore, pending = pending, None
+                with contextlib.suppress(ConnectError):
+                    await call_op(manager, sandbox, "env_apply", env=restore)
             yield _line({"type": "end_of_execution"})
         finally:
-            if previous is not None:
-                _restore_env(manager, sandbox, previous)
+            if pending is not None:
+                _restore_env(manager, sandbox, pending)
 
     return StreamingResponse(lines(), media_type="application/json",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
