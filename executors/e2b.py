@@ -12,7 +12,9 @@ How the protocol maps onto E2B:
 
 - Results: E2B's ``Result`` fields (``text``, ``html``, ``png``, ``json``, ...) become MIME keys;
   ``execution.error`` becomes :class:`~executors.ExecutionError`; the stdout/stderr chunk lists
-  are joined; an execution that runs past ``timeout_s`` has status ``"timeout"``.
+  are joined; an execution that runs past ``timeout_s`` has status ``"timeout"``. One E2B
+  quirk stays visible: E2B's server strips the quotes of a ``str`` value's repr, so the
+  ``text/plain`` of a last expression ``'v'`` is ``v`` here (``'v'`` on the other back ends).
 - Tools: the sandbox cannot call back into the host, so tools must be *self-contained* plain
   functions (imports inside the body, no closures): their source is shipped and defined in the
   sandbox under the tool's name.

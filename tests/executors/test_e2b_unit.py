@@ -90,10 +90,11 @@ class FakeSandbox:
         try:
             with contextlib.redirect_stdout(out):
                 tree = ast.parse(code)
-                last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) \
-                    else None
+                last = tree.body[-1] if tree.body else None
+                if isinstance(last, ast.Expr):
+                    tree.body.pop()
                 exec(compile(tree, "<cell>", "exec"), self.namespace)
-                if last is not None:
+                if isinstance(last, ast.Expr):
                     value = eval(compile(ast.Expression(last.value), "<cell>", "eval"),
                                  self.namespace)
                     if value is not None:

@@ -27,9 +27,10 @@ from executors.exceptions import (
 )
 
 Handler = Callable[[httpx.Request], httpx.Response]
-EXECUTION = {"stdout": "", "stderr": "", "results": [], "error": None, "status": "ok",
-             "duration_s": 0.1, "execution_count": 1, "is_final_answer": False,
-             "final_answer": None}
+EXECUTION: dict[str, Any] = {
+    "stdout": "", "stderr": "", "results": [], "error": None, "status": "ok", "duration_s": 0.1,
+    "execution_count": 1, "is_final_answer": False, "final_answer": None,
+}
 
 
 def ndjson(*events: dict[str, Any]) -> bytes:
