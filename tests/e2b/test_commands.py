@@ -1,0 +1,81 @@
+"""commands.* through the real SDK: processes run in the sandbox, as its user, streamed."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from e2b import CommandExitException, TimeoutException
+
+pytestmark = [pytest.mark.e2b, pytest.mark.docker]
+
+
+def test_foreground_command(sbx: Any) -> None:
+    result = sbx.commands.run("echo out; echo err >&2; id -u")
+    assert result.exit_code == 0
+    assert result.stdout == "out\n1000\n"  # the sandbox user, not root, not the host's
+    assert result.stderr == "err\n"
+
+
+def test_runs_inside_the_container(sbx: Any) -> None:
+    sbx.commands.run("echo made-by-command > /tmp/cmd.txt")
+    assert sbx.files.read("/tmp/cmd.txt") == "made-by-command\n"
+    # No network (the default), read-only root, the sandbox's own hostname.
+    assert sbx.commands.run("touch /usr/x 2>&1 || echo refused").stdout.strip().endswith(
+        "refused")
+    hostname = sbx.commands.run("cat /etc/hostname").stdout.strip()
+    import socket
+    assert hostname and hostname != socket.gethostname()
+
+
+def test_nonzero_exit_raises_command_exit_exception(sbx: Any) -> None:
+    with pytest.raises(CommandExitException) as caught:
+        sbx.commands.run("echo partial; echo oops >&2; exit 3")
+    assert caught.value.exit_code == 3
+    assert caught.value.stdout == "partial\n"
+    assert caught.value.stderr == "oops\n"
+
+
+def test_streaming_callbacks_envs_and_cwd(sbx: Any) -> None:
+    lines: list[str] = []
+    result = sbx.commands.run("echo $WHO; pwd; sleep 0.5; echo late", envs={"WHO": "me"},
+                              cwd="/tmp", on_stdout=lines.append)
+    assert result.stdout == "me\n/tmp\nlate\n"
+    assert "".join(lines) == result.stdout
+
+
+def test_background_command_list_and_kill(sbx: Any) -> None:
+    handle = sbx.commands.run("sleep 60", background=True)
+    assert handle.pid > 0
+    assert handle.pid in [p.pid for p in sbx.commands.list()]
+    process = next(p for p in sbx.commands.list() if p.pid == handle.pid)
+    assert process.cmd == "/bin/bash" and process.args[-1] == "sleep 60"
+    assert sbx.commands.kill(handle.pid) is True
+    with pytest.raises(CommandExitException):
+        handle.wait()
+    assert handle.pid not in [p.pid for p in sbx.commands.list()]
+    assert sbx.commands.kill(handle.pid) is False  # not found any more
+
+
+def test_background_output_and_reconnect(sbx: Any) -> None:
+    handle = sbx.commands.run("for i in 1 2 3; do echo tick $i; sleep 0.4; done",
+                              background=True)
+    handle.disconnect()  # the process keeps running without a listener
+    again = sbx.commands.connect(handle.pid)
+    result = again.wait()
+    assert result.exit_code == 0
+    assert "tick 3\n" in result.stdout
+
+
+def test_stdin(sbx: Any) -> None:
+    handle = sbx.commands.run("read line; echo got:$line", background=True, stdin=True)
+    sbx.commands.send_stdin(handle.pid, "hello\n")
+    assert handle.wait().stdout == "got:hello\n"
+
+
+def test_command_timeout(sbx: Any) -> None:
+    started = time.monotonic()
+    with pytest.raises(TimeoutException):
+        sbx.commands.run("sleep 30", timeout=2)
+    assert time.monotonic() - started < 15
