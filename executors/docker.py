@@ -36,14 +36,7 @@ from ._remote import (
     tool_value_reply,
 )
 from .base import AsyncExecutor, Executor, Tool, validate_tools, validate_variables
-from .exceptions import (
-    InvalidRequestError,
-    SandboxConnectionError,
-    SandboxError,
-    SandboxNotFoundError,
-    ServerError,
-    ToolError,
-)
+from .exceptions import SandboxConnectionError, SandboxError, SandboxNotFoundError, ServerError
 from .models import Execution
 
 __all__ = ["AsyncDockerExecutor", "DockerExecutor"]
@@ -229,11 +222,11 @@ class DockerExecutor(_DockerCommon, Executor):
             reply = tool_value_reply(call.name, value)
         except Exception as exc:
             reply = tool_error_reply(exc)
-        try:
+        # A call that is no longer pending (the run ended or timed out meanwhile) is refused
+        # with 404; the stream still tells how the run ended, so keep reading it.
+        with contextlib.suppress(SandboxNotFoundError):
             self._request("POST", self._path(f"/tool-calls/{call.call_id}"),
                           f"answering tool call {call.name!r}", json=reply)
-        except (SandboxNotFoundError, InvalidRequestError) as exc:
-            raise ToolError(f"could not answer tool call {call.name!r}: {exc}") from exc
 
     def send_tools(self, tools: Mapping[str, Tool]) -> None:
         """Register host callables; code in the sandbox calls them by name, with JSON
@@ -354,11 +347,9 @@ class AsyncDockerExecutor(_DockerCommon, AsyncExecutor):
             reply = tool_value_reply(call.name, value)
         except Exception as exc:
             reply = tool_error_reply(exc)
-        try:
+        with contextlib.suppress(SandboxNotFoundError):
             await self._request("POST", self._path(f"/tool-calls/{call.call_id}"),
                                 f"answering tool call {call.name!r}", json=reply)
-        except (SandboxNotFoundError, InvalidRequestError) as exc:
-            raise ToolError(f"could not answer tool call {call.name!r}: {exc}") from exc
 
     async def send_tools(self, tools: Mapping[str, Tool]) -> None:
         self._check_open()

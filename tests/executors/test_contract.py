@@ -49,6 +49,13 @@ def add_tax(amount: float) -> float:
     return round(amount * 1.2, 2)
 
 
+def check_positive(amount: float) -> float:
+    """Fail for a negative amount."""
+    if amount < 0:
+        raise ValueError("amount must be positive")
+    return amount
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     name: str = request.param
@@ -181,6 +188,19 @@ def test_tools(ex: Executor) -> None:
         ex.send_tools({"final_answer": add_tax})
     with pytest.raises(ConfigurationError):
         ex.send_tools({"not a name": add_tax})
+
+
+def test_failing_tool_is_an_error_in_the_code(ex: Executor) -> None:
+    ex.send_tools({"check_positive": check_positive})
+    failed = ex.run("check_positive(-1)")
+    assert_well_formed(failed)
+    assert failed.status == "error" and failed.error is not None
+    assert "amount must be positive" in failed.error.value
+    caught = ex.run(
+        "try:\n    check_positive(-2)\n    r = 'no'\nexcept Exception:\n    r = 'caught'\n[r]"
+    )
+    assert caught.text == "['caught']"
+    assert ex.run("check_positive(3)").text == "3"
 
 
 def test_send_variables(ex: Executor) -> None:
