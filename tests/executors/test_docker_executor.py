@@ -234,3 +234,15 @@ def test_runtime_endpoints_check_owner(server: LiveServer, sandbox: str) -> None
     with server.client(None) as anonymous:
         response = anonymous.put(f"/v1/sandboxes/{sandbox}/tools", json={"tools": []})
         assert response.status_code == 401
+
+
+def test_unstoppable_code_times_out_and_the_sandbox_is_gone(server: LiveServer) -> None:
+    with DockerExecutor(server.url, "test-key-alice") as ex:
+        execution = ex.run(
+            "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True: pass",
+            timeout_s=1,
+        )
+        assert execution.status == "timeout" and execution.error is not None
+        assert "killed" in execution.error.value
+        with pytest.raises(SandboxGoneError):
+            ex.run("1")
