@@ -32,7 +32,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def row(name: str, values: list[float], unit: str = "ms") -> str:
-    return (f"| {name:<46} | {pct(values, 0.5):>9.2f} | {pct(values, 0.95):>9.2f} | "
+    return (f"| {name:<50} | {pct(values, 0.5):>9.2f} | {pct(values, 0.95):>9.2f} | "
             f"{len(values):>4} | {unit} |")
 
 
@@ -42,7 +42,8 @@ def start_server() -> tuple[subprocess.Popen[bytes], str]:
         port = sock.getsockname()[1]
     env = {**os.environ, "SELFBOX_API_KEYS": KEY, "SELFBOX_PORT": str(port),
            "SELFBOX_RUNTIME_IMAGE": IMAGE, "SELFBOX_DEPLOYMENT": f"bench-{port}",
-           "SELFBOX_MAX_SANDBOXES_PER_KEY": "100", "SELFBOX_LOG_LEVEL": "warning"}
+           "SELFBOX_MAX_SANDBOXES_PER_KEY": "100", "SELFBOX_LOG_LEVEL": "warning",
+           "SELFBOX_WARM_POOL_SIZE": os.environ.get("SELFBOX_WARM_POOL_SIZE", "2")}
     process = subprocess.Popen([sys.executable, "-m", "sandbox_server.cli", "serve"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -77,16 +78,21 @@ def main() -> int:
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"},
                           timeout=60) as http:
             http.delete(f"/v1/sandboxes/{http.post('/v1/sandboxes', json={}).json()['id']}")
-            creates, first_results, ids = [], [], []
-            for _ in range(args.creates):
-                start = time.perf_counter()
-                sandbox = http.post("/v1/sandboxes", json={}).json()["id"]
-                creates.append((time.perf_counter() - start) * 1000)
-                http.post(f"/v1/sandboxes/{sandbox}/execute", json={"code": "1 + 1"})
-                first_results.append((time.perf_counter() - start) * 1000)
-                ids.append(sandbox)
-            results["selfbox: create sandbox (HTTP, until ready)"] = creates
-            results["selfbox: create + first result"] = first_results
+            ids: list[str] = []
+            # Cold: limits other than the defaults bypass the warm pool.
+            # Warm: default limits, one request every 0.5 s (the pool refills in between).
+            for kind, body, pause in (("cold", {"memory_mb": 500}, 0.0), ("warm", {}, 0.5)):
+                creates, first_results = [], []
+                for _ in range(args.creates):
+                    time.sleep(pause)
+                    start = time.perf_counter()
+                    sandbox = http.post("/v1/sandboxes", json=body).json()["id"]
+                    creates.append((time.perf_counter() - start) * 1000)
+                    http.post(f"/v1/sandboxes/{sandbox}/execute", json={"code": "1 + 1"})
+                    first_results.append((time.perf_counter() - start) * 1000)
+                    ids.append(sandbox)
+                results[f"selfbox: create sandbox, {kind} (HTTP, until ready)"] = creates
+                results[f"selfbox: create + first result, {kind}"] = first_results
             trips = []
             for _ in range(args.runs):
                 start = time.perf_counter()
@@ -125,8 +131,8 @@ def main() -> int:
         idle.remove(force=True)
 
     print(f"\nimage {IMAGE}; host: {os.cpu_count()} cores\n")
-    print(f"| {'measure':<46} | {'p50':>9} | {'p95':>9} | {'n':>4} | unit |")
-    print(f"|{'-' * 48}|{'-' * 11}|{'-' * 11}|{'-' * 6}|------|")
+    print(f"| {"measure":<50} | {'p50':>9} | {'p95':>9} | {'n':>4} | unit |")
+    print(f"|{"-" * 52}|{'-' * 11}|{'-' * 11}|{'-' * 6}|------|")
     for name, values in results.items():
         print(row(name, values, "MiB" if "memory" in name else "ms"))
     if args.json:

@@ -30,6 +30,7 @@ from .exceptions import (
     TooManySandboxes,
 )
 from .execution import ExecutionBuilder
+from .pool import WarmPool
 from .sandbox import Limits, Sandbox
 from .settings import Settings
 
@@ -73,6 +74,7 @@ class SandboxManager:
         self._last_sweep = 0.0
         self.counters: dict[str, int] = {"created": 0, "killed": 0, "expired": 0, "died": 0}
         self.observers: list[Callable[[str, dict[str, Any]], None]] = []
+        self.pool: WarmPool | None = None
 
     # -- plumbing -------------------------------------------------------------------------
     async def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -110,12 +112,20 @@ class SandboxManager:
         except ServerError as exc:  # the engine may come up later; /readyz tells
             logger.error("orphan sweep at start failed: %s", exc)
         self._reaper = asyncio.create_task(self._reap_forever(), name="reaper")
+        if self.settings.warm_pool_size > 0:
+            template, limits, _ = self.resolve(SandboxRequest())
+            self.pool = WarmPool(self.settings.warm_pool_size, template, limits,
+                                 self._start_in_time, self._end)
+            self.pool.start()
 
     async def close(self) -> None:
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(BaseException):
                 await self._reaper
+        if self.pool is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.pool.close(), self.settings.shutdown_timeout_s)
         live = [sb for sb in self._sandboxes.values() if sb.alive]
         if live:
             await asyncio.wait(
@@ -132,6 +142,8 @@ class SandboxManager:
             self.driver.list, {label("deployment"): self.settings.deployment}
         )
         known = {sb.container_id for sb in self._sandboxes.values() if sb.container_id}
+        if self.pool is not None:
+            known |= self.pool.container_ids()
         removed = 0
         for container in containers:
             if container["Id"] in known:
@@ -235,6 +247,10 @@ class SandboxManager:
         template, limits, timeout_s = self.resolve(request)
         self._check_caps(owner)
         now = time.time()
+        if self.pool is not None and self.pool.matches(template, limits, request.env):
+            pooled = self.pool.take()
+            if pooled is not None:
+                return await self._claim(pooled, owner, request, now + timeout_s)
         sandbox = Sandbox(
             id=secrets.token_hex(10), owner=owner, template=template, limits=limits,
             metadata=dict(request.metadata), env=dict(request.env), created_at=now,
@@ -242,25 +258,39 @@ class SandboxManager:
         )
         self._sandboxes[sandbox.id] = sandbox  # reserves the slot against the caps
         try:
-            await asyncio.wait_for(self._start(sandbox), self.settings.start_timeout_s)
-        except BaseException as exc:
+            await self._start_in_time(sandbox)
+        except BaseException:
             self._sandboxes.pop(sandbox.id, None)
-            if sandbox.channel is not None:
-                await sandbox.channel.close()
-            if sandbox.container_id:
-                with contextlib.suppress(Exception):
-                    await self._call(self.driver.remove, sandbox.container_id)
-            if isinstance(exc, TimeoutError):
-                raise SandboxStartError(
-                    f"the sandbox did not start within {self.settings.start_timeout_s} s "
-                    "(SELFBOX_START_TIMEOUT_S)") from exc
-            if isinstance(exc, ChannelClosed):
-                raise SandboxStartError(f"the sandbox runner exited at start: {exc}") from exc
+            await self._end(sandbox, "dead", "start failed")
             raise
         sandbox.state = "running"
         self.counters["created"] += 1
         self._notify("created", sandbox=sandbox)
         return sandbox
+
+    async def _claim(self, sandbox: Sandbox, owner: str, request: SandboxRequest,
+                     expires_at: float) -> Sandbox:
+        sandbox.owner = owner
+        sandbox.metadata = dict(request.metadata)
+        sandbox.created_at = time.time()
+        sandbox.expires_at = expires_at
+        self._sandboxes[sandbox.id] = sandbox
+        if sandbox.channel is not None:
+            with contextlib.suppress(Exception):
+                await sandbox.channel.request("set_deadline", unix=expires_at + 60)
+        self.counters["created"] += 1
+        self._notify("created", sandbox=sandbox)
+        return sandbox
+
+    async def _start_in_time(self, sandbox: Sandbox) -> None:
+        try:
+            await asyncio.wait_for(self._start(sandbox), self.settings.start_timeout_s)
+        except TimeoutError as exc:
+            raise SandboxStartError(
+                f"the sandbox did not start within {self.settings.start_timeout_s} s "
+                "(SELFBOX_START_TIMEOUT_S)") from exc
+        except ChannelClosed as exc:
+            raise SandboxStartError(f"the sandbox runner exited at start: {exc}") from exc
 
     async def _start(self, sandbox: Sandbox) -> None:
         if not await self._call(self.driver.image_exists, sandbox.template):

@@ -69,9 +69,18 @@ class Settings(BaseSettings):
     max_sandboxes: int = Field(100, gt=0, description="Live sandboxes, all keys together.")
     max_sandboxes_per_key: int = Field(20, gt=0)
     start_timeout_s: float = Field(30.0, gt=0)
+    warm_pool_size: int = Field(
+        2, ge=0, le=64, description="Sandboxes kept started with the default template and "
+        "limits, so that plain create requests are served at once (0 turns the pool off).",
+    )
     reaper_interval_s: float = Field(1.0, gt=0)
     shutdown_timeout_s: float = Field(10.0, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = Field(
+        "text", description='Log lines as plain text or as one JSON object per line ("json", '
+        "the server image's default)."
+    )
+    metrics_enabled: bool = Field(True, description="Serve Prometheus metrics at /metrics.")
 
     @field_validator("api_keys", "allowed_templates", mode="before")
     @classmethod

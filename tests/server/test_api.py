@@ -217,3 +217,30 @@ def test_openapi_describes_the_api(server: LiveServer) -> None:
     assert "/v1/sandboxes/{sandbox_id}/execute" in paths
     assert "/v1/sandboxes/{sandbox_id}/execute/stream" in paths
     assert "/v1/sandboxes/{sandbox_id}/timeout" in paths
+
+
+def test_env_vars_reach_the_sandbox(client: httpx.Client) -> None:
+    created = client.post("/v1/sandboxes", json={"env": {"GREETING": "hej", "N": "3"}})
+    sandbox = created.json()["id"]
+    try:
+        out = run(client, sandbox, "import os\n(os.environ['GREETING'], os.environ['N'])")
+        assert out["results"][0]["data"]["text/plain"] == "('hej', '3')"
+        shell = run(client, sandbox, "import subprocess\n"
+                    "subprocess.run(['sh', '-c', 'echo $GREETING'], capture_output=True).stdout")
+        assert shell["results"][0]["data"]["text/plain"] == "b'hej\\n'"
+    finally:
+        client.delete(f"/v1/sandboxes/{sandbox}")
+
+
+def test_warm_pool_sandboxes_are_fresh_and_separate(client: httpx.Client) -> None:
+    first = client.post("/v1/sandboxes", json={}).json()["id"]
+    second = client.post("/v1/sandboxes", json={}).json()["id"]
+    try:
+        assert first != second
+        run(client, first, "secret = 42\nopen('/home/user/mine', 'w').write('x')")
+        out = run(client, second, "import os\n('secret' in globals(), os.listdir('/home/user'))")
+        assert out["results"][0]["data"]["text/plain"] == "(False, [])"
+        assert run(client, second, "1")["execution_count"] == 2
+    finally:
+        client.delete(f"/v1/sandboxes/{first}")
+        client.delete(f"/v1/sandboxes/{second}")

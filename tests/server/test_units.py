@@ -34,7 +34,7 @@ def test_every_server_error_is_a_sandbox_error_with_a_status() -> None:
         cls = getattr(server_exceptions, name)
         assert issubclass(cls, SandboxError)
         assert 400 <= cls.status_code < 600
-        assert cls.error_code and cls.__name__ in server_exceptions.__doc__ or cls is SandboxError
+        assert (cls.error_code and cls.__name__ in server_exceptions.__doc__) or cls is SandboxError
 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
