@@ -28,7 +28,7 @@ KEY = "bench-key"
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def row(name: str, values: list[float], unit: str = "ms") -> str:
@@ -131,8 +131,8 @@ def main() -> int:
         idle.remove(force=True)
 
     print(f"\nimage {IMAGE}; host: {os.cpu_count()} cores\n")
-    print(f"| {"measure":<50} | {'p50':>9} | {'p95':>9} | {'n':>4} | unit |")
-    print(f"|{"-" * 52}|{'-' * 11}|{'-' * 11}|{'-' * 6}|------|")
+    print(f"| {'measure':<50} | {'p50':>9} | {'p95':>9} | {'n':>4} | unit |")
+    print(f"|{'-' * 52}|{'-' * 11}|{'-' * 11}|{'-' * 6}|------|")
     for name, values in results.items():
         print(row(name, values, "MiB" if "memory" in name else "ms"))
     if args.json:

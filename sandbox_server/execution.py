@@ -43,7 +43,8 @@ class ExecutionBuilder:
                 return None
             if sum(len(str(v)) for v in data.values()) > MAX_RESULT_BYTES:
                 data = {"text/plain": "<result too large to transfer>"}
-            result = Result({str(k): v for k, v in data.items()}, bool(message.get("is_main_result")))
+            bundle = {str(k): v for k, v in data.items()}
+            result = Result(bundle, bool(message.get("is_main_result")))
             self.results.append(result)
             return {"type": "result", **result.to_dict()}
         if kind == "error":

@@ -52,7 +52,8 @@ class WarmPool:
         while self._ready:
             sandbox = self._ready.pop(0)
             self._wake.set()
-            if sandbox.alive and sandbox.channel is not None and not sandbox.channel.closed.is_set():
+            channel = sandbox.channel
+            if sandbox.alive and channel is not None and not channel.closed.is_set():
                 return sandbox
         self._wake.set()
         return None

@@ -126,7 +126,8 @@ class Kernel:
         ok_args, json_args = display.plain_json(args)
         ok_kwargs, json_kwargs = display.plain_json(kwargs)
         if not (ok_args and ok_kwargs):
-            raise TypeError(f"arguments of tool {name!r} must be JSON data (str, numbers, lists, dicts)")
+            raise TypeError(f"arguments of tool {name!r} must be JSON data "
+                            "(str, numbers, lists, dicts)")
         call_id = f"{current.id}.{next(self._call_ids)}"
         event, slot = threading.Event(), list[dict[str, Any]]()
         self._replies[call_id] = (event, slot)

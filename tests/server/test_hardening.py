@@ -108,7 +108,8 @@ def test_memory_bomb_is_oom_killed_and_the_server_stays_healthy(
 ) -> None:
     sandbox = client.post("/v1/sandboxes", json={"memory_mb": 128}).json()["id"]
     try:
-        out = run(client, sandbox, "blocks = []\nwhile True:\n    blocks.append(bytearray(1 << 24))")
+        bomb = "blocks = []\nwhile True:\n    blocks.append(bytearray(1 << 24))"
+        out = run(client, sandbox, bomb)
         assert out["status"] == "oom_killed"
         assert "memory_mb=128" in out["error"]["value"]
         info = client.get(f"/v1/sandboxes/{sandbox}").json()
