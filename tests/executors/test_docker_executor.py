@@ -246,3 +246,22 @@ def test_unstoppable_code_times_out_and_the_sandbox_is_gone(server: LiveServer) 
         assert "killed" in execution.error.value
         with pytest.raises(SandboxGoneError):
             ex.run("1")
+
+
+RICH = (
+    "class Rich:\n"
+    "    def _repr_html_(self):\n        return '<b>rich</b>'\n"
+    "    def _repr_png_(self):\n        return b'\\x89PNG-bytes'\n"
+    "    def __repr__(self):\n        return 'Rich()'\n"
+    "Rich()"
+)
+
+
+def test_rich_results_cross_as_typed_blobs(executor: DockerExecutor) -> None:
+    import base64
+
+    execution = executor.run(RICH)
+    main = execution.main_result
+    assert main is not None
+    assert main.data["text/plain"] == "Rich()" and main.html == "<b>rich</b>"
+    assert base64.b64decode(main.png) == b"\x89PNG-bytes"

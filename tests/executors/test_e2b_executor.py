@@ -137,3 +137,14 @@ def test_async_executor(server: LiveServer) -> None:
             await ex.run("1")
 
     asyncio.run(scenario())
+
+
+def test_rich_results_cross_as_typed_blobs(executor: E2BExecutor) -> None:
+    import base64
+
+    from tests.executors.test_docker_executor import RICH
+
+    main = executor.run(RICH).main_result
+    assert main is not None
+    assert main.data["text/plain"] == "Rich()" and main.html == "<b>rich</b>"
+    assert base64.b64decode(main.png) == b"\x89PNG-bytes"
