@@ -12,6 +12,7 @@ from .e2b import routers as e2b_routers
 from .errors import install_error_handlers
 from .manager import SandboxManager
 from .middleware import BodySizeLimit
+from .observability import install_observability
 from .routers import executions, health, runtime, sandboxes
 from .settings import Settings
 
@@ -48,4 +49,5 @@ def create_app(settings: Settings | None = None, manager: SandboxManager | None 
     for router in e2b_routers:  # the E2B-compatible API (unprefixed paths, like E2B's)
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
+    install_observability(app, settings)  # request ids, access logs, /metrics
     return app

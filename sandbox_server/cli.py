@@ -23,6 +23,7 @@ def _serve(args: argparse.Namespace) -> int:
         import uvicorn
 
         from .app import create_app
+        from .observability import logging_config
         from .settings import Settings
     except ImportError as exc:
         print(f"selfbox serve needs the server extra: pip install 'selfbox[server]' ({exc})",
@@ -32,7 +33,8 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings(**overrides)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_level=settings.log_level, timeout_graceful_shutdown=int(
-                    settings.shutdown_timeout_s))
+                    settings.shutdown_timeout_s),
+                log_config=logging_config(settings.log_format, settings.log_level))
     return 0
 
 
