@@ -41,7 +41,7 @@ from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
 
-from ._remote import TextCallback, check_json
+from ._remote import TextCallback, check_json, execute_body
 from .base import AsyncExecutor, Executor, Tool, validate_tools, validate_variables
 from .exceptions import (
     AuthenticationError,
@@ -312,10 +312,9 @@ class _E2BCommon:
     def sandbox_id(self) -> str | None:
         return None if self._sandbox is None else str(self._sandbox.sandbox_id)
 
-    def _timeout_for(self, timeout_s: float | None) -> float | None:
+    def _timeout_for(self, code: str, timeout_s: float | None) -> float | None:
         timeout = self.execution_timeout_s if timeout_s is None else timeout_s
-        if timeout is not None and not timeout > 0:
-            raise InvalidRequestError(f"timeout_s must be positive, got {timeout!r}")
+        execute_body(code, timeout)  # the same argument checks as the docker back end
         return timeout
 
     def _handlers(self, timeout_s: float | None, stdout: list[str],
@@ -425,7 +424,7 @@ class E2BExecutor(_E2BCommon, Executor):
         self._check_setup(execution, what, error_class)
 
     def run(self, code: str, *, timeout_s: float | None = None) -> Execution:
-        timeout = self._timeout_for(timeout_s)
+        timeout = self._timeout_for(code, timeout_s)
         sandbox = self._ensure_sandbox()
         stdout: list[str] = []
         stderr: list[str] = []
@@ -517,7 +516,7 @@ class AsyncE2BExecutor(_E2BCommon, AsyncExecutor):
         self._check_setup(execution, what, error_class)
 
     async def run(self, code: str, *, timeout_s: float | None = None) -> Execution:
-        timeout = self._timeout_for(timeout_s)
+        timeout = self._timeout_for(code, timeout_s)
         sandbox = await self._ensure_sandbox()
         stdout: list[str] = []
         stderr: list[str] = []

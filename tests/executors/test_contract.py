@@ -235,3 +235,11 @@ def test_context_manager(make_executor: MakeExecutor) -> None:
     assert ex.closed
     with pytest.raises(ExecutorClosedError):
         ex.run("1")
+
+
+def test_bad_arguments_are_configuration_errors(ex: Executor) -> None:
+    with pytest.raises(ConfigurationError):
+        ex.run("1", timeout_s=-1)
+    with pytest.raises(ConfigurationError):
+        ex.send_variables({"final_answer": 1})
+    assert ex.run("1 + 2").text == "3"
