@@ -23,6 +23,7 @@ sees what the model tried); the agent's :attr:`~CodeAgent.result` then has ``sta
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
@@ -45,6 +46,17 @@ StepCallback = Callable[[ActionStep], object]
 
 # Generation stops here, so that the model does not write the output of its own code.
 DEFAULT_STOP_SEQUENCES = ("Observation:",)
+
+
+def _local_imports(executor: Executor | None, additional: list[str]) -> list[str] | None:
+    """Everything the local interpreter lets the code import, or None if unknown."""
+    try:
+        # Imported by name, here: the local back end is loaded only when it is used.
+        defaults = importlib.import_module("executors.local").DEFAULT_AUTHORIZED_IMPORTS
+    except (ImportError, AttributeError):
+        return None
+    extra = getattr(executor, "additional_authorized_imports", None)
+    return [*defaults, *(additional if extra is None else extra)]
 
 
 class CodeAgent:
@@ -163,8 +175,10 @@ class CodeAgent:
 
     def render_system_prompt(self, executor: Executor | None = None) -> str:
         """The system prompt for this agent's tools and executor."""
-        authorized = getattr(executor, "authorized_imports", None) if executor else None
         uses_local = (executor.executor_type if executor else self.executor_type) == "local"
+        authorized = getattr(executor, "authorized_imports", None) if executor else None
+        if authorized is None and uses_local:
+            authorized = _local_imports(executor, self.additional_authorized_imports)
         return _render_system_prompt(
             self.tools,
             authorized_imports=sorted(authorized) if authorized is not None else None,

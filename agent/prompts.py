@@ -39,8 +39,7 @@ Rules:
 You can call these Python functions (tools) in your code:
 
 ```python
-{tools}
-def final_answer(answer: any) -> None:
+{tools}def final_answer(answer: any) -> None:
     \"\"\"Ends the task and returns answer as its result.\"\"\"
 ```
 {instructions}"""
@@ -72,8 +71,12 @@ def render_system_prompt(
     rendered_tools = "\n\n".join(t.describe() for t in tools.values())
     imports = ""
     if authorized_imports is not None:
-        listed = ", ".join(sorted(set(authorized_imports))) or "(none)"
-        imports = f"- You may import only these modules: {listed}.\n"
+        names = sorted(set(authorized_imports))
+        if "*" in names:
+            imports = "- You may import any installed module.\n"
+        else:
+            listed = ", ".join(names) or "(none)"
+            imports = f"- You may import only these modules: {listed}.\n"
     elif extra_imports:
         listed = ", ".join(sorted(set(extra_imports)))
         imports = f"- Besides the standard modules the sandbox allows, you may import: {listed}.\n"
@@ -95,9 +98,16 @@ def truncate(text: str, limit: int) -> str:
     return f"{text[:head]}\n[... {cut} characters truncated ...]\n{text[-tail:]}"
 
 
-def _traceback_tail(traceback: str, lines: int) -> str:
+def _traceback_tail(traceback: str, error_line: str, lines: int) -> str:
+    """The last ``lines`` lines of the traceback, without what the observation already says."""
     kept = [line for line in traceback.rstrip().splitlines() if line.strip()]
-    return "\n".join(kept[-lines:])
+    if kept and kept[0].startswith("Traceback (most recent call last)"):
+        kept = kept[1:]
+    if kept and kept[-1].strip() == error_line:
+        kept = kept[:-1]
+    if len(kept) > lines:
+        kept = ["  ...", *kept[-lines:]]
+    return "\n".join(kept)
 
 
 _STATUS_NOTES = {
@@ -129,9 +139,9 @@ def format_observation(
     if execution.error is not None:
         error = execution.error
         text = f"Error: {error.name}: {error.value}"
-        tail = _traceback_tail(error.traceback, traceback_lines)
+        tail = _traceback_tail(error.traceback, f"{error.name}: {error.value}", traceback_lines)
         if tail:
-            text += "\nTraceback (most recent call last, tail):\n" + truncate(tail, max_chars)
+            text += "\nTraceback (most recent call last):\n" + truncate(tail, max_chars)
         parts.append(text)
     note = _STATUS_NOTES.get(execution.status)
     if note:

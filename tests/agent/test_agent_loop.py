@@ -327,3 +327,26 @@ def test_invented_observations_are_cut_from_the_reply(agent_factory):
     assert agent.run("t") == 6
     assert agent.steps[0].code == "x = 3" and not agent.steps[0].is_final_answer
     assert "x is 3" not in model.calls[1][2]["content"]
+
+
+def test_local_prompt_lists_every_importable_module():
+    pytest.importorskip("executors.local", reason="executors.local not merged yet")
+    from executors.local import DEFAULT_AUTHORIZED_IMPORTS
+
+    model = ScriptedModel([code("import math\nimport fractions\nfinal_answer(math.gcd(12, 18))")])
+    with CodeAgent([], model, additional_authorized_imports=["fractions"]) as agent:
+        assert agent.run("gcd") == 6
+    system = model.calls[0][0]["content"]
+    line = next(x for x in system.splitlines() if "You may import only" in x)
+    for module in [*DEFAULT_AUTHORIZED_IMPORTS, "fractions"]:
+        assert module in line
+
+
+def test_local_unauthorized_import_is_an_observation():
+    pytest.importorskip("executors.local", reason="executors.local not merged yet")
+    model = ScriptedModel([code("import os\nos.getcwd()"), code("final_answer('ok')")])
+    with CodeAgent([], model) as agent:
+        assert agent.run("t") == "ok"
+    assert agent.steps[0].error is not None
+    assert "os" in model.calls[1][-1]["content"]
+    assert "Error:" in model.calls[1][-1]["content"]

@@ -19,7 +19,8 @@ def test_stderr_is_part_of_the_logs():
 
 
 def test_error_shows_name_message_and_traceback_tail():
-    tb = "\n".join(f"  line {i}" for i in range(30)) + "\nKeyError: 'k'"
+    tb = "Traceback (most recent call last):\n" + "\n".join(f"  line {i}" for i in range(30))
+    tb += "\nKeyError: 'k'"
     execution = Execution(
         stdout="partial\n", error=ExecutionError("KeyError", "'k'", tb), status="error",
         results=[Result({"text/plain": "ignored"})],
@@ -27,7 +28,10 @@ def test_error_shows_name_message_and_traceback_tail():
     text = format_observation(execution, traceback_lines=3)
     assert "Execution logs:\npartial" in text
     assert "Error: KeyError: 'k'" in text
-    assert "line 28" in text and "line 27" not in text  # only the tail
+    assert "line 27" in text and "line 29" in text and "line 26" not in text  # only the tail
+    assert "  ...\n  line 27" in text
+    assert text.count("KeyError: 'k'") == 1  # the last line repeats the error: dropped
+    assert text.count("Traceback (most recent call last)") == 1
     assert "ignored" not in text  # no stale result next to an error
     assert text.rstrip().endswith("do not repeat the same mistake.")
 
@@ -70,3 +74,7 @@ def test_system_prompt_lists_imports():
 def test_default_template_fields():
     for field in ("{tools}", "{imports}", "{instructions}"):
         assert field in DEFAULT_SYSTEM_PROMPT
+
+
+def test_wildcard_import():
+    assert "any installed module" in render_system_prompt({}, authorized_imports=["*", "x"])
