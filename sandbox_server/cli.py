@@ -43,6 +43,11 @@ def _image_exists(tag: str) -> bool:
 
 
 def _build(args: argparse.Namespace) -> int:
+    args.images = args.images or ["runtime"]
+    unknown = sorted(set(args.images) - set(IMAGES))
+    if unknown:
+        print(f"unknown image(s) {unknown}; choose from {sorted(IMAGES)}", file=sys.stderr)
+        return 2
     if shutil.which("docker") is None:
         print("docker is not installed; run scripts/ensure-docker.sh", file=sys.stderr)
         return 2
@@ -97,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     images = commands.add_parser("images", help="manage selfbox's Docker images")
     image_commands = images.add_subparsers(dest="images_command", required=True)
     build = image_commands.add_parser("build", help="build the runtime (and server) images")
-    build.add_argument("images", nargs="*", default=["runtime"], choices=sorted(IMAGES),
-                       help="which images (default: runtime)")
+    build.add_argument("images", nargs="*", metavar="IMAGE",
+                       help=f"which images: {', '.join(sorted(IMAGES))} (default: runtime)")
     build.add_argument("--base-image", default=os.environ.get("SELFBOX_BASE_IMAGE", DEFAULT_BASE),
                        help=f"base image (SELFBOX_BASE_IMAGE, default {DEFAULT_BASE})")
     build.add_argument("--local-base", action="store_true",
