@@ -90,7 +90,7 @@ class _DockerCommon:
     def _tools_body(self) -> dict[str, Any]:
         return {
             "tools": [
-                {"name": name, "description": inspect.getdoc(tool) or ""}
+                {"name": name, "description": (inspect.getdoc(tool) or "")[:10_000]}
                 for name, tool in self._tools.items()
             ]
         }
@@ -198,6 +198,7 @@ class DockerExecutor(_DockerCommon, Executor):
 
     # -- the protocol ---------------------------------------------------------------------
     def run(self, code: str, *, timeout_s: float | None = None) -> Execution:
+        self._check_open()
         body = execute_body(code, self._timeout_for(timeout_s))
         self._ensure_sandbox()
         folder = EventFolder(self.callbacks)
@@ -240,6 +241,7 @@ class DockerExecutor(_DockerCommon, Executor):
 
     def send_variables(self, variables: Mapping[str, Any]) -> None:
         """Define JSON-able variables in the sandbox's namespace."""
+        self._check_open()
         body = self._variables_body(variables)
         self._ensure_sandbox()
         self._request("PUT", self._path("/variables"), "sending variables", json=body)
@@ -320,6 +322,7 @@ class AsyncDockerExecutor(_DockerCommon, AsyncExecutor):
                             json=self._tools_body())
 
     async def run(self, code: str, *, timeout_s: float | None = None) -> Execution:
+        self._check_open()
         body = execute_body(code, self._timeout_for(timeout_s))
         await self._ensure_sandbox()
         folder = EventFolder(self.callbacks)
@@ -360,6 +363,7 @@ class AsyncDockerExecutor(_DockerCommon, AsyncExecutor):
             await self._push_tools()
 
     async def send_variables(self, variables: Mapping[str, Any]) -> None:
+        self._check_open()
         body = self._variables_body(variables)
         await self._ensure_sandbox()
         await self._request("PUT", self._path("/variables"), "sending variables", json=body)

@@ -424,6 +424,7 @@ class E2BExecutor(_E2BCommon, Executor):
         self._check_setup(execution, what, error_class)
 
     def run(self, code: str, *, timeout_s: float | None = None) -> Execution:
+        self._check_open()
         timeout = self._timeout_for(code, timeout_s)
         sandbox = self._ensure_sandbox()
         stdout: list[str] = []
@@ -516,6 +517,7 @@ class AsyncE2BExecutor(_E2BCommon, AsyncExecutor):
         self._check_setup(execution, what, error_class)
 
     async def run(self, code: str, *, timeout_s: float | None = None) -> Execution:
+        self._check_open()
         timeout = self._timeout_for(code, timeout_s)
         sandbox = await self._ensure_sandbox()
         stdout: list[str] = []
