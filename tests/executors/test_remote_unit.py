@@ -244,6 +244,7 @@ def test_import_executors_pulls_in_no_sdk() -> None:
     code = (
         "import sys, executors\n"
         "from executors import create_executor\n"
+        "import executors.docker, executors.e2b\n"
         "heavy = [m for m in ('docker', 'fastapi', 'e2b', 'e2b_code_interpreter',"
         " 'smolagents', 'sandbox_server') if m in sys.modules]\n"
         "print(heavy)\n"
