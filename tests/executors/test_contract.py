@@ -243,3 +243,12 @@ def test_bad_arguments_are_configuration_errors(ex: Executor) -> None:
     with pytest.raises(ConfigurationError):
         ex.send_variables({"final_answer": 1})
     assert ex.run("1 + 2").text == "3"
+
+
+def test_sleeping_code_times_out(ex: Executor) -> None:
+    started = time.monotonic()
+    execution = ex.run("import time\ntime.sleep(30)", timeout_s=1)
+    assert_well_formed(execution)
+    assert execution.status == "timeout" and execution.error is not None
+    assert time.monotonic() - started < 15
+    assert ex.run("import math\nmath.sqrt(16)").text == "4.0"
