@@ -31,7 +31,10 @@ __all__ = ["router"]
 router = APIRouter(prefix="/process.Process", tags=["e2b envd process"])
 
 KEEPALIVE_S = 10.0  # well under the SDK's keepalive-ping-interval (50 s)
-SIGNALS = {"SIGNAL_SIGKILL": 9, "SIGNAL_SIGTERM": 15, 9: 9, 15: 15}
+# Output waiting for a slow client is held in server memory: past this many runner messages
+# (64 KiB each at most) the stream is dropped, not the server. The process keeps running.
+MAX_PENDING_MESSAGES = 512
+SIGNALS: dict[object, int] = {"SIGNAL_SIGKILL": 9, "SIGNAL_SIGTERM": 15, 9: 9, 15: 15}
 _background: set[asyncio.Task[Any]] = set()
 
 
@@ -79,6 +82,10 @@ async def _follow(manager: SandboxManager, sandbox: Sandbox, op: str, fields: di
             except TimeoutError:
                 yield {"event": {"keepalive": {}}}
                 continue
+            if queue.qsize() > MAX_PENDING_MESSAGES:
+                raise ConnectError("resource_exhausted", "the client reads the command's "
+                                   "output slower than it is produced; stream dropped "
+                                   "(the command goes on; reconnect to follow it)")
             if message is EOF_MESSAGE or message.get("type") == "eof":
                 raise ConnectError("unavailable", f"sandbox {sandbox.id} was not found "
                                    "(it ended while the command ran)")
@@ -144,7 +151,7 @@ async def list_processes(request: Request, sandbox: DataSandbox, manager: Manage
 @router.post("/SendSignal")
 async def send_signal(request: Request, sandbox: DataSandbox, manager: Manager) -> Response:
     async def handle(message: dict[str, Any]) -> dict[str, Any]:
-        number = SIGNALS.get(message.get("signal"))  # type: ignore[arg-type]
+        number = SIGNALS.get(message.get("signal"))
         if number is None:
             raise ConnectError("invalid_argument", "signal must be SIGNAL_SIGKILL or "
                                "SIGNAL_SIGTERM")
@@ -157,7 +164,8 @@ async def send_signal(request: Request, sandbox: DataSandbox, manager: Manager) 
 @router.post("/SendInput")
 async def send_input(request: Request, sandbox: DataSandbox, manager: Manager) -> Response:
     async def handle(message: dict[str, Any]) -> dict[str, Any]:
-        given = message.get("input") if isinstance(message.get("input"), dict) else {}
+        raw = message.get("input")
+        given: dict[str, Any] = raw if isinstance(raw, dict) else {}
         if "pty" in given:
             raise ConnectError("unimplemented", "PTY input is not supported by selfbox")
         await call_op(manager, sandbox, "proc_input", data=str(given.get("stdin") or ""),

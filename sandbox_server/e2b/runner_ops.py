@@ -45,7 +45,8 @@ async def call_op(manager: SandboxManager, sandbox: Sandbox, op: str, timeout_s:
                            str(exc)) from exc
     if reply.get("ok"):
         return reply
-    error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
+    raw = reply.get("error")
+    error: dict[str, Any] = raw if isinstance(raw, dict) else {}
     name, value = str(error.get("name", "Error")), str(error.get("value", "failed"))[:2000]
     code = _CODES.get(name, "internal")
     if "No space left" in value or "Disk quota" in value:

@@ -79,3 +79,9 @@ def test_command_timeout(sbx: Any) -> None:
     with pytest.raises(TimeoutException):
         sbx.commands.run("sleep 30", timeout=2)
     assert time.monotonic() - started < 15
+
+
+def test_login_shell_keeps_the_sandbox_python(sbx: Any) -> None:
+    # commands.run is `bash -l -c`; /etc/profile must not hide the venv with numpy & co.
+    result = sbx.commands.run("python -c 'import numpy, pandas; print(\"ok\")'")
+    assert result.stdout == "ok\n"
