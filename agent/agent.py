@@ -147,7 +147,7 @@ class CodeAgent:
     def _send_tools(self, executor: Executor) -> None:
         self._tools_sent = True
         if self.tools:
-            executor.send_tools(dict(self.tools))
+            executor.send_tools({name: t.executor_callable() for name, t in self.tools.items()})
 
     def close(self) -> None:
         """Close the executor the agent created (ending its sandbox). Idempotent.

@@ -170,6 +170,15 @@ class Tool:
     def __repr__(self) -> str:
         return f"Tool({self.signature})"
 
+    def executor_callable(self) -> Callable[..., Any]:
+        """What to give an executor: the plain function, unless a subclass changed the call.
+
+        Back ends that ship tools as source (e2b) need a real function, not a wrapper object.
+        """
+        if type(self).__call__ is Tool.__call__:
+            return self.function
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         """The tool's description as JSON-safe data."""
         return {

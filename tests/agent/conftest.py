@@ -97,19 +97,33 @@ def _local_available() -> bool:
     return True
 
 
-# Every executor type the agent is tested against. To add a back end, append a param with its
-# marker so CI can select it, e.g.:
-#     pytest.param("docker", marks=pytest.mark.docker),
-#     pytest.param("e2b", marks=pytest.mark.e2b),
-# and, if it needs arguments (a server URL, an API key), return them from _EXECUTOR_KWARGS.
+# Every executor type the agent is tested against: "fake" (plain exec, always available) and
+# the real back ends. Docker and e2b use the root conftest's live ``server`` fixture (a selfbox
+# server on real Docker sandboxes) and carry its markers, so `-m "not docker"` deselects them.
+# To add a back end: append a param with its marker, and build its kwargs in
+# _executor_kwargs below.
 EXECUTOR_TYPES = [
     "fake",
     pytest.param(
         "local",
         marks=pytest.mark.skipif(not _local_available(), reason="executors.local not merged yet"),
     ),
+    pytest.param("docker", marks=pytest.mark.docker),
+    pytest.param("e2b", marks=[pytest.mark.docker, pytest.mark.e2b]),
 ]
-_EXECUTOR_KWARGS: dict[str, dict[str, Any]] = {"local": {}}
+
+
+def _executor_kwargs(executor_type: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    if executor_type == "local":
+        return {}
+    from tests.conftest import API_KEYS
+
+    server = request.getfixturevalue("server")
+    if executor_type == "docker":
+        return {"base_url": server.url, "api_key": API_KEYS[0], "memory_mb": 256}
+    if executor_type == "e2b":
+        return {"api_url": server.url, "sandbox_url": server.url, "api_key": API_KEYS[0]}
+    raise AssertionError(f"no kwargs known for executor type {executor_type!r}")
 
 
 @pytest.fixture(params=EXECUTOR_TYPES)
@@ -118,7 +132,9 @@ def executor_type(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def agent_factory(executor_type: str) -> Iterator[Callable[..., Any]]:
+def agent_factory(
+    executor_type: str, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Any]]:
     """Build CodeAgents on the parametrised executor type; closes them after the test."""
     from agent import CodeAgent
 
@@ -129,7 +145,7 @@ def agent_factory(executor_type: str) -> Iterator[Callable[..., Any]]:
             kwargs.setdefault("executor", FakeExecutor())
         else:
             kwargs.setdefault("executor_type", executor_type)
-            kwargs.setdefault("executor_kwargs", _EXECUTOR_KWARGS.get(executor_type, {}))
+            kwargs.setdefault("executor_kwargs", _executor_kwargs(executor_type, request))
         agent = CodeAgent(tools, model, **kwargs)
         made.append(agent)
         return agent

@@ -63,7 +63,7 @@ class FakeLLMServer:
     def __init__(self) -> None:
         self.replies: list[Reply] = []
         self.requests: list[dict[str, Any]] = []
-        server = self
+        llm_server = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:  # keep pytest output clean
@@ -72,12 +72,12 @@ class FakeLLMServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 raw = self.rfile.read(length)
-                server.requests.append({
+                llm_server.requests.append({
                     "path": self.path,
                     "headers": {k.lower(): v for k, v in self.headers.items()},
                     "body": json.loads(raw) if raw else None,
                 })
-                reply = server.replies.pop(0) if server.replies else Reply(
+                reply = llm_server.replies.pop(0) if llm_server.replies else Reply(
                     500, {"error": {"message": "script exhausted"}})
                 if reply.delay_s:
                     threading.Event().wait(reply.delay_s)
@@ -103,7 +103,7 @@ class FakeLLMServer:
 
 
 @pytest.fixture
-def server() -> Iterator[FakeLLMServer]:
+def llm_server() -> Iterator[FakeLLMServer]:
     srv = FakeLLMServer()
     srv.thread.start()
     yield srv
@@ -112,21 +112,21 @@ def server() -> Iterator[FakeLLMServer]:
 
 
 @pytest.fixture
-def model(server: FakeLLMServer) -> Iterator[OpenAICompatibleModel]:
-    m = OpenAICompatibleModel("test-model", base_url=server.base_url, api_key=API_KEY,
+def model(llm_server: FakeLLMServer) -> Iterator[OpenAICompatibleModel]:
+    m = OpenAICompatibleModel("test-model", base_url=llm_server.base_url, api_key=API_KEY,
                               max_retries=0, timeout_s=5)
     yield m
     m.close()
 
 
-def test_request_shape_and_reply(server, model):
-    server.reply("Hello!")
+def test_request_shape_and_reply(llm_server, model):
+    llm_server.reply("Hello!")
     model.temperature = 0.2
     model.max_tokens = 64
     model.extra_body = {"seed": 7}
     messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
     assert model.generate(messages, stop=["Observation:"]) == "Hello!"
-    [request] = server.requests
+    [request] = llm_server.requests
     assert request["path"] == "/v1/chat/completions"
     assert request["headers"]["authorization"] == f"Bearer {API_KEY}"
     assert request["headers"]["content-type"] == "application/json"
@@ -141,40 +141,40 @@ def test_request_shape_and_reply(server, model):
     assert model.last_usage == {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
 
 
-def test_no_key_means_no_authorization_header(server, monkeypatch):
+def test_no_key_means_no_authorization_header(llm_server, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    server.reply("ok")
-    with OpenAICompatibleModel("m", base_url=server.base_url + "/") as m:
+    llm_server.reply("ok")
+    with OpenAICompatibleModel("m", base_url=llm_server.base_url + "/") as m:
         assert m.generate([{"role": "user", "content": "x"}]) == "ok"
-    assert "authorization" not in server.requests[0]["headers"]
-    assert "temperature" not in server.requests[0]["body"]
-    assert "stop" not in server.requests[0]["body"]
+    assert "authorization" not in llm_server.requests[0]["headers"]
+    assert "temperature" not in llm_server.requests[0]["body"]
+    assert "stop" not in llm_server.requests[0]["body"]
 
 
-def test_key_from_environment(server, monkeypatch):
+def test_key_from_environment(llm_server, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
-    server.reply("ok")
-    with OpenAIModel("m", base_url=server.base_url) as m:
+    llm_server.reply("ok")
+    with OpenAIModel("m", base_url=llm_server.base_url) as m:
         m.generate([{"role": "user", "content": "x"}])
         assert "sk-env" not in repr(m)
-    assert server.requests[0]["headers"]["authorization"] == "Bearer sk-env"
+    assert llm_server.requests[0]["headers"]["authorization"] == "Bearer sk-env"
 
 
-def test_content_parts_are_joined(server, model):
-    server.replies.append(Reply(body=completion([{"type": "text", "text": "a"},
+def test_content_parts_are_joined(llm_server, model):
+    llm_server.replies.append(Reply(body=completion([{"type": "text", "text": "a"},
                                                  {"type": "text", "text": "b"}])))
     assert model.generate([{"role": "user", "content": "x"}]) == "ab"
 
 
-def test_full_agent_run_over_http(server, model, fake_executor):
-    server.reply(
+def test_full_agent_run_over_http(llm_server, model, fake_executor):
+    llm_server.reply(
         "Thought: compute.\n```python\nvalue = 21 * 2\nprint(value)\n```",
         "Thought: done.\n```python\nfinal_answer(value)\n```",
     )
     agent = CodeAgent([], model, executor=fake_executor)
     assert agent.run("What is 21*2?") == 42
-    assert len(server.requests) == 2
-    first, second = (r["body"] for r in server.requests)
+    assert len(llm_server.requests) == 2
+    first, second = (r["body"] for r in llm_server.requests)
     assert first["model"] == "test-model" and first["stop"] == ["Observation:"]
     assert [m["role"] for m in first["messages"]] == ["system", "user"]
     assert first["messages"][1]["content"] == "New task:\nWhat is 21*2?"
@@ -196,8 +196,8 @@ def test_full_agent_run_over_http(server, model, fake_executor):
         (Reply(502, b"<html>bad gateway</html>"), ModelServerError, "bad gateway"),
     ],
 )
-def test_http_errors_map_to_agent_exceptions(server, model, reply, error, text):
-    server.replies.append(reply)
+def test_http_errors_map_to_agent_exceptions(llm_server, model, reply, error, text):
+    llm_server.replies.append(reply)
     with pytest.raises(error, match=text) as caught:
         model.generate([{"role": "user", "content": "x"}])
     assert caught.value.status == reply.status
@@ -210,14 +210,14 @@ def test_http_errors_map_to_agent_exceptions(server, model, reply, error, text):
     [b"this is not json", b'{"choices": []}', b'{"object": "error"}',
      json.dumps(completion(None)).encode()],
 )
-def test_malformed_replies(server, model, body):
-    server.replies.append(Reply(200, body))
+def test_malformed_replies(llm_server, model, body):
+    llm_server.replies.append(Reply(200, body))
     with pytest.raises(ModelResponseError):
         model.generate([{"role": "user", "content": "x"}])
 
 
-def test_malformed_json_is_chained(server, model):
-    server.replies.append(Reply(200, b"{truncated"))
+def test_malformed_json_is_chained(llm_server, model):
+    llm_server.replies.append(Reply(200, b"{truncated"))
     with pytest.raises(ModelResponseError, match="not JSON") as caught:
         model.generate([{"role": "user", "content": "x"}])
     assert isinstance(caught.value.__cause__, ValueError)
@@ -237,36 +237,36 @@ def test_connection_refused():
     assert "cannot reach" in str(caught.value)
 
 
-def test_timeout(server):
-    server.replies.append(Reply(body=completion("late"), delay_s=1.0))
-    with OpenAICompatibleModel("m", base_url=server.base_url, timeout_s=0.2,
+def test_timeout(llm_server):
+    llm_server.replies.append(Reply(body=completion("late"), delay_s=1.0))
+    with OpenAICompatibleModel("m", base_url=llm_server.base_url, timeout_s=0.2,
                                max_retries=0) as m, pytest.raises(ModelTimeoutError) as caught:
         m.generate([{"role": "user", "content": "x"}])
     assert isinstance(caught.value, ModelConnectionError)
     assert isinstance(caught.value.__cause__, httpx.TimeoutException)
 
 
-def test_retries_transient_errors_then_succeeds(server):
-    server.replies += [
+def test_retries_transient_errors_then_succeeds(llm_server):
+    llm_server.replies += [
         Reply(503, {"error": "loading model"}, headers={"Retry-After": "0"}),
         Reply(429, {"error": "busy"}, headers={"Retry-After": "0"}),
         Reply(body=completion("finally")),
     ]
-    with OpenAICompatibleModel("m", base_url=server.base_url, max_retries=2) as m:
+    with OpenAICompatibleModel("m", base_url=llm_server.base_url, max_retries=2) as m:
         assert m.generate([{"role": "user", "content": "x"}]) == "finally"
-    assert len(server.requests) == 3
+    assert len(llm_server.requests) == 3
 
 
-def test_does_not_retry_client_errors(server):
-    server.replies += [Reply(400, {"error": "bad"}), Reply(body=completion("unused"))]
-    with OpenAICompatibleModel("m", base_url=server.base_url, max_retries=3) as m, \
+def test_does_not_retry_client_errors(llm_server):
+    llm_server.replies += [Reply(400, {"error": "bad"}), Reply(body=completion("unused"))]
+    with OpenAICompatibleModel("m", base_url=llm_server.base_url, max_retries=3) as m, \
             pytest.raises(ModelRequestError):
         m.generate([{"role": "user", "content": "x"}])
-    assert len(server.requests) == 1
+    assert len(llm_server.requests) == 1
 
 
-def test_agent_run_surfaces_model_errors(server, model, fake_executor):
-    server.replies.append(Reply(401, {"error": {"message": "bad key"}}))
+def test_agent_run_surfaces_model_errors(llm_server, model, fake_executor):
+    llm_server.replies.append(Reply(401, {"error": {"message": "bad key"}}))
     agent = CodeAgent([], model, executor=fake_executor)
     with pytest.raises(ModelError, match="bad key"):
         agent.run("x")
@@ -277,36 +277,36 @@ def test_empty_model_name_is_rejected():
         OpenAICompatibleModel("")
 
 
-def test_cli_runs_a_task_over_http(server, fake_executor, monkeypatch, capsys):
+def test_cli_runs_a_task_over_http(llm_server, fake_executor, monkeypatch, capsys):
     from agent.__main__ import main
 
     monkeypatch.setattr("agent.agent.create_executor", lambda executor_type, **kw: fake_executor)
-    server.reply("```python\nprint('working')\n```", "```python\nfinal_answer(6 * 7)\n```")
-    code = main(["--model", "cli-model", "--base-url", server.base_url, "--api-key", "k",
+    llm_server.reply("```python\nprint('working')\n```", "```python\nfinal_answer(6 * 7)\n```")
+    code = main(["--model", "cli-model", "--base-url", llm_server.base_url, "--api-key", "k",
                  "--temperature", "0", "What is 6*7?"])
     out, err = capsys.readouterr()
     assert code == 0 and out == "42\n"
     assert "--- step 1" in err and "> Execution logs:" in err and "working" in err
-    body = server.requests[0]["body"]
+    body = llm_server.requests[0]["body"]
     assert body["model"] == "cli-model" and body["temperature"] == 0
     assert fake_executor.closed  # the agent closes the executor it created
 
 
-def test_cli_reports_errors(server, fake_executor, monkeypatch, capsys):
+def test_cli_reports_errors(llm_server, fake_executor, monkeypatch, capsys):
     from agent.__main__ import main
 
     monkeypatch.setattr("agent.agent.create_executor", lambda executor_type, **kw: fake_executor)
-    server.replies.append(Reply(401, {"error": {"message": "bad key"}}))
-    assert main(["--model", "m", "--base-url", server.base_url, "--quiet", "t"]) == 1
+    llm_server.replies.append(Reply(401, {"error": {"message": "bad key"}}))
+    assert main(["--model", "m", "--base-url", llm_server.base_url, "--quiet", "t"]) == 1
     assert "ModelAuthenticationError" in capsys.readouterr().err
     monkeypatch.delenv("SELFBOX_AGENT_MODEL", raising=False)
     assert main(["t"]) == 2
 
 
-def test_cli_max_steps(server, fake_executor, monkeypatch, capsys):
+def test_cli_max_steps(llm_server, fake_executor, monkeypatch, capsys):
     from agent.__main__ import main
 
     monkeypatch.setattr("agent.agent.create_executor", lambda executor_type, **kw: fake_executor)
-    server.reply("```python\nx = 1\n```")
-    assert main(["--model", "m", "--base-url", server.base_url, "--max-steps", "1", "t"]) == 1
+    llm_server.reply("```python\nx = 1\n```")
+    assert main(["--model", "m", "--base-url", llm_server.base_url, "--max-steps", "1", "t"]) == 1
     assert "no answer after 1 steps" in capsys.readouterr().err
