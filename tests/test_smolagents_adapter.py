@@ -93,14 +93,16 @@ def _local_available() -> bool:
     return True
 
 
-# Executor types the end-to-end tests run on. Add back ends with their markers, e.g.
-#     pytest.param("docker", marks=pytest.mark.docker), pytest.param("e2b", marks=pytest.mark.e2b)
+# Executor types the end-to-end tests run on; docker uses the root conftest's live ``server``
+# (real Docker sandboxes) and carries its marker. e2b is not listed: it ships tools as source,
+# and smolagents tools are objects, not plain functions (see the module's known gaps).
 EXECUTOR_TYPES = [
     "exec",
     pytest.param(
         "local",
         marks=pytest.mark.skipif(not _local_available(), reason="executors.local not merged yet"),
     ),
+    pytest.param("docker", marks=pytest.mark.docker),
 ]
 
 
@@ -108,7 +110,16 @@ EXECUTOR_TYPES = [
 def selfbox_executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
     from executors import create_executor
 
-    executor = ExecExecutor() if request.param == "exec" else create_executor(request.param)
+    if request.param == "exec":
+        executor: Executor = ExecExecutor()
+    elif request.param == "docker":
+        from tests.conftest import API_KEYS
+
+        server = request.getfixturevalue("server")
+        executor = create_executor("docker", base_url=server.url, api_key=API_KEYS[0],
+                                   memory_mb=256)
+    else:
+        executor = create_executor(request.param)
     yield executor
     executor.close()
 
