@@ -23,6 +23,8 @@ class StreamCapture:
         self._emit = emit
         read_fd, write_fd = os.pipe()
         os.dup2(write_fd, fd)
+        # Keep a private copy of the write end, to restore the fd if user code closes it.
+        self._write_fd = os.dup(write_fd)
         os.close(write_fd)
         self._read_fd = read_fd
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -36,6 +38,15 @@ class StreamCapture:
         return io.TextIOWrapper(
             raw, encoding="utf-8", errors="backslashreplace", line_buffering=True
         )
+
+    def repair(self) -> None:
+        """Point the fd at the capture pipe again if user code closed or replaced it."""
+        try:
+            if os.path.sameopenfile(self.fd, self._write_fd):
+                return
+        except OSError:
+            pass
+        os.dup2(self._write_fd, self.fd)
 
     def drain(self, timeout_s: float = 2.0) -> None:
         """Wait until everything written to the fd so far has been forwarded.
@@ -87,9 +98,29 @@ class StreamCapture:
             self._emit(self.name, text)
 
 
-def install(emit: Callable[[str, str], None]) -> tuple[StreamCapture, StreamCapture]:
-    out = StreamCapture(1, "stdout", emit)
-    err = StreamCapture(2, "stderr", emit)
-    sys.stdout = out.text_stream()
-    sys.stderr = err.text_stream()
-    return out, err
+class Captures:
+    """Both standard streams, and the Python-level ``sys.stdout``/``sys.stderr`` on them."""
+
+    def __init__(self, emit: Callable[[str, str], None]) -> None:
+        self.out = StreamCapture(1, "stdout", emit)
+        self.err = StreamCapture(2, "stderr", emit)
+        self.stdout = self.out.text_stream()
+        self.stderr = self.err.text_stream()
+        self.restore()
+
+    def restore(self) -> None:
+        """Before each execution: undo what the previous one did to the streams
+        (``sys.stdout = None``, ``os.close(1)``, ...), so the sandbox stays usable."""
+        for capture in (self.out, self.err):
+            capture.repair()
+        sys.stdout, sys.stderr = self.stdout, self.stderr
+
+    def flush(self) -> None:
+        for stream in (sys.stdout, sys.stderr, self.stdout, self.stderr):
+            try:
+                if stream is not None:
+                    stream.flush()
+            except Exception:  # a user's replacement stream may be anything
+                pass
+        self.out.drain()
+        self.err.drain()

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import display
-from .capture import StreamCapture, install
+from .capture import Captures
 from .channel import Channel
 
 DEFAULT_OUTPUT_LIMIT = 1 << 20
@@ -67,7 +67,7 @@ class Kernel:
         self._executing = False
         self._main_ident = threading.main_thread().ident
         self._deadline: float | None = None
-        self.capture: tuple[StreamCapture, StreamCapture] = install(self._on_output)
+        self.capture = Captures(self._on_output)
         self.extra_ops: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]] = {}
         self.new_context("default", HOME)
 
@@ -248,16 +248,26 @@ class Kernel:
             self._finish(execution_id, None, "error")
             return
         context.execution_count += 1
-        status = "ok"
-        interrupted = False
+        self.capture.restore()
         with contextlib.suppress(OSError):
             os.chdir(context.cwd)
         try:
-            self._executing = True
-            try:
-                value = self._run_code(str(message.get("code", "")), context)
-            finally:
-                self._executing = False
+            status, interrupted = self._execute_in(context, execution_id,
+                                                   str(message.get("code", "")))
+        except BaseException as exc:  # an interrupt that landed in our own bookkeeping
+            self._executing = False
+            status, interrupted = "error", isinstance(exc, KeyboardInterrupt)
+            self._send_error(execution_id, type(exc).__name__, _safe_str(exc), "")
+        finally:
+            self._executing = False
+        self._finish(execution_id, context, status, interrupted)
+
+    def _execute_in(self, context: Context, execution_id: str, code: str) -> tuple[str, bool]:
+        """Run the code and show its value; user code (``__repr__`` included) stays
+        interruptible throughout. Returns ``(status, interrupted)``."""
+        self._executing = True
+        try:
+            value = self._run_code(code, context)
             self._flush()
             self._emit_figures()
             if value is not None:
@@ -272,13 +282,14 @@ class Kernel:
                                "data": display.bundle(answer.value)})
         except BaseException as exc:
             self._executing = False
-            interrupted = isinstance(exc, KeyboardInterrupt)
-            status = "error"
             self._flush()
             self._emit_figures()
             self._send_error(execution_id, type(exc).__name__, _safe_str(exc),
                              _format_traceback(exc))
-        self._finish(execution_id, context, status, interrupted)
+            return "error", isinstance(exc, KeyboardInterrupt)
+        finally:
+            self._executing = False
+        return "ok", False
 
     def _run_code(self, code: str, context: Context) -> Any:
         filename = f"<cell-{context.id}-{context.execution_count}>"
@@ -294,11 +305,7 @@ class Kernel:
         return eval(compile(ast.Expression(last), filename, "eval"), namespace)
 
     def _flush(self) -> None:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        for capture in self.capture:
-            capture.drain()
+        self.capture.flush()
 
     def _emit_figures(self) -> None:
         try:

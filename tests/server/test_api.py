@@ -244,3 +244,31 @@ def test_warm_pool_sandboxes_are_fresh_and_separate(client: httpx.Client) -> Non
     finally:
         client.delete(f"/v1/sandboxes/{first}")
         client.delete(f"/v1/sandboxes/{second}")
+
+
+def test_code_that_breaks_its_streams_leaves_the_sandbox_usable(client: httpx.Client,
+                                                                 sandbox: str) -> None:
+    run(client, sandbox, "import sys\nsys.stdout = None\nprint('lost')")
+    assert run(client, sandbox, "print('restored')")["stdout"] == "restored\n"
+    run(client, sandbox, "import os\nos.close(1)\nos.close(2)")
+    out = run(client, sandbox, "import os\nprint('py')\nos.system('echo shell >&2')")
+    assert (out["stdout"], out["stderr"]) == ("py\n", "shell\n")
+
+
+def test_a_hanging_repr_is_interrupted_like_any_code(client: httpx.Client, sandbox: str) -> None:
+    code = "class Slow:\n    def __repr__(self):\n        while True:\n            pass\nSlow()"
+    assert run(client, sandbox, code, timeout_s=1)["status"] == "timeout"
+    assert run(client, sandbox, "'alive'")["results"][0]["data"]["text/plain"] == "'alive'"
+
+
+def test_a_client_leaving_mid_stream_does_not_block_the_sandbox(client: httpx.Client,
+                                                                 sandbox: str) -> None:
+    code = "import time\nprint('started', flush=True)\ntime.sleep(600)"
+    with client.stream("POST", f"/v1/sandboxes/{sandbox}/execute/stream",
+                       json={"code": code}) as response:
+        for line in response.iter_lines():
+            if '"stdout"' in line:
+                break  # walk away while the code sleeps
+    out = run(client, sandbox, "'next'")
+    assert out["results"][0]["data"]["text/plain"] == "'next'"
+    assert out["duration_s"] < 2
