@@ -24,6 +24,9 @@ Mapping of the two protocols:
 - ``output``: the final answer keeps its value; any other result crosses as its MIME bundle, so
   the output is the ``text/plain`` form (a PIL image for ``image/png``/``jpeg`` when Pillow is
   installed), as with smolagents' own remote executors.
+- Tools run on the host (the executor calls back), so back ends that can only ship tools as
+  source (e2b) reject them with a :class:`~executors.exceptions.ToolError`; tool-free agents
+  work on every back end.
 - ``cleanup()`` (called by ``CodeAgent.cleanup()`` and its ``with`` block) closes the executor.
 
 smolagents is imported only when an adapter is created: ``pip install 'selfbox[smolagents]'``.
@@ -42,7 +45,7 @@ from types import ModuleType, TracebackType
 from typing import Any, Self
 
 from .base import Executor
-from .exceptions import MissingDependencyError
+from .exceptions import MissingDependencyError, ToolError
 from .factory import create_executor
 from .models import Execution
 
@@ -148,8 +151,18 @@ class SelfboxPythonExecutor:
             for name, tool in tools.items()
             if name != _FINAL_ANSWER
         }
-        if callables:
+        if not callables:
+            return
+        try:
             self.executor.send_tools(callables)
+        except ToolError as exc:
+            # e2b ships tools as source; smolagents tools are objects that must run on the host.
+            raise ToolError(
+                f"the {self.executor.executor_type or 'selected'} executor cannot call "
+                f"smolagents tools ({', '.join(callables)}): they run on the host, and this "
+                f"back end needs self-contained plain functions; use the local or docker "
+                f"executor for tools ({exc})"
+            ) from exc
 
     def send_variables(self, variables: Mapping[str, Any]) -> None:
         if variables:

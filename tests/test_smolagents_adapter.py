@@ -331,3 +331,19 @@ def test_missing_smolagents_names_the_extra():
                          timeout=60)
     assert "pip install 'selfbox[smolagents]'" in out.stdout, out.stderr
     assert issubclass(MissingDependencyError, ImportError)
+
+
+def test_back_end_refusing_host_tools_gets_a_clear_error():
+    from executors.exceptions import ToolError
+
+    class SourceOnly(ExecExecutor):
+        executor_type = "e2b"
+
+        def send_tools(self, tools):
+            raise ToolError("tool 'add' is a closure over tool")
+
+    adapter = SelfboxPythonExecutor(SourceOnly())
+    with pytest.raises(ToolError, match="cannot call smolagents tools \\(add\\)") as caught:
+        adapter.send_tools({"add": add, "final_answer": FinalAnswerTool()})
+    assert isinstance(caught.value.__cause__, ToolError)
+    adapter.send_tools({"final_answer": FinalAnswerTool()})  # no tools to send: fine
