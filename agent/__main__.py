@@ -26,7 +26,10 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m agent", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m agent",
+        description="Run a task with a CodeAgent against an OpenAI-compatible server.",
+    )
     parser.add_argument("task", help="what the agent should do")
     parser.add_argument(
         "--model",

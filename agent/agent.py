@@ -304,6 +304,8 @@ class CodeAgent:
         except Exception as exc:
             # A custom model's own failure: give callers one exception type to handle.
             raise ModelError(f"the model failed: {type(exc).__name__}: {exc}") from exc
+        usage = getattr(self.model, "last_usage", None)
+        step.token_usage = dict(usage) if isinstance(usage, dict) else None
         # Servers that ignore ``stop`` let the model invent observations: drop them.
         reply = cut_at_stop(reply, self.stop_sequences)
         step.model_output = reply

@@ -31,6 +31,8 @@ class ActionStep:
     duration_s: float = 0.0
     is_final_answer: bool = False
     final_answer: Any = None
+    # What the model reported using for this step (OpenAI's "usage"), when it reports it.
+    token_usage: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -43,6 +45,7 @@ class ActionStep:
             "duration_s": self.duration_s,
             "is_final_answer": self.is_final_answer,
             "final_answer": self.final_answer,
+            "token_usage": self.token_usage,
         }
 
 

@@ -180,6 +180,8 @@ def test_full_agent_run_over_http(llm_server, model, fake_executor):
     assert first["messages"][1]["content"] == "New task:\nWhat is 21*2?"
     assert [m["role"] for m in second["messages"]] == ["system", "user", "assistant", "user"]
     assert second["messages"][3]["content"].startswith("Observation:\nExecution logs:\n42")
+    assert agent.steps[0].token_usage == {"prompt_tokens": 10, "completion_tokens": 5,
+                                          "total_tokens": 15}
 
 
 @pytest.mark.parametrize(
