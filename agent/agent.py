@@ -24,6 +24,7 @@ sees what the model tried); the agent's :attr:`~CodeAgent.result` then has ``sta
 from __future__ import annotations
 
 import importlib
+import inspect
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
@@ -32,7 +33,7 @@ from typing import Any, Literal, Self, overload
 from executors.base import Executor
 from executors.factory import create_executor
 
-from .exceptions import AgentError, AgentMaxStepsError, ModelError
+from .exceptions import AgentError, AgentMaxStepsError, ModelError, ModelResponseError
 from .models.base import ChatMessage, Model
 from .parsing import cut_at_stop, extract_code
 from .prompts import DEFAULT_SYSTEM_PROMPT, NO_CODE_OBSERVATION, format_observation, truncate
@@ -46,6 +47,15 @@ StepCallback = Callable[[ActionStep], object]
 
 # Generation stops here, so that the model does not write the output of its own code.
 DEFAULT_STOP_SEQUENCES = ("Observation:",)
+
+
+def _takes_stop(model: Model) -> bool:
+    """Whether ``model.generate`` takes ``stop=`` (the minimum is ``generate(messages)``)."""
+    try:
+        params = inspect.signature(model.generate).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == "stop" or p.kind is p.VAR_KEYWORD for p in params)
 
 
 def _local_imports(executor: Executor | None, additional: list[str]) -> list[str] | None:
@@ -121,6 +131,7 @@ class CodeAgent:
         self.steps: list[ActionStep] = []
         self.result: RunResult | None = None
         self._messages: list[ChatMessage] = []
+        self._model_takes_stop = _takes_stop(model)
 
     # -- executor -------------------------------------------------------------------------
 
@@ -298,12 +309,17 @@ class CodeAgent:
         started = time.monotonic()
         step = ActionStep(step_number=number)
         try:
-            reply = self.model.generate(self.messages, stop=self.stop_sequences or None)
+            if self._model_takes_stop:
+                reply = self.model.generate(self.messages, stop=self.stop_sequences or None)
+            else:
+                reply = self.model.generate(self.messages)
         except AgentError:
             raise
         except Exception as exc:
             # A custom model's own failure: give callers one exception type to handle.
             raise ModelError(f"the model failed: {type(exc).__name__}: {exc}") from exc
+        if not isinstance(reply, str):
+            raise ModelResponseError(f"the model returned a {type(reply).__name__}, not a str")
         usage = getattr(self.model, "last_usage", None)
         step.token_usage = dict(usage) if isinstance(usage, dict) else None
         # Servers that ignore ``stop`` let the model invent observations: drop them.

@@ -9,7 +9,9 @@ from agent import (
     AgentError,
     AgentMaxStepsError,
     CodeAgent,
+    Model,
     ModelError,
+    ModelResponseError,
     ScriptedModel,
     tool,
 )
@@ -350,3 +352,26 @@ def test_local_unauthorized_import_is_an_observation():
     assert agent.steps[0].error is not None
     assert "os" in model.calls[1][-1]["content"]
     assert "Error:" in model.calls[1][-1]["content"]
+
+
+def test_minimal_model_protocol_without_stop(agent_factory):
+    class Minimal(Model):
+        def __init__(self):
+            self.seen = 0
+
+        def generate(self, messages):  # the protocol's minimum: no stop parameter
+            self.seen += 1
+            return code("final_answer('minimal')")
+
+    model = Minimal()
+    assert agent_factory([], model).run("t") == "minimal"
+    assert model.seen == 1
+
+
+def test_non_string_reply_is_a_model_error(agent_factory):
+    class Broken(Model):
+        def generate(self, messages, *, stop=None):
+            return None
+
+    with pytest.raises(ModelResponseError, match="NoneType"):
+        agent_factory([], Broken()).run("t")
