@@ -7,7 +7,8 @@ Importing this package pulls in FastAPI and the Docker SDK (the ``server`` extra
 """
 
 from .app import create_app
-from .manager import SandboxManager, SandboxRequest
+from .limits import SandboxRequest
+from .manager import SandboxManager
 from .settings import Settings
 
 __all__ = ["SandboxManager", "SandboxRequest", "Settings", "create_app"]

@@ -1,8 +1,8 @@
 """The lifecycle manager: sandboxes from creation to removal, above the thin Docker driver.
 
-It owns the registry of live sandboxes, enforces limits and caps, runs code through each
-sandbox's channel with timeouts (interrupt, then kill after a grace period), notices dead
-containers, reaps expired ones, and sweeps containers that an earlier server left behind.
+It owns the registry of live sandboxes, enforces limits and caps (:mod:`.limits`), keeps a
+warm pool (:mod:`.pool`), notices dead containers, reaps expired ones, and sweeps containers
+that an earlier server left behind. Running code is the other half (:mod:`.runs`).
 """
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
-from .channel import EOF_MESSAGE, ChannelClosed, RunnerChannel
+from .channel import ChannelClosed, RunnerChannel
 from .driver import ContainerSpec, DockerDriver, label
 from .exceptions import (
     Conflict,
@@ -27,10 +26,10 @@ from .exceptions import (
     SandboxGone,
     SandboxStartError,
     ServerError,
-    TooManySandboxes,
 )
-from .execution import ExecutionBuilder
+from .limits import SandboxRequest, check_caps, resolve_request
 from .pool import WarmPool
+from .runs import Executions
 from .sandbox import Limits, Sandbox
 from .settings import Settings
 
@@ -42,27 +41,10 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 TOMBSTONE_S = 600.0  # how long a dead or expired sandbox still answers with its fate
-KEEPALIVE_S = 5.0
 SWEEP_EVERY_S = 30.0
-NETWORKS = ("none", "bridge")
 
 
-@dataclass
-class SandboxRequest:
-    """What a caller asks for; ``None`` means the server's default."""
-
-    template: str | None = None
-    cpu: float | None = None
-    memory_mb: int | None = None
-    pids: int | None = None
-    disk_mb: int | None = None
-    timeout_s: float | None = None
-    network: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    metadata: dict[str, str] = field(default_factory=dict)
-
-
-class SandboxManager:
+class SandboxManager(Executions):
     def __init__(self, settings: Settings, driver: DockerDriver | None = None) -> None:
         self.settings = settings
         self.driver = driver or DockerDriver()
@@ -178,74 +160,11 @@ class SandboxManager:
 
     # -- create ---------------------------------------------------------------------------
     def resolve(self, request: SandboxRequest) -> tuple[str, Limits, float]:
-        s = self.settings
-
-        def pick(name: str, value: Any, default: Any, maximum: Any) -> Any:
-            if value is None:
-                return default
-            if value <= 0:
-                raise InvalidRequest(f"{name} must be positive, got {value}", limit=name)
-            if value > maximum:
-                raise LimitExceeded(
-                    f"{name}={value} exceeds the server maximum of {maximum} "
-                    f"(SELFBOX_MAX_{name.upper()})", limit=name, maximum=maximum,
-                )
-            return value
-
-        limits = Limits(
-            cpu=float(pick("cpu", request.cpu, s.default_cpu, s.max_cpu)),
-            memory_mb=int(pick("memory_mb", request.memory_mb, s.default_memory_mb,
-                               s.max_memory_mb)),
-            pids=int(pick("pids", request.pids, s.default_pids, s.max_pids)),
-            disk_mb=int(pick("disk_mb", request.disk_mb, s.default_disk_mb, s.max_disk_mb)),
-            network=request.network or "none",
-        )
-        if limits.memory_mb < 32:
-            raise InvalidRequest("memory_mb must be at least 32", limit="memory_mb")
-        if limits.pids < 16:
-            raise InvalidRequest("pids must be at least 16 (threads count as pids)", limit="pids")
-        timeout_s = float(pick("timeout_s", request.timeout_s, s.default_timeout_s,
-                               s.max_timeout_s))
-        if limits.network not in NETWORKS:
-            raise InvalidRequest(f"network must be one of {NETWORKS}, got {limits.network!r}",
-                                 limit="network")
-        if limits.network != "none" and not s.allow_network:
-            raise LimitExceeded(f"network={limits.network!r} is disabled on this server "
-                                "(SELFBOX_ALLOW_NETWORK)", limit="network")
-        template = request.template or s.runtime_image
-        if template not in s.templates():
-            raise InvalidRequest(
-                f"template {template!r} is not allowed; allowed: {sorted(s.templates())} "
-                "(SELFBOX_ALLOWED_TEMPLATES)", limit="template",
-            )
-        if len(request.env) > s.max_env_vars:
-            raise LimitExceeded(f"{len(request.env)} env vars exceed SELFBOX_MAX_ENV_VARS="
-                                f"{s.max_env_vars}", limit="env")
-        for key in request.env:
-            if not key or "=" in key or "\x00" in key or "\x00" in request.env[key]:
-                raise InvalidRequest(f"invalid environment variable name {key!r}", limit="env")
-        if len(request.metadata) > s.max_metadata_entries:
-            raise LimitExceeded(f"{len(request.metadata)} metadata entries exceed "
-                                f"SELFBOX_MAX_METADATA_ENTRIES={s.max_metadata_entries}",
-                                limit="metadata")
-        return template, limits, timeout_s
-
-    def _check_caps(self, owner: str) -> None:
-        live = [sb for sb in self._sandboxes.values() if sb.alive]
-        if len(live) >= self.settings.max_sandboxes:
-            raise TooManySandboxes(
-                f"the server's cap of {self.settings.max_sandboxes} live sandboxes is reached "
-                "(SELFBOX_MAX_SANDBOXES); kill one or wait", cap="max_sandboxes")
-        mine = sum(1 for sb in live if sb.owner == owner)
-        if mine >= self.settings.max_sandboxes_per_key:
-            raise TooManySandboxes(
-                f"this API key's cap of {self.settings.max_sandboxes_per_key} live sandboxes is "
-                "reached (SELFBOX_MAX_SANDBOXES_PER_KEY); kill one or wait",
-                cap="max_sandboxes_per_key")
+        return resolve_request(self.settings, request)
 
     async def create(self, owner: str, request: SandboxRequest) -> Sandbox:
         template, limits, timeout_s = self.resolve(request)
-        self._check_caps(owner)
+        check_caps(self.settings, self._sandboxes.values(), owner)
         now = time.time()
         if self.pool is not None and self.pool.matches(template, limits, request.env):
             pooled = self.pool.take()
@@ -423,172 +342,6 @@ class SandboxManager:
         return reply
 
     # -- execution ------------------------------------------------------------------------
-    def resolve_execution_timeout(self, timeout_s: float | None) -> float:
-        if timeout_s is None:
-            return self.settings.default_execution_timeout_s
-        if timeout_s <= 0:
-            raise InvalidRequest("timeout_s must be positive", limit="timeout_s")
-        if timeout_s > self.settings.max_execution_timeout_s:
-            raise LimitExceeded(
-                f"timeout_s={timeout_s} exceeds the server maximum of "
-                f"{self.settings.max_execution_timeout_s} (SELFBOX_MAX_EXECUTION_TIMEOUT_S)",
-                limit="timeout_s", maximum=self.settings.max_execution_timeout_s)
-        return timeout_s
-
-    async def execute(
-        self, sandbox: Sandbox, code: str, *, timeout_s: float | None = None,
-        context: str = "default", tools_answerable: bool = True,
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Run code; yield public events, ending with ``{"type": "execution", ...}``."""
-        timeout = self.resolve_execution_timeout(timeout_s)
-        if len(code.encode("utf-8", "surrogatepass")) > self.settings.max_code_bytes:
-            raise LimitExceeded(f"code is larger than SELFBOX_MAX_CODE_BYTES="
-                                f"{self.settings.max_code_bytes}", limit="code")
-        if sandbox.state == "paused":
-            raise Conflict(f"sandbox {sandbox.id} is paused; resume it first")
-        await sandbox.lock.acquire()
-        released = False
-        execution_id: str | None = None
-        queue: asyncio.Queue[dict[str, Any]] | None = None
-        try:
-            if not sandbox.alive or sandbox.channel is None:
-                raise SandboxGone(f"sandbox {sandbox.id} is gone: {sandbox.end_reason}")
-            channel = sandbox.channel
-            execution_id = secrets.token_hex(8)
-            queue = channel.subscribe(execution_id)
-            builder = ExecutionBuilder(self.settings.output_limit_bytes)
-            try:
-                await channel.send({"op": "execute", "id": execution_id, "code": code,
-                                    "context": context,
-                                    "output_limit_bytes": self.settings.output_limit_bytes})
-            except ChannelClosed:
-                queue.put_nowait(EOF_MESSAGE)
-            sandbox.executing = True
-            yield {"type": "start", "sandbox_id": sandbox.id}
-            async for event in self._drive(sandbox, channel, execution_id, queue, builder,
-                                           timeout, tools_answerable):
-                yield event
-            execution = builder.build()
-            if execution.execution_count is not None:
-                sandbox.execution_count = execution.execution_count
-            self._notify("executed", sandbox=sandbox, execution=execution)
-            yield {"type": "execution", "execution": execution.to_dict()}
-            channel.unsubscribe(execution_id)
-            sandbox.executing = False
-            sandbox.lock.release()
-            released = True
-        finally:
-            if not released:
-                # The client went away mid-run: stop the code before the next one may start.
-                self._spawn(self._abandon(sandbox, execution_id, queue))
-
-    async def _abandon(self, sandbox: Sandbox, execution_id: str | None,
-                       queue: asyncio.Queue[dict[str, Any]] | None) -> None:
-        """The client went away mid-run: interrupt the code, and only then let the next
-        execution in (killing the sandbox if the code will not stop)."""
-        channel = sandbox.channel
-        try:
-            if execution_id and queue is not None and channel is not None and sandbox.alive:
-                with contextlib.suppress(ChannelClosed):
-                    await channel.send({"op": "interrupt", "id": execution_id})
-                try:
-                    async with asyncio.timeout(self.settings.interrupt_grace_s):
-                        while True:
-                            message = await queue.get()
-                            if message is EOF_MESSAGE or message.get("type") in ("done", "eof"):
-                                break
-                except TimeoutError:
-                    await self._end(sandbox, "dead",
-                                    "it was killed: abandoned code did not stop after interrupt")
-        finally:
-            if channel is not None and execution_id:
-                channel.unsubscribe(execution_id)
-            sandbox.executing = False
-            sandbox.lock.release()
-
-    async def _drive(
-        self, sandbox: Sandbox, channel: RunnerChannel, execution_id: str,
-        queue: asyncio.Queue[dict[str, Any]], builder: ExecutionBuilder, timeout_s: float,
-        tools_answerable: bool,
-    ) -> AsyncIterator[dict[str, Any]]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        kill_at: float | None = None
-        grace = self.settings.interrupt_grace_s
-        while not builder.done:
-            limit = kill_at if kill_at is not None else deadline
-            wait = min(max(limit - loop.time(), 0.0), KEEPALIVE_S)
-            try:
-                message = await asyncio.wait_for(queue.get(), wait)
-            except TimeoutError:
-                now = loop.time()
-                if kill_at is None and now >= deadline:
-                    kill_at = now + grace
-                    with contextlib.suppress(ChannelClosed):
-                        await channel.send({"op": "interrupt", "id": execution_id})
-                elif kill_at is not None and now >= kill_at:
-                    yield builder.fail(
-                        "timeout", "TimeoutError",
-                        f"execution exceeded timeout_s={timeout_s:g} and did not stop within "
-                        f"{grace:g} s of the interrupt (SELFBOX_INTERRUPT_GRACE_S); the sandbox "
-                        "was killed and its state is lost")
-                    await self._end(sandbox, "dead", "it was killed after an execution timeout")
-                    return
-                else:
-                    yield {"type": "keepalive"}
-                continue
-            if message is EOF_MESSAGE or message.get("type") == "eof":
-                yield await self._died(sandbox, builder)
-                return
-            if message.get("type") == "tool_call" and not tools_answerable:
-                await self._refuse_tool(channel, message)
-            event = builder.feed(message)
-            if message.get("type") == "tool_call":
-                sandbox.tool_calls.add(str(message.get("call_id")))
-            if builder.done and kill_at is not None:
-                # Interrupted by us: report the timeout instead of the KeyboardInterrupt.
-                builder.status = "timeout"
-                builder.error = None
-                yield builder.fail(
-                    "timeout", "TimeoutError",
-                    f"execution exceeded timeout_s={timeout_s:g} and was interrupted; the "
-                    "sandbox and its state are kept")
-                return
-            if event is not None and not (kill_at is not None and event["type"] == "error"):
-                yield event
-
-    async def _died(self, sandbox: Sandbox, builder: ExecutionBuilder) -> dict[str, Any]:
-        # Give the death watcher a moment to learn why (OOM or not).
-        for _ in range(100):
-            if not sandbox.alive:
-                break
-            await asyncio.sleep(0.05)
-        if sandbox.extra.get("oom"):
-            return builder.fail("oom_killed", "MemoryError",
-                                f"the sandbox ran out of memory (memory_mb="
-                                f"{sandbox.limits.memory_mb}) and was killed; its state is lost")
-        return builder.fail("sandbox_died", "SandboxDied",
-                            f"the sandbox died during the execution: "
-                            f"{sandbox.end_reason or 'its container exited'}")
-
-    @staticmethod
-    async def _refuse_tool(channel: RunnerChannel, message: dict[str, Any]) -> None:
-        with contextlib.suppress(ChannelClosed):
-            await channel.send({
-                "op": "tool_reply", "call_id": message.get("call_id"), "ok": False,
-                "error": {"name": "ToolError",
-                          "value": "tool calls need the streaming execute endpoint"}})
-
-    async def tool_reply(self, sandbox: Sandbox, call_id: str, ok: bool, value: Any,
-                         error: dict[str, str] | None) -> None:
-        if call_id not in sandbox.tool_calls:
-            raise NotFound(f"no pending tool call {call_id!r}")
-        sandbox.tool_calls.discard(call_id)
-        if sandbox.channel is None:
-            raise SandboxGone(f"sandbox {sandbox.id} is gone")
-        await sandbox.channel.send({"op": "tool_reply", "call_id": call_id, "ok": ok,
-                                    "value": value, "error": error})
-
     # -- pause / resume (docker pause freezes the cgroup) ---------------------------------
     async def pause(self, sandbox: Sandbox) -> None:
         if sandbox.state != "running":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Response
 
 from ..exceptions import InvalidRequest
-from ..manager import SandboxRequest
+from ..limits import SandboxRequest
 from ..schemas import CreateSandbox, SandboxOut, SetTimeout
 from .deps import Manager, Owner
 

@@ -17,7 +17,8 @@ from sandbox_server import exceptions as server_exceptions
 from sandbox_server.channel import RunnerChannel
 from sandbox_server.errors import install_error_handlers
 from sandbox_server.execution import ExecutionBuilder
-from sandbox_server.manager import SandboxManager, SandboxRequest
+from sandbox_server.limits import SandboxRequest
+from sandbox_server.manager import SandboxManager
 from sandbox_server.middleware import BodySizeLimit
 from sandbox_server.settings import Settings
 

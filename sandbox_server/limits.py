@@ -1,0 +1,122 @@
+"""What a sandbox may have: requests checked against the server's defaults, maxima and caps.
+
+I/O-free. Every refusal names the limit and the setting that governs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .exceptions import InvalidRequest, LimitExceeded, TooManySandboxes
+from .sandbox import Limits, Sandbox
+from .settings import Settings
+
+__all__ = [
+    "NETWORKS",
+    "SandboxRequest",
+    "check_caps",
+    "resolve_execution_timeout",
+    "resolve_request",
+]
+
+NETWORKS = ("none", "bridge")
+MIN_MEMORY_MB = 32
+MIN_PIDS = 16
+
+
+@dataclass
+class SandboxRequest:
+    """What a caller asks for; ``None`` means the server's default."""
+
+    template: str | None = None
+    cpu: float | None = None
+    memory_mb: int | None = None
+    pids: int | None = None
+    disk_mb: int | None = None
+    timeout_s: float | None = None
+    network: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def _pick(name: str, value: Any, default: Any, maximum: Any) -> Any:
+    if value is None:
+        return default
+    if value <= 0:
+        raise InvalidRequest(f"{name} must be positive, got {value}", limit=name)
+    if value > maximum:
+        raise LimitExceeded(
+            f"{name}={value} exceeds the server maximum of {maximum} "
+            f"(SELFBOX_MAX_{name.upper()})", limit=name, maximum=maximum,
+        )
+    return value
+
+
+def resolve_request(s: Settings, request: SandboxRequest) -> tuple[str, Limits, float]:
+    """The template, limits and lifetime a request gets, or a 4xx naming what is wrong."""
+    limits = Limits(
+        cpu=float(_pick("cpu", request.cpu, s.default_cpu, s.max_cpu)),
+        memory_mb=int(_pick("memory_mb", request.memory_mb, s.default_memory_mb,
+                            s.max_memory_mb)),
+        pids=int(_pick("pids", request.pids, s.default_pids, s.max_pids)),
+        disk_mb=int(_pick("disk_mb", request.disk_mb, s.default_disk_mb, s.max_disk_mb)),
+        network=request.network or "none",
+    )
+    if limits.memory_mb < MIN_MEMORY_MB:
+        raise InvalidRequest(f"memory_mb must be at least {MIN_MEMORY_MB}", limit="memory_mb")
+    if limits.pids < MIN_PIDS:
+        raise InvalidRequest(f"pids must be at least {MIN_PIDS} (threads count as pids)",
+                             limit="pids")
+    timeout_s = float(_pick("timeout_s", request.timeout_s, s.default_timeout_s,
+                            s.max_timeout_s))
+    if limits.network not in NETWORKS:
+        raise InvalidRequest(f"network must be one of {NETWORKS}, got {limits.network!r}",
+                             limit="network")
+    if limits.network != "none" and not s.allow_network:
+        raise LimitExceeded(f"network={limits.network!r} is disabled on this server "
+                            "(SELFBOX_ALLOW_NETWORK)", limit="network")
+    template = request.template or s.runtime_image
+    if template not in s.templates():
+        raise InvalidRequest(
+            f"template {template!r} is not allowed; allowed: {sorted(s.templates())} "
+            "(SELFBOX_ALLOWED_TEMPLATES)", limit="template",
+        )
+    if len(request.env) > s.max_env_vars:
+        raise LimitExceeded(f"{len(request.env)} env vars exceed SELFBOX_MAX_ENV_VARS="
+                            f"{s.max_env_vars}", limit="env")
+    for key, value in request.env.items():
+        if not key or "=" in key or "\x00" in key or "\x00" in value:
+            raise InvalidRequest(f"invalid environment variable name {key!r}", limit="env")
+    if len(request.metadata) > s.max_metadata_entries:
+        raise LimitExceeded(f"{len(request.metadata)} metadata entries exceed "
+                            f"SELFBOX_MAX_METADATA_ENTRIES={s.max_metadata_entries}",
+                            limit="metadata")
+    return template, limits, timeout_s
+
+
+def check_caps(s: Settings, sandboxes: Iterable[Sandbox], owner: str) -> None:
+    """429 when one more live sandbox would pass the global or the per-key cap."""
+    live = [sb for sb in sandboxes if sb.alive]
+    if len(live) >= s.max_sandboxes:
+        raise TooManySandboxes(
+            f"the server's cap of {s.max_sandboxes} live sandboxes is reached "
+            "(SELFBOX_MAX_SANDBOXES); kill one or wait", cap="max_sandboxes")
+    if sum(1 for sb in live if sb.owner == owner) >= s.max_sandboxes_per_key:
+        raise TooManySandboxes(
+            f"this API key's cap of {s.max_sandboxes_per_key} live sandboxes is reached "
+            "(SELFBOX_MAX_SANDBOXES_PER_KEY); kill one or wait", cap="max_sandboxes_per_key")
+
+
+def resolve_execution_timeout(s: Settings, timeout_s: float | None) -> float:
+    if timeout_s is None:
+        return s.default_execution_timeout_s
+    if timeout_s <= 0:
+        raise InvalidRequest("timeout_s must be positive", limit="timeout_s")
+    if timeout_s > s.max_execution_timeout_s:
+        raise LimitExceeded(
+            f"timeout_s={timeout_s} exceeds the server maximum of "
+            f"{s.max_execution_timeout_s} (SELFBOX_MAX_EXECUTION_TIMEOUT_S)",
+            limit="timeout_s", maximum=s.max_execution_timeout_s)
+    return timeout_s
