@@ -1,0 +1,45 @@
+"""Small helpers shared by the compiler modules (kept apart to avoid import cycles)."""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["annotate", "invoke", "is_user_function"]
+
+_FunctionType = types.FunctionType
+_MethodType = types.MethodType
+
+
+def annotate(exc: BaseException, pos: tuple[int, int, str]) -> None:
+    """Record the user-code position an exception passed through (innermost first)."""
+    try:
+        d = exc.__dict__
+    except AttributeError:
+        return
+    tb = d.get("@sb_tb")
+    if tb is None:
+        d["@sb_tb"] = [pos]
+        d["@sb_open"] = False
+    elif d.get("@sb_open"):
+        tb.append(pos)
+        d["@sb_open"] = False
+
+
+def is_user_function(fn: Any) -> bool:
+    from .nodes_expr import USER_CODES
+
+    t = type(fn)
+    if t is _FunctionType:
+        return fn.__code__ in USER_CODES
+    if t is _MethodType:
+        return type(fn.__func__) is _FunctionType and fn.__func__.__code__ in USER_CODES
+    return False
+
+
+def invoke(fn: Any, args: list[Any], call_native: Callable[..., Any]) -> Any:
+    """Call ``fn`` from compiled code: user functions directly, anything else as native."""
+    if is_user_function(fn):
+        return fn(*args)
+    return call_native(fn, args, None)

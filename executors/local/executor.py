@@ -1,0 +1,102 @@
+"""``LocalExecutor``: the executor protocol over the restricted interpreter."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+from ..base import Executor, Tool, validate_tools, validate_variables
+from ..exceptions import ConfigurationError
+from ..models import Execution
+from .budget import Limits
+from .interpreter import Interpreter
+
+__all__ = ["LocalExecutor"]
+
+Isolation = Literal["none", "process"]
+_INT_LIMITS = (
+    "max_operations", "max_iterations", "max_output_bytes", "max_recursion_depth",
+    "max_memory_mb", "max_source_bytes", "max_nesting_depth", "max_collection_size",
+    "max_int_bits", "max_format_width",
+)  # fmt: skip
+
+
+def _check_timeout(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}", argument=name)
+    return float(value)
+
+
+class LocalExecutor(Executor):
+    """Runs code in the restricted interpreter, in-process or in a killable child process.
+
+    Args:
+        additional_authorized_imports: module names (``"numpy"``), package patterns
+            (``"numpy.*"``) or ``"*"`` (everything: only for trusted code) on top of
+            :data:`~executors.local.DEFAULT_AUTHORIZED_IMPORTS`.
+        timeout_s: default wall-clock budget of one :meth:`run`.
+        isolation: ``"none"`` (in-process, fastest) or ``"process"`` (child process with
+            RLIMIT_AS/RLIMIT_CPU, killed on timeout; tools and variables cross as JSON).
+        max_*: further budgets (see :class:`~executors.local.Limits`).
+    """
+
+    executor_type = "local"
+
+    def __init__(
+        self,
+        *,
+        additional_authorized_imports: Iterable[str] = (),
+        timeout_s: float = 30.0,
+        isolation: Isolation = "none",
+        **limits: Any,
+    ) -> None:
+        if isinstance(additional_authorized_imports, str) or not all(
+            isinstance(m, str) and m for m in additional_authorized_imports
+        ):
+            raise ConfigurationError(
+                "additional_authorized_imports must be a list of module names",
+                argument="additional_authorized_imports",
+            )
+        imports = list(additional_authorized_imports)
+        if isolation not in ("none", "process"):
+            raise ConfigurationError(f"isolation must be 'none' or 'process', got {isolation!r}", argument="isolation")
+        self.timeout_s = _check_timeout("timeout_s", timeout_s)
+        values: dict[str, Any] = {}
+        for name, value in limits.items():
+            if name not in _INT_LIMITS:
+                raise ConfigurationError(f"unknown argument {name!r} for the local executor", argument=name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigurationError(f"{name} must be a positive integer, got {value!r}", argument=name)
+            values[name] = value
+        self.limits = Limits(timeout_s=self.timeout_s, **values)
+        self.isolation: Isolation = isolation
+        self.additional_authorized_imports = imports
+        self._interp: Any
+        if isolation == "process":
+            from .isolation import ProcessInterpreter
+
+            self._interp = ProcessInterpreter(imports, self.limits)
+        else:
+            self._interp = Interpreter(additional_authorized_imports=imports, limits=self.limits)
+
+    def run(self, code: str, *, timeout_s: float | None = None) -> Execution:
+        self._check_open()
+        if not isinstance(code, str):
+            raise ConfigurationError("code must be a string", argument="code")
+        timeout = self.timeout_s if timeout_s is None else _check_timeout("timeout_s", timeout_s)
+        result: Execution = self._interp.run(code, timeout)
+        return result
+
+    def send_tools(self, tools: Mapping[str, Tool]) -> None:
+        self._check_open()
+        self._interp.send_tools(validate_tools(tools))
+
+    def send_variables(self, variables: Mapping[str, Any]) -> None:
+        self._check_open()
+        self._interp.send_variables(validate_variables(variables))
+
+    def close(self) -> None:
+        if not self._closed and self.isolation == "process":
+            self._interp.close()
+        super().close()

@@ -1,0 +1,210 @@
+"""One sandboxed interpreter: source checks, parsing, compilation and a run's outcome."""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+import time
+import tokenize
+from collections.abc import Callable, Iterable, Mapping
+from io import StringIO
+from typing import Any
+
+from ..models import Execution, ExecutionError, Result
+from .budget import Budget, Limits
+from .compiler import Compiler
+from .errors import (
+    UNCATCHABLE,
+    FinalAnswerSignal,
+    OutputLimitExceeded,
+    SecurityError,
+    SourceLimitExceeded,
+    TimeoutExceeded,
+)
+from .formatting import format_traceback, safe_repr, safe_str, to_plain
+from .frame import Frame
+from .guards import Guards
+from .natives import FinalAnswer, make_builtins
+from .policy import DEFAULT_AUTHORIZED_IMPORTS, PLAIN_TYPES, Policy
+from .scope import analyze
+
+__all__ = ["Interpreter"]
+
+_SUSPICIOUS = re.compile(r"(?:[-+~]\s*){40,}|(?:\bnot\s+){40,}|[(\[{]{40,}")
+
+
+class Interpreter:
+    """State (namespace, tools) and policy of one sandbox; :meth:`run` executes code in it."""
+
+    def __init__(self, *, additional_authorized_imports: Iterable[str] = (), limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        self.budget = Budget(self.limits)
+        self.policy = Policy([*DEFAULT_AUTHORIZED_IMPORTS, *additional_authorized_imports])
+        self.guards = Guards(self.budget, self.policy)
+        self.builtins = make_builtins(self.budget, self.policy, self.guards)
+        self.globals: dict[str, Any] = {"__name__": "__main__"}
+        self.protected: dict[str, Any] = {"final_answer": FinalAnswer()}
+        self.policy.safe_ids.add(id(self.protected["final_answer"]))
+        self.frame = Frame(self.globals, None, None)
+        self.execution_count = 0
+
+    # -- state -----------------------------------------------------------------------------
+    def send_tools(self, tools: Mapping[str, Callable[..., Any]]) -> None:
+        for name, fn in tools.items():
+            tool = _make_tool(name, fn, self)
+            self.policy.safe_ids.add(id(tool))
+            self.protected[name] = tool
+            self.globals.pop(name, None)
+
+    def send_variables(self, variables: Mapping[str, Any]) -> None:
+        for name, value in variables.items():
+            self.globals[name] = self.deep_guard(value)
+
+    def deep_guard(self, value: Any, depth: int = 0) -> Any:
+        """Check a host value (tool result, variable) and what it contains."""
+        value = self.policy.guard(value)
+        if depth > 20:
+            return value
+        t = type(value)
+        if t is list or t is tuple or t is set or t is frozenset:
+            for item in value:
+                self.deep_guard(item, depth + 1)
+        elif t is dict:
+            for k, v in value.items():
+                self.deep_guard(k, depth + 1)
+                self.deep_guard(v, depth + 1)
+        return value
+
+    # -- compilation -----------------------------------------------------------------------
+    def check_source(self, code: str) -> None:
+        lim = self.limits
+        if len(code) > lim.max_source_bytes or len(code.encode("utf-8", "surrogatepass")) > lim.max_source_bytes:
+            raise SourceLimitExceeded(f"source is larger than max_source_bytes={lim.max_source_bytes}")
+        if _SUSPICIOUS.search(code) is None:
+            return
+        # Something looks deeply nested: measure it precisely (tokenize is iterative).
+        depth = run = 0
+        try:
+            for tok in tokenize.generate_tokens(StringIO(code).readline):
+                if tok.type == tokenize.OP and tok.string in "([{":
+                    depth += 1
+                    if depth > lim.max_nesting_depth:
+                        raise SourceLimitExceeded(f"source nesting is deeper than max_nesting_depth={lim.max_nesting_depth}")
+                elif tok.type == tokenize.OP and tok.string in ")]}":
+                    depth -= 1
+                if (tok.type == tokenize.OP and tok.string in ("-", "+", "~")) or (tok.type == tokenize.NAME and tok.string == "not"):
+                    run += 1
+                    if run > lim.max_nesting_depth:
+                        raise SourceLimitExceeded(f"source nesting is deeper than max_nesting_depth={lim.max_nesting_depth}")
+                elif tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT):
+                    run = 0
+        except (tokenize.TokenError, SyntaxError, IndentationError):
+            return  # ast.parse reports the syntax error itself
+
+    def compile(self, code: str) -> tuple[Callable[[Frame], Any], bool]:
+        if not isinstance(code, str):
+            raise TypeError("code must be a string")
+        self.check_source(code)
+        try:
+            tree = ast.parse(code, "<code>")
+        except (RecursionError, MemoryError):
+            raise SourceLimitExceeded("source is too deeply nested to parse") from None
+        _check_depth(tree, self.limits.max_nesting_depth * 5)
+        module_scope, scopes = analyze(tree)
+        compiler = Compiler(
+            budget=self.budget, policy=self.policy, guards=self.guards, globals_=self.globals,
+            builtins_=self.builtins, protected=self.protected, scopes=scopes,
+        )
+        body = tree.body
+        last_is_expr = bool(body) and isinstance(body[-1], ast.Expr)
+        fns = [compiler.stmt(s, module_scope) for s in (body[:-1] if last_is_expr else body)]
+        if last_is_expr:
+            last = body[-1]
+            assert isinstance(last, ast.Expr)
+            value = compiler.expr(last.value, module_scope)
+
+            def last_expr(f: Frame) -> None:
+                f.ret = value(f)
+
+            last_expr.sb_pos = (last.lineno, last.col_offset, "<module>")  # type: ignore[attr-defined]
+            fns.append(last_expr)
+        return compiler.make_block(fns), last_is_expr
+
+    # -- running ---------------------------------------------------------------------------
+    def run(self, code: str, timeout_s: float | None = None) -> Execution:
+        started = time.perf_counter()
+        self.execution_count += 1
+        b = self.budget
+        old_limit = sys.getrecursionlimit()
+        wanted = min(self.limits.max_recursion_depth * 20 + 3000, 60_000)
+        if wanted > old_limit:
+            sys.setrecursionlimit(wanted)
+        execution = Execution(execution_count=self.execution_count)
+        b.start(timeout_s)
+        try:
+            try:
+                fn, last_is_expr = self.compile(code)
+                self.frame.ret = None
+                fn(self.frame)
+                value = self.frame.ret if last_is_expr else None
+                self.frame.ret = None
+                if value is not None:
+                    execution.results = [Result({"text/plain": safe_repr(value)}, is_main_result=True)]
+            except FinalAnswerSignal as signal:
+                execution.is_final_answer = True
+                execution.final_answer = to_plain(signal.value)
+        except BaseException as exc:  # user errors are data; interpreter errors are data too
+            self._describe_error(execution, exc, code)
+        finally:
+            execution.stdout = b.take_output()
+            b.stop()
+            sys.setrecursionlimit(old_limit)
+        execution.duration_s = time.perf_counter() - started
+        return execution
+
+    def _describe_error(self, execution: Execution, exc: BaseException, code: str) -> None:
+        if isinstance(exc, TimeoutExceeded):
+            execution.status = "timeout"
+        elif isinstance(exc, OutputLimitExceeded):
+            execution.status = "output_truncated"
+        else:
+            execution.status = "error"
+        try:
+            tb = format_traceback(exc, code)
+        except UNCATCHABLE:
+            tb = f"{type(exc).__name__}: {safe_str(exc)}"
+        execution.error = ExecutionError(type(exc).__name__, safe_str(exc), tb)
+
+
+def _check_depth(tree: ast.AST, limit: int) -> None:
+    stack = [(tree, 0)]
+    while stack:
+        node, d = stack.pop()
+        if d > limit:
+            raise SourceLimitExceeded(f"syntax tree deeper than {limit} levels (max_nesting_depth)")
+        for child in ast.iter_child_nodes(node):
+            stack.append((child, d + 1))
+
+
+def _make_tool(name: str, fn: Callable[..., Any], interp: Interpreter) -> Any:
+    """Wrap a host callable: only calling it is possible; its results are checked deeply."""
+    deep_guard = interp.deep_guard
+
+    class _Tool:
+        __slots__ = ()
+
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            return deep_guard(fn(*args, **kwargs))
+
+        def __repr__(self) -> str:
+            return f"<tool {name}>"
+
+        def __reduce__(self) -> Any:
+            raise TypeError("tools cannot be copied")
+
+    _Tool.__name__ = _Tool.__qualname__ = "tool"
+    return _Tool()
+
+
+_ = (SecurityError, PLAIN_TYPES)

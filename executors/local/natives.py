@@ -1,0 +1,222 @@
+"""The builtins the sandbox sees, and safe replacements for the dangerous ones.
+
+No ``eval``/``exec``/``compile``/``open``/``__import__``/``globals``/``locals``/``vars``/
+``breakpoint``/``input``/``help``/``exit``. ``getattr``/``setattr``/``hasattr``/``delattr``,
+``str.format``, ``format``, ``operator.attrgetter``/``methodcaller`` and ``dir`` go through the
+policy; ``print`` writes to the budgeted output; ``time.sleep`` cannot outlive the deadline.
+"""
+
+from __future__ import annotations
+
+import builtins
+import collections
+import string
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .budget import Budget
+from .errors import FinalAnswerSignal, SecurityError, TimeoutExceeded
+from .guards import Guards
+from .policy import USER_MARK, USER_MARK_NAME, Policy, is_user_owned, mark_safe
+
+__all__ = ["FinalAnswer", "make_builtins"]
+
+_PLAIN_BUILTINS = (
+    "abs", "all", "any", "ascii", "bin", "bool", "bytearray", "bytes", "callable", "chr",
+    "classmethod", "complex", "dict", "divmod", "enumerate", "filter", "float", "frozenset",
+    "hash", "hex", "id", "int", "isinstance", "issubclass", "iter", "len", "list", "map", "max",
+    "min", "next", "object", "oct", "ord", "property", "range", "repr", "reversed", "round",
+    "set", "slice", "sorted", "staticmethod", "str", "sum", "tuple", "type", "zip",
+    "NotImplemented", "Ellipsis", "True", "False", "None",
+)  # fmt: skip
+
+_NOTHING = object()
+
+
+class FinalAnswer:
+    """The ``final_answer`` callable: ends the run with its argument."""
+
+    __slots__ = ()
+
+    def __call__(self, answer: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:
+            raise TypeError("final_answer() takes exactly one argument")
+        raise FinalAnswerSignal(answer)
+
+    def __repr__(self) -> str:
+        return "<tool final_answer>"
+
+
+def make_builtins(budget: Budget, policy: Policy, guards: Guards) -> dict[str, Any]:
+    """Build the builtins mapping of one interpreter (and register the safe replacements)."""
+    table: dict[str, Any] = {name: getattr(builtins, name) for name in _PLAIN_BUILTINS}
+    for name in dir(builtins):
+        obj = getattr(builtins, name)
+        if isinstance(obj, type) and issubclass(obj, BaseException):
+            table[name] = obj
+    max_width = guards.max_width
+
+    def check_spec(spec: str) -> None:
+        if spec:
+            guards.check_width(spec)
+
+    class _SafeFormatter(string.Formatter):
+        def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
+            first, rest = _field_split(field_name)
+            obj = self.get_value(first, args, kwargs)
+            for is_attr, key in rest:
+                obj = policy.get_attr(obj, key) if is_attr else policy.guard(obj[key])
+            return obj, first
+
+        def format_field(self, value: Any, format_spec: str) -> Any:
+            check_spec(format_spec)
+            return format(value, format_spec)
+
+    formatter = _SafeFormatter()
+
+    def str_format(self: str, /, *args: Any, **kwargs: Any) -> str:
+        if not isinstance(self, str):
+            raise TypeError("descriptor 'format' requires a 'str' object")
+        return formatter.vformat(self, args, kwargs)
+
+    def str_format_map(self: str, mapping: Any, /) -> str:
+        if not isinstance(self, str):
+            raise TypeError("descriptor 'format_map' requires a 'str' object")
+        return formatter.vformat(self, (), mapping)
+
+    str_format.__name__ = "format"
+    str_format_map.__name__ = "format_map"
+    policy.overrides["@str"] = {"format": str_format, "format_map": str_format_map}
+
+    def safe_format(value: Any, format_spec: str = "") -> str:
+        if isinstance(format_spec, str):
+            check_spec(format_spec)
+        return format(value, format_spec)
+
+    def safe_getattr(obj: Any, name: Any, default: Any = _NOTHING) -> Any:
+        try:
+            return policy.get_attr(obj, name)
+        except AttributeError:
+            if default is _NOTHING:
+                raise
+            return default
+
+    def safe_hasattr(obj: Any, name: Any) -> bool:
+        try:
+            policy.get_attr(obj, name)
+        except AttributeError:
+            return False
+        return True
+
+    def safe_setattr(obj: Any, name: Any, value: Any) -> None:
+        policy.set_attr(obj, name, value)
+
+    def safe_delattr(obj: Any, name: Any) -> None:
+        policy.del_attr(obj, name)
+
+    def safe_dir(*args: Any) -> list[str]:
+        if not args:
+            raise SecurityError("dir() without arguments is not available in the sandbox")
+        (obj,) = args
+        names = dir(obj)
+        if is_user_owned(obj):
+            return [n for n in names if not (n.startswith("__") and n.endswith("__")) and n[0] != "@"]
+        return [n for n in names if not n.startswith("_")]
+
+    def safe_print(*args: Any, sep: Any = " ", end: Any = "\n", file: Any = None, flush: bool = False) -> None:
+        if file is not None:
+            raise SecurityError("print(file=...) is not available in the sandbox")
+        if sep is None:
+            sep = " "
+        if end is None:
+            end = "\n"
+        if not isinstance(sep, str) or not isinstance(end, str):
+            raise TypeError("sep and end must be None or strings")
+        budget.write(sep.join([str(a) for a in args]) + end)
+
+    def safe_pow(base: Any, exp: Any, mod: Any = None) -> Any:
+        return guards.pow(base, exp, mod)
+
+    def safe_super(*args: Any) -> Any:
+        if not args:
+            raise RuntimeError("super(): no arguments")
+        return super(*args)
+
+    def attrgetter(*names: str) -> Callable[[Any], Any]:
+        for n in names:
+            if not isinstance(n, str):
+                raise TypeError("attribute name must be a string")
+        paths = [n.split(".") for n in names]
+
+        def get(obj: Any) -> Any:
+            out = []
+            for path in paths:
+                v = obj
+                for part in path:
+                    v = policy.get_attr(v, part)
+                out.append(v)
+            return out[0] if len(out) == 1 else tuple(out)
+
+        return mark_safe(get)
+
+    def methodcaller(name: str, /, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
+        if not isinstance(name, str):
+            raise TypeError("method name must be a string")
+
+        def call(obj: Any) -> Any:
+            return guards.call_native(policy.get_attr(obj, name), list(args), kwargs)
+
+        return mark_safe(call)
+
+    def safe_sleep(seconds: float) -> None:
+        seconds = float(seconds)
+        if seconds < 0:
+            raise ValueError("sleep length must be non-negative")
+        remaining = budget.remaining_time()
+        if seconds > remaining:
+            time.sleep(max(remaining, 0))
+            raise budget.timeout_now()
+        time.sleep(seconds)
+        budget.left -= 1
+        if budget.left < 0:
+            budget.refill()
+
+    _ = TimeoutExceeded
+    replacements = {
+        "getattr": safe_getattr,
+        "hasattr": safe_hasattr,
+        "setattr": safe_setattr,
+        "delattr": safe_delattr,
+        "format": safe_format,
+        "print": safe_print,
+        "pow": safe_pow,
+        "super": safe_super,
+        "dir": safe_dir,
+    }
+    table.update(replacements)
+    for name, fn in replacements.items():
+        fn.__name__ = name
+        fn.__qualname__ = name
+        policy.builtin_replacements[id(getattr(builtins, name))] = fn
+    policy.overrides["operator"] = {"attrgetter": attrgetter, "methodcaller": methodcaller}
+    policy.overrides["time"] = {"sleep": safe_sleep}
+
+    def namedtuple(typename: str, field_names: Any, *, rename: bool = False, defaults: Any = None, module: Any = None) -> type:
+        cls = collections.namedtuple(typename, field_names, rename=rename, defaults=defaults, module="__selfbox__")
+        type.__setattr__(cls, USER_MARK_NAME, USER_MARK)  # a fresh class: the sandbox's own
+        return cls
+
+    policy.overrides["collections"] = {"namedtuple": namedtuple}
+    policy.safe_ids.add(id(namedtuple))
+    for fn in (*replacements.values(), str_format, str_format_map, attrgetter, methodcaller, safe_sleep):
+        policy.safe_ids.add(id(fn))
+    guards.no_wrap.update(id(f) for f in (safe_getattr, safe_hasattr, safe_setattr, safe_print))
+    _ = max_width
+    return table
+
+
+def _field_split(field_name: str) -> tuple[Any, Any]:
+    import _string  # the parser str.format itself uses
+
+    return _string.formatter_field_name_split(field_name)  # type: ignore[no-any-return]

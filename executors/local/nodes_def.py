@@ -1,0 +1,395 @@
+"""Functions, lambdas, generators, classes and comprehensions."""
+
+from __future__ import annotations
+
+import ast
+import types
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .compiler_support import annotate, invoke
+from .errors import RecursionLimitExceeded, SecurityError
+from .frame import BREAK, CONTINUE, RETURN, ClassCell, Frame
+from .nodes_expr import USER_CODES
+from .nodes_gen import GenMixin
+from .nodes_match import MatchMixin
+from .policy import USER_MARK, USER_MARK_NAME
+
+if TYPE_CHECKING:
+    from .budget import Budget
+    from .compiler import Compiler, Fn
+    from .scope import Scope
+
+__all__ = ["DefMixin"]
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _names(names: list[str]) -> str:
+    quoted = [repr(n) for n in names]
+    if len(quoted) == 1:
+        return quoted[0]
+    if len(quoted) == 2:
+        return f"{quoted[0]} and {quoted[1]}"
+    return ", ".join(quoted[:-1]) + ", and " + quoted[-1]
+
+
+def make_binder(name: str, a: ast.arguments) -> Callable[..., dict[str, Any]]:
+    posonly = [x.arg for x in a.posonlyargs]
+    params = posonly + [x.arg for x in a.args]
+    n = len(params)
+    vararg = a.vararg.arg if a.vararg else None
+    kwarg = a.kwarg.arg if a.kwarg else None
+    kwonly = [x.arg for x in a.kwonlyargs]
+    by_keyword = set(params[len(posonly) :]) | set(kwonly)
+    simple = not posonly and vararg is None and kwarg is None and not kwonly
+
+    def general(args: tuple[Any, ...], kw: dict[str, Any], defaults: tuple[Any, ...], kwdefaults: dict[str, Any]) -> dict[str, Any]:
+        l: dict[str, Any] = {}  # noqa: E741
+        na = len(args)
+        if na > n and vararg is None:
+            given = "was" if na == 1 else "were"
+            raise TypeError(f"{name}() takes {_plural(n, 'positional argument')} but {na} {given} given")
+        for i in range(min(na, n)):
+            l[params[i]] = args[i]
+        if vararg is not None:
+            l[vararg] = tuple(args[n:])
+        extra: dict[str, Any] = {}
+        if kw:
+            for k, v in kw.items():
+                if k in by_keyword:
+                    if k in l:
+                        raise TypeError(f"{name}() got multiple values for argument {k!r}")
+                    l[k] = v
+                elif kwarg is not None:
+                    extra[k] = v
+                elif k in posonly:
+                    raise TypeError(f"{name}() got some positional-only arguments passed as keyword arguments: {k!r}")
+                else:
+                    raise TypeError(f"{name}() got an unexpected keyword argument {k!r}")
+        first_default = n - len(defaults)
+        missing = []
+        for i in range(na, n):
+            p = params[i]
+            if p not in l:
+                if i >= first_default:
+                    l[p] = defaults[i - first_default]
+                else:
+                    missing.append(p)
+        if missing:
+            raise TypeError(f"{name}() missing {len(missing)} required positional argument{'s' if len(missing) > 1 else ''}: {_names(missing)}")
+        missing = []
+        for k in kwonly:
+            if k not in l:
+                if k in kwdefaults:
+                    l[k] = kwdefaults[k]
+                else:
+                    missing.append(k)
+        if missing:
+            raise TypeError(f"{name}() missing {len(missing)} required keyword-only argument{'s' if len(missing) > 1 else ''}: {_names(missing)}")
+        if kwarg is not None:
+            l[kwarg] = extra
+        return l
+
+    if simple:
+
+        def bind_simple(args: tuple[Any, ...], kw: dict[str, Any], defaults: tuple[Any, ...], kwdefaults: dict[str, Any]) -> dict[str, Any]:
+            if not kw and len(args) == n:
+                return dict(zip(params, args))
+            return general(args, kw, defaults, kwdefaults)
+
+        return bind_simple
+    return general
+
+
+def _function(
+    binder: Any, body: Any, defaults: tuple[Any, ...], kwdefaults: dict[str, Any], up: Frame | None,
+    cls: ClassCell | None, b: Budget, expr_body: bool,
+) -> Callable[..., Any]:
+    def user_function(*args: Any, **kwargs: Any) -> Any:
+        fr = Frame(binder(args, kwargs, defaults, kwdefaults), up, cls)
+        b.depth += 1
+        if b.depth > b.max_depth:
+            b.depth -= 1
+            raise RecursionLimitExceeded(
+                f"maximum recursion depth exceeded (max_recursion_depth={b.max_depth})"
+            )
+        try:
+            r = body(fr)
+        except BaseException as e:
+            try:
+                e.__dict__["@sb_open"] = True
+            except AttributeError:
+                pass
+            raise
+        finally:
+            b.depth -= 1
+        if expr_body:
+            return r
+        if r is RETURN:
+            return fr.ret
+        return None
+
+    return user_function
+
+
+def _generator_function(
+    binder: Any, body: Any, defaults: tuple[Any, ...], kwdefaults: dict[str, Any], up: Frame | None,
+    cls: ClassCell | None, b: Budget, expr_body: bool,
+) -> Callable[..., Any]:
+    def run(fr: Frame) -> Any:
+        r = yield from body(fr)
+        if r is RETURN:
+            return fr.ret
+        return None
+
+    def user_generator(*args: Any, **kwargs: Any) -> Any:
+        return run(Frame(binder(args, kwargs, defaults, kwdefaults), up, cls))
+
+    return user_generator
+
+
+for _factory in (_function, _generator_function):
+    USER_CODES.add(_factory(None, None, (), {}, None, None, None, False).__code__)  # type: ignore[arg-type]
+
+
+class DefMixin(GenMixin, MatchMixin):
+    def _frame_up(self: Compiler, sc: Scope) -> Callable[[Frame], Frame | None]:
+        """The frame a closure defined in ``sc`` should see as its enclosing function frame."""
+        if sc.kind == "class":
+            return lambda f: f.up
+        if sc.is_function:
+            return lambda f: f
+        return lambda f: None
+
+    def _function_parts(self: Compiler, node: ast.FunctionDef | ast.Lambda, sc: Scope, name: str) -> Any:
+        fsc = self.scopes[id(node)]
+        args = node.args
+        all_args = [*args.posonlyargs, *args.args]
+        fsc.first_arg = all_args[0].arg if all_args else None  # type: ignore[attr-defined]
+        for a in (*all_args, *args.kwonlyargs, args.vararg, args.kwarg):
+            if a is not None:
+                self.check_name(node, a.arg, fsc, store=True)
+        defaults = [self.expr(d, sc) for d in args.defaults]
+        kwdefaults = [(a.arg, self.expr(d, sc)) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None]
+        binder = make_binder(name, args)
+        if isinstance(node, ast.Lambda):
+            body = self.expr(node.body, fsc)
+            factory = _function
+            expr_body = True
+        elif fsc.has_yield:
+            body = self.gen_block(node.body, fsc)
+            factory = _generator_function
+            expr_body = False
+        else:
+            body = self.block(node.body, fsc)
+            factory = _function
+            expr_body = False
+        up = self._frame_up(sc)
+        b = self.b
+        qualname = name if sc.kind == "module" else f"{sc.name}.{name}"
+        doc = None
+        if not isinstance(node, ast.Lambda) and node.body and isinstance(node.body[0], ast.Expr):
+            first_value = node.body[0].value
+            if isinstance(first_value, ast.Constant) and isinstance(first_value.value, str):
+                doc = first_value.value
+
+        def create(f: Frame) -> Any:
+            fn = factory(
+                binder, body, tuple(d(f) for d in defaults), {k: d(f) for k, d in kwdefaults},
+                up(f), f.cls, b, expr_body,
+            )
+            fn.__name__ = name
+            fn.__qualname__ = qualname
+            fn.__module__ = "__selfbox__"
+            fn.__doc__ = doc
+            fn.__dict__[USER_MARK_NAME] = USER_MARK
+            return fn
+
+        return create
+
+    def s_FunctionDef(self: Compiler, node: ast.FunctionDef, sc: Scope) -> Fn:
+        create = self._function_parts(node, sc, node.name)
+        decorators = [self.expr(d, sc) for d in node.decorator_list]
+        store = self.store_name(node, node.name, sc)
+        call_native = self.guards.call_native
+
+        def define(f: Frame) -> None:
+            decs = [d(f) for d in decorators]
+            fn = create(f)
+            for dec in reversed(decs):
+                fn = invoke(dec, [fn], call_native)
+            store(f, fn)
+
+        return define
+
+    def e_Lambda(self: Compiler, node: ast.Lambda, sc: Scope) -> Fn:
+        return self._function_parts(node, sc, "<lambda>")  # type: ignore[no-any-return]
+
+    def s_ClassDef(self: Compiler, node: ast.ClassDef, sc: Scope) -> Fn:
+        csc = self.scopes[id(node)]
+        name = node.name
+        bases = self.sequence(node.bases, sc)
+        keywords = [(k.arg, self.expr(k.value, sc)) for k in node.keywords]
+        if any(k is None for k, _ in keywords):
+            raise self.unsupported(node, "**kwargs in a class statement")
+        decorators = [self.expr(d, sc) for d in node.decorator_list]
+        body = self.block(node.body, csc)
+        store = self.store_name(node, name, sc)
+        up = self._frame_up(sc)
+        call_native = self.guards.call_native
+        qualname = name if sc.kind == "module" else f"{sc.name}.{name}"
+
+        def define_class(f: Frame) -> None:
+            decs = [d(f) for d in decorators]
+            bs = tuple(bases(f))
+            kw = {k: v(f) for k, v in keywords}
+            for base in bs:
+                if not isinstance(base, type) and not hasattr(type(base), "__mro_entries__"):
+                    raise TypeError(f"bases must be classes, not {type(base).__name__}")
+            resolved = types.resolve_bases(bs)
+            meta = kw.get("metaclass")
+            if meta is not None and not (isinstance(meta, type) and issubclass(meta, type)):
+                raise SecurityError("metaclass must be a class derived from type")
+            meta, ns, kwds = types.prepare_class(name, resolved, kw)
+            ns["__module__"] = "__selfbox__"
+            ns["__qualname__"] = qualname
+            if resolved != bs:
+                ns["__orig_bases__"] = tuple(bs)
+            cell = ClassCell()
+            cf = Frame(ns, up(f), cell)
+            body(cf)
+            if "__del__" in ns or "__getattribute__" in ns or "__class__" in ns:
+                raise SecurityError("this special method cannot be defined in the sandbox")
+            cls = meta(name, resolved, ns, **kwds)
+            cell.value = cls
+            type.__setattr__(cls, USER_MARK_NAME, USER_MARK)
+            for dec in reversed(decs):
+                cls = invoke(dec, [cls], call_native)
+            store(f, cls)
+
+        return define_class
+
+    # -- comprehensions --------------------------------------------------------------------
+    def _comp_levels(self: Compiler, node: Any, sc: Scope) -> tuple[Scope, Fn, list[tuple[Any, list[Fn], Fn | None]]]:
+        csc = self.scopes[id(node)]
+        gens = node.generators
+        if any(g.is_async for g in gens):
+            raise self.unsupported(node, "async comprehensions")
+        first = self.expr(gens[0].iter, sc)
+        levels = []
+        for i, g in enumerate(gens):
+            levels.append((self.store(g.target, csc), [self.expr(c, csc) for c in g.ifs], self.expr(g.iter, csc) if i else None))
+        return csc, first, levels
+
+    def _comprehension(self: Compiler, node: Any, sc: Scope, kind: str) -> Fn:
+        csc, first, levels = self._comp_levels(node, sc)
+        if kind == "dict":
+            key, value = self.expr(node.key, csc), self.expr(node.value, csc)
+        else:
+            elt = self.expr(node.elt, csc)
+        up = self._frame_up(sc)
+        b = self.b
+        check_size = self.guards.check_size
+        last = len(levels) - 1
+
+        def loop(cf: Frame, level: int, iterable: Any, out: Any) -> None:
+            store, conds, _ = levels[level]
+            for x in iterable:
+                b.left -= 1
+                if b.left < 0:
+                    b.refill()
+                b.iters -= 1
+                if b.iters < 0:
+                    b.iterations_exceeded()
+                store(cf, x)
+                ok = True
+                for c in conds:
+                    if not c(cf):
+                        ok = False
+                        break
+                if not ok:
+                    continue
+                if level == last:
+                    if kind == "list":
+                        out.append(elt(cf))
+                    elif kind == "set":
+                        out.add(elt(cf))
+                    else:
+                        out[key(cf)] = value(cf)
+                else:
+                    loop(cf, level + 1, levels[level + 1][2](cf), out)  # type: ignore[misc]
+
+        def comprehension(f: Frame) -> Any:
+            iterable = first(f)
+            cf = Frame({}, up(f), f.cls)
+            out: Any = [] if kind == "list" else set() if kind == "set" else {}
+            loop(cf, 0, iterable, out)
+            check_size("comprehension result", len(out))
+            return out
+
+        if kind == "list" and len(levels) == 1 and not levels[0][1]:
+            store0 = levels[0][0]
+
+            def list_comprehension(f: Frame) -> Any:
+                iterable = first(f)
+                cf = Frame({}, up(f), f.cls)
+                out = []
+                append = out.append
+                for x in iterable:
+                    b.left -= 1
+                    if b.left < 0:
+                        b.refill()
+                    b.iters -= 1
+                    if b.iters < 0:
+                        b.iterations_exceeded()
+                    store0(cf, x)
+                    append(elt(cf))
+                check_size("comprehension result", len(out))
+                return out
+
+            return list_comprehension
+        return comprehension
+
+    def e_ListComp(self: Compiler, node: ast.ListComp, sc: Scope) -> Fn:
+        return self._comprehension(node, sc, "list")
+
+    def e_SetComp(self: Compiler, node: ast.SetComp, sc: Scope) -> Fn:
+        return self._comprehension(node, sc, "set")
+
+    def e_DictComp(self: Compiler, node: ast.DictComp, sc: Scope) -> Fn:
+        return self._comprehension(node, sc, "dict")
+
+    def e_GeneratorExp(self: Compiler, node: ast.GeneratorExp, sc: Scope) -> Fn:
+        csc, first, levels = self._comp_levels(node, sc)
+        elt = self.expr(node.elt, csc)
+        up = self._frame_up(sc)
+        b = self.b
+        last = len(levels) - 1
+
+        def gen(cf: Frame, level: int, iterable: Any) -> Any:
+            store, conds, _ = levels[level]
+            for x in iterable:
+                b.left -= 1
+                if b.left < 0:
+                    b.refill()
+                b.iters -= 1
+                if b.iters < 0:
+                    b.iterations_exceeded()
+                store(cf, x)
+                if all(c(cf) for c in conds):
+                    if level == last:
+                        yield elt(cf)
+                    else:
+                        yield from gen(cf, level + 1, levels[level + 1][2](cf))  # type: ignore[misc]
+
+        def genexp(f: Frame) -> Any:
+            iterable = iter(first(f))
+            return gen(Frame({}, up(f), f.cls), 0, iterable)
+
+        return genexp
+
+
+_ = (annotate, BREAK, CONTINUE)

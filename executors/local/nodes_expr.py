@@ -1,0 +1,457 @@
+"""Expressions: operators, comparisons, attribute/subscript access, calls, displays, f-strings."""
+
+from __future__ import annotations
+
+import ast
+import operator
+import types
+from typing import TYPE_CHECKING, Any
+
+from .errors import SecurityError
+from .frame import Frame
+from .policy import PLAIN_TYPES, SUPER_DUNDERS, is_dunder
+
+if TYPE_CHECKING:
+    from .compiler import Compiler, Fn
+    from .scope import Scope
+
+__all__ = ["USER_CODES", "ExprMixin"]
+
+# Code objects of the closures that implement user functions (set by nodes_def).
+USER_CODES: set[types.CodeType] = set()
+_FunctionType = types.FunctionType
+_MethodType = types.MethodType
+_METHOD_FAST_TYPES = frozenset({list, dict, str, set, int, float, tuple, bytes, frozenset, bytearray, complex, bool})
+
+_CMP = {
+    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+    ast.Gt: operator.gt, ast.GtE: operator.ge, ast.Is: operator.is_, ast.IsNot: operator.is_not,
+    ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
+}  # fmt: skip
+_UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg, ast.Not: operator.not_, ast.Invert: operator.invert}
+
+
+class ExprMixin:
+    def e_Constant(self: Compiler, node: ast.Constant, sc: Scope) -> Fn:
+        value = node.value
+
+        def const(f: Frame) -> Any:
+            return value
+
+        return const
+
+    def e_Name(self: Compiler, node: ast.Name, sc: Scope) -> Fn:
+        return self.load_name(node, node.id, sc)
+
+    def attr_getter(self: Compiler, node: ast.AST, name: str) -> Any:
+        """A function obj -> obj.name applying the attribute policy."""
+        p = self.p
+        if is_dunder(name) and name not in ("__name__", "__qualname__", "__doc__"):
+            raise self.security(node, f"access to dunder attribute {name!r} is not allowed")
+        if name[0] == "_" or name in ("format", "format_map") or "_" in name[:5] or name == "cell_contents":
+            get_attr = p.get_attr
+
+            def get_checked(o: Any) -> Any:
+                return get_attr(o, name)
+
+            return get_checked
+        guard_slow = p.guard_slow
+
+        def get_plain(o: Any) -> Any:
+            v = getattr(o, name)
+            if type(v) in PLAIN_TYPES:
+                return v
+            return guard_slow(v)
+
+        return get_plain
+
+    def e_Attribute(self: Compiler, node: ast.Attribute, sc: Scope) -> Fn:
+        obj = self.expr(node.value, sc)
+        get = self.attr_getter(node, node.attr)
+
+        def load_attr(f: Frame) -> Any:
+            return get(obj(f))
+
+        return load_attr
+
+    def e_Subscript(self: Compiler, node: ast.Subscript, sc: Scope) -> Fn:
+        obj = self.expr(node.value, sc)
+        key = self.expr(node.slice, sc)
+        guard_slow = self.p.guard_slow
+
+        def subscript(f: Frame) -> Any:
+            v = obj(f)[key(f)]
+            if type(v) in PLAIN_TYPES:
+                return v
+            return guard_slow(v)
+
+        return subscript
+
+    def e_Slice(self: Compiler, node: ast.Slice, sc: Scope) -> Fn:
+        lo = self.expr(node.lower, sc) if node.lower else None
+        hi = self.expr(node.upper, sc) if node.upper else None
+        st = self.expr(node.step, sc) if node.step else None
+
+        def slice_(f: Frame) -> Any:
+            return slice(
+                lo(f) if lo is not None else None,
+                hi(f) if hi is not None else None,
+                st(f) if st is not None else None,
+            )
+
+        return slice_
+
+    def binop(self: Compiler, op: ast.operator, right: ast.expr | None = None) -> Any:
+        g = self.guards
+        numeric_const = isinstance(right, ast.Constant) and type(right.value) in (int, float) and (
+            type(right.value) is float or abs(right.value) < 2**31
+        )
+        table = {
+            ast.Add: operator.add if numeric_const else g.add,
+            ast.Sub: operator.sub, ast.Mult: g.mul, ast.Div: operator.truediv,
+            ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod if numeric_const else g.mod,
+            ast.Pow: g.pow, ast.LShift: g.lshift, ast.RShift: operator.rshift,
+            ast.BitOr: operator.or_, ast.BitXor: operator.xor, ast.BitAnd: operator.and_,
+            ast.MatMult: operator.matmul,
+        }  # fmt: skip
+        return table[type(op)]
+
+    def e_BinOp(self: Compiler, node: ast.BinOp, sc: Scope) -> Fn:
+        left = self.expr(node.left, sc)
+        right = self.expr(node.right, sc)
+        op = self.binop(node.op, node.right)
+        if op is operator.add:
+
+            def add(f: Frame) -> Any:
+                return left(f) + right(f)
+
+            return add
+        if op is operator.sub:
+
+            def sub(f: Frame) -> Any:
+                return left(f) - right(f)
+
+            return sub
+
+        def binop(f: Frame) -> Any:
+            return op(left(f), right(f))
+
+        return binop
+
+    def e_UnaryOp(self: Compiler, node: ast.UnaryOp, sc: Scope) -> Fn:
+        operand = self.expr(node.operand, sc)
+        if isinstance(node.op, ast.Not):
+
+            def not_(f: Frame) -> Any:
+                return not operand(f)
+
+            return not_
+        if isinstance(node.op, ast.USub):
+
+            def neg(f: Frame) -> Any:
+                return -operand(f)
+
+            return neg
+        op = _UNARY[type(node.op)]
+
+        def unary(f: Frame) -> Any:
+            return op(operand(f))
+
+        return unary
+
+    def e_BoolOp(self: Compiler, node: ast.BoolOp, sc: Scope) -> Fn:
+        values = [self.expr(v, sc) for v in node.values]
+        if isinstance(node.op, ast.And):
+
+            def and_(f: Frame) -> Any:
+                v = None
+                for fn in values:
+                    v = fn(f)
+                    if not v:
+                        return v
+                return v
+
+            return and_
+
+        def or_(f: Frame) -> Any:
+            v = None
+            for fn in values:
+                v = fn(f)
+                if v:
+                    return v
+            return v
+
+        return or_
+
+    def e_Compare(self: Compiler, node: ast.Compare, sc: Scope) -> Fn:
+        left = self.expr(node.left, sc)
+        ops = [_CMP[type(o)] for o in node.ops]
+        rights = [self.expr(c, sc) for c in node.comparators]
+        if len(ops) == 1:
+            op, right = ops[0], rights[0]
+
+            def compare(f: Frame) -> Any:
+                return op(left(f), right(f))
+
+            return compare
+        pairs = list(zip(ops, rights))
+
+        def compare_chain(f: Frame) -> Any:
+            a = left(f)
+            result: Any = True
+            for op, right in pairs:
+                b = right(f)
+                result = op(a, b)
+                if not result:
+                    return result
+                a = b
+            return result
+
+        return compare_chain
+
+    def e_IfExp(self: Compiler, node: ast.IfExp, sc: Scope) -> Fn:
+        test, body, orelse = self.expr(node.test, sc), self.expr(node.body, sc), self.expr(node.orelse, sc)
+
+        def ifexp(f: Frame) -> Any:
+            return body(f) if test(f) else orelse(f)
+
+        return ifexp
+
+    def e_NamedExpr(self: Compiler, node: ast.NamedExpr, sc: Scope) -> Fn:
+        value = self.expr(node.value, sc)
+        target = node.target
+        assert isinstance(target, ast.Name)
+        store = self.store_name(target, target.id, self.walrus_scope(sc))
+        if sc.kind == "comprehension":
+            store = self.store_name(target, target.id, sc)
+
+        def walrus(f: Frame) -> Any:
+            v = value(f)
+            store(f, v)
+            return v
+
+        return walrus
+
+    def walrus_scope(self: Compiler, sc: Scope) -> Scope:
+        return sc
+
+    def sequence(self: Compiler, elts: list[ast.expr], sc: Scope) -> Fn:
+        """Evaluate display elements (with ``*unpacking``) into a list."""
+        parts = [(isinstance(e, ast.Starred), self.expr(e.value if isinstance(e, ast.Starred) else e, sc)) for e in elts]
+        if not any(s for s, _ in parts):
+            fns = [fn for _, fn in parts]
+
+            def items(f: Frame) -> list[Any]:
+                return [fn(f) for fn in fns]
+
+            return items
+        iterate = self.b.iterate
+
+        def items_star(f: Frame) -> list[Any]:
+            out: list[Any] = []
+            for star, fn in parts:
+                if star:
+                    v = fn(f)
+                    out.extend(v if type(v) in (list, tuple, set, dict, str) else iterate(v))
+                else:
+                    out.append(fn(f))
+            self.guards.check_size("display", len(out))
+            return out
+
+        return items_star
+
+    def e_List(self: Compiler, node: ast.List, sc: Scope) -> Fn:
+        items = self.sequence(node.elts, sc)
+        return items
+
+    def e_Tuple(self: Compiler, node: ast.Tuple, sc: Scope) -> Fn:
+        if all(isinstance(e, ast.Constant) for e in node.elts):
+            value = tuple(e.value for e in node.elts)  # type: ignore[attr-defined]
+            return lambda f: value
+        items = self.sequence(node.elts, sc)
+
+        def tuple_(f: Frame) -> Any:
+            return tuple(items(f))
+
+        return tuple_
+
+    def e_Set(self: Compiler, node: ast.Set, sc: Scope) -> Fn:
+        items = self.sequence(node.elts, sc)
+
+        def set_(f: Frame) -> Any:
+            return set(items(f))
+
+        return set_
+
+    def e_Dict(self: Compiler, node: ast.Dict, sc: Scope) -> Fn:
+        parts = [(self.expr(k, sc) if k is not None else None, self.expr(v, sc)) for k, v in zip(node.keys, node.values)]
+
+        def dict_(f: Frame) -> Any:
+            out: dict[Any, Any] = {}
+            for k, v in parts:
+                if k is None:
+                    out.update(v(f))
+                else:
+                    out[k(f)] = v(f)
+            return out
+
+        return dict_
+
+    def e_Starred(self: Compiler, node: ast.Starred, sc: Scope) -> Fn:
+        raise SyntaxError("can't use starred expression here")
+
+    def e_JoinedStr(self: Compiler, node: ast.JoinedStr, sc: Scope) -> Fn:
+        parts = [self.expr(v, sc) for v in node.values]
+
+        def fstring(f: Frame) -> str:
+            return "".join([p(f) for p in parts])
+
+        return fstring
+
+    def e_FormattedValue(self: Compiler, node: ast.FormattedValue, sc: Scope) -> Fn:
+        value = self.expr(node.value, sc)
+        conv = {-1: None, 115: str, 114: repr, 97: ascii}[node.conversion]
+        spec = self.expr(node.format_spec, sc) if node.format_spec is not None else None
+        check_width = self.guards.check_width
+
+        def formatted(f: Frame) -> str:
+            v = value(f)
+            if conv is not None:
+                v = conv(v)
+            if spec is None:
+                return v if type(v) is str else format(v, "")
+            s = spec(f)
+            check_width(s)
+            return format(v, s)
+
+        return formatted
+
+    def e_Await(self: Compiler, node: ast.Await, sc: Scope) -> Fn:
+        raise self.unsupported(node, "await")
+
+    def e_Yield(self: Compiler, node: ast.AST, sc: Scope) -> Fn:
+        raise self.unsupported(node, "yield inside an expression (use 'yield x' or 'v = yield x' as a statement)")
+
+    e_YieldFrom = e_Yield  # type: ignore[assignment]
+
+    # -- calls -----------------------------------------------------------------------------
+    def e_Call(self: Compiler, node: ast.Call, sc: Scope) -> Fn:
+        func_node = node.func
+        if isinstance(func_node, ast.Name) and func_node.id == "super" and not node.args and not node.keywords:
+            return self.zero_arg_super(node, sc)
+        if isinstance(func_node, ast.Attribute) and is_dunder(func_node.attr):
+            func = self.super_dunder(func_node, sc)
+        elif isinstance(func_node, ast.Attribute) and func_node.attr[0] != "_" and func_node.attr not in ("format", "format_map"):
+            return self.method_call(node, sc)
+        else:
+            func = self.expr(func_node, sc)
+        args = self.call_args(node, sc)
+        call_native = self.guards.call_native
+
+        def call(f: Frame) -> Any:
+            fn = func(f)
+            a, kw = args(f)
+            t = type(fn)
+            if (t is _FunctionType and fn.__code__ in USER_CODES) or (
+                t is _MethodType and type(fn.__func__) is _FunctionType and fn.__func__.__code__ in USER_CODES
+            ):
+                return fn(*a, **kw) if kw else fn(*a)
+            return call_native(fn, a, kw)
+
+        return call
+
+    def method_call(self: Compiler, node: ast.Call, sc: Scope) -> Fn:
+        func_node = node.func
+        assert isinstance(func_node, ast.Attribute)
+        obj = self.expr(func_node.value, sc)
+        name = func_node.attr
+        get = self.attr_getter(func_node, name)
+        args = self.call_args(node, sc)
+        call_native = self.guards.call_native
+        plain_fast = "_" not in name[:5]
+
+        def method_call(f: Frame) -> Any:
+            o = obj(f)
+            if plain_fast and type(o) in _METHOD_FAST_TYPES:
+                m = getattr(o, name)
+                a, kw = args(f)
+                return call_native(m, a, kw)
+            fn = get(o)
+            a, kw = args(f)
+            t = type(fn)
+            if t is _MethodType and type(fn.__func__) is _FunctionType and fn.__func__.__code__ in USER_CODES:
+                return fn(*a, **kw) if kw else fn(*a)
+            if t is _FunctionType and fn.__code__ in USER_CODES:
+                return fn(*a, **kw) if kw else fn(*a)
+            return call_native(fn, a, kw)
+
+        return method_call
+
+    def call_args(self: Compiler, node: ast.Call, sc: Scope) -> Any:
+        positional = self.sequence(node.args, sc)
+        keywords = [(k.arg, self.expr(k.value, sc)) for k in node.keywords]
+        if not keywords:
+            if not node.args:
+                return lambda f: ([], None)
+
+            def pos_only(f: Frame) -> tuple[list[Any], None]:
+                return positional(f), None
+
+            return pos_only
+
+        def with_kw(f: Frame) -> tuple[list[Any], dict[str, Any]]:
+            kw: dict[str, Any] = {}
+            a = positional(f)
+            for name, fn in keywords:
+                if name is None:
+                    m = fn(f)
+                    if not hasattr(m, "keys"):
+                        raise TypeError("argument after ** must be a mapping")
+                    for k in m.keys():
+                        if not isinstance(k, str):
+                            raise TypeError("keywords must be strings")
+                        if k in kw:
+                            raise TypeError(f"got multiple values for keyword argument {k!r}")
+                        kw[k] = m[k]
+                else:
+                    if name in kw:
+                        raise TypeError(f"got multiple values for keyword argument {name!r}")
+                    kw[name] = fn(f)
+            return a, kw
+
+        return with_kw
+
+    def super_dunder(self: Compiler, node: ast.Attribute, sc: Scope) -> Fn:
+        """``super().__init__`` and friends: dunder methods, on super objects only."""
+        name = node.attr
+        if name not in SUPER_DUNDERS:
+            raise self.security(node, f"access to dunder attribute {name!r} is not allowed")
+        obj = self.expr(node.value, sc)
+
+        def super_method(f: Frame) -> Any:
+            o = obj(f)
+            if type(o) is not super:
+                raise SecurityError(f"access to dunder attribute {name!r} is only allowed on super()")
+            return getattr(o, name)
+
+        return super_method
+
+    def zero_arg_super(self: Compiler, node: ast.Call, sc: Scope) -> Fn:
+        first = getattr(sc, "first_arg", None)
+        if sc.kind != "function" or first is None:
+            raise self.unsupported(node, "super() without arguments outside a method")
+        load_first = self.load_name(node, first, sc)
+        super_fn = self.load_name(node.func, "super", sc)
+        real_super = self.builtins.get("super")
+
+        def zero_super(f: Frame) -> Any:
+            if super_fn(f) is not real_super:
+                return super_fn(f)()
+            cell = f.cls
+            if cell is None or cell.value is None:
+                raise RuntimeError("super(): __class__ cell not found")
+            return super(cell.value, load_first(f))
+
+        return zero_super
+
+

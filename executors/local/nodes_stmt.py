@@ -1,0 +1,504 @@
+"""Statements: assignment, control flow, exceptions, with, imports, delete, assert."""
+
+from __future__ import annotations
+
+import ast
+import operator
+from typing import TYPE_CHECKING, Any
+
+from .errors import UNCATCHABLE
+from .frame import BREAK, CONTINUE, RETURN, Frame
+from .policy import is_dunder, is_user_owned
+
+if TYPE_CHECKING:
+    from .compiler import Compiler, Fn
+    from .scope import Scope
+
+__all__ = ["StmtMixin"]
+
+
+class StmtMixin:
+    def s_Expr(self: Compiler, node: ast.Expr, sc: Scope) -> Fn:
+        value = self.expr(node.value, sc)
+
+        def expr_stmt(f: Frame) -> None:
+            value(f)
+
+        return expr_stmt
+
+    def s_Pass(self: Compiler, node: ast.Pass, sc: Scope) -> Fn:
+        def pass_(f: Frame) -> None:
+            return None
+
+        return pass_
+
+    def s_Break(self: Compiler, node: ast.Break, sc: Scope) -> Fn:
+        def break_(f: Frame) -> Any:
+            return BREAK
+
+        return break_
+
+    def s_Continue(self: Compiler, node: ast.Continue, sc: Scope) -> Fn:
+        def continue_(f: Frame) -> Any:
+            return CONTINUE
+
+        return continue_
+
+    def s_Return(self: Compiler, node: ast.Return, sc: Scope) -> Fn:
+        if sc.kind not in ("function",):
+            raise SyntaxError("'return' outside function")
+        if node.value is None:
+
+            def return_none(f: Frame) -> Any:
+                f.ret = None
+                return RETURN
+
+            return return_none
+        value = self.expr(node.value, sc)
+
+        def return_(f: Frame) -> Any:
+            f.ret = value(f)
+            return RETURN
+
+        return return_
+
+    def s_Global(self: Compiler, node: ast.Global, sc: Scope) -> Fn:
+        for name in node.names:
+            self.check_name(node, name, sc, store=True)
+        return self.s_Pass(node, sc)  # type: ignore[arg-type]
+
+    s_Nonlocal = s_Global  # type: ignore[assignment]
+
+    def s_Assign(self: Compiler, node: ast.Assign, sc: Scope) -> Fn:
+        value = self.expr(node.value, sc)
+        stores = [self.store(t, sc) for t in node.targets]
+        if len(stores) == 1:
+            s0 = stores[0]
+
+            def assign(f: Frame) -> None:
+                s0(f, value(f))
+
+            return assign
+
+        def assign_many(f: Frame) -> None:
+            v = value(f)
+            for s in stores:
+                s(f, v)
+
+        return assign_many
+
+    def s_AnnAssign(self: Compiler, node: ast.AnnAssign, sc: Scope) -> Fn:
+        target = node.target
+        annotation = self.expr(node.annotation, sc) if sc.kind in ("class", "module") else None
+        store = self.store(target, sc)
+        value = self.expr(node.value, sc) if node.value is not None else None
+        record = sc.kind == "class" and isinstance(target, ast.Name)
+        name = target.id if isinstance(target, ast.Name) else ""
+        if isinstance(target, ast.Name):
+            self.check_name(target, name, sc, store=True)
+
+        def ann_assign(f: Frame) -> None:
+            if value is not None:
+                store(f, value(f))
+            if annotation is not None:
+                ann = annotation(f)
+                if record:
+                    f.l.setdefault("__annotations__", {})[name] = ann
+
+        return ann_assign
+
+    def s_AugAssign(self: Compiler, node: ast.AugAssign, sc: Scope) -> Fn:
+        op = self.inplace_op(node.op)
+        target = node.target
+        value = self.expr(node.value, sc)
+        if isinstance(target, ast.Name):
+            load = self.load_name(target, target.id, sc)
+            store = self.store_name(target, target.id, sc)
+
+            def aug_name(f: Frame) -> None:
+                store(f, op(load(f), value(f)))
+
+            return aug_name
+        if isinstance(target, ast.Attribute):
+            if is_dunder(target.attr):
+                raise self.security(target, f"assignment of dunder attribute {target.attr!r} is not allowed")
+            obj = self.expr(target.value, sc)
+            attr = target.attr
+            get, set_ = self.p.get_attr, self.p.set_attr
+
+            def aug_attr(f: Frame) -> None:
+                o = obj(f)
+                set_(o, attr, op(get(o, attr), value(f)))
+
+            return aug_attr
+        if isinstance(target, ast.Subscript):
+            obj = self.expr(target.value, sc)
+            key = self.expr(target.slice, sc)
+
+            def aug_item(f: Frame) -> None:
+                o = obj(f)
+                k = key(f)
+                o[k] = op(o[k], value(f))
+
+            return aug_item
+        raise self.unsupported(node, "augmented assignment to this target")
+
+    def s_If(self: Compiler, node: ast.If, sc: Scope) -> Fn:
+        test = self.expr(node.test, sc)
+        body = self.block(node.body, sc)
+        if not node.orelse:
+
+            def if_(f: Frame) -> Any:
+                if test(f):
+                    return body(f)
+                return None
+
+            return if_
+        orelse = self.block(node.orelse, sc)
+
+        def if_else(f: Frame) -> Any:
+            if test(f):
+                return body(f)
+            return orelse(f)
+
+        return if_else
+
+    def s_For(self: Compiler, node: ast.For, sc: Scope) -> Fn:
+        iterable = self.expr(node.iter, sc)
+        store = self.store(node.target, sc)
+        body = self.block(node.body, sc)
+        orelse = self.block(node.orelse, sc) if node.orelse else None
+        b = self.b
+
+        def for_(f: Frame) -> Any:
+            for x in iterable(f):
+                b.iters -= 1
+                if b.iters < 0:
+                    b.iterations_exceeded()
+                store(f, x)
+                r = body(f)
+                if r is not None:
+                    if r is BREAK:
+                        return None
+                    if r is CONTINUE:
+                        continue
+                    return r
+            if orelse is not None:
+                return orelse(f)
+            return None
+
+        return for_
+
+    def s_While(self: Compiler, node: ast.While, sc: Scope) -> Fn:
+        test = self.expr(node.test, sc)
+        body = self.block(node.body, sc)
+        orelse = self.block(node.orelse, sc) if node.orelse else None
+        b = self.b
+
+        def while_(f: Frame) -> Any:
+            while test(f):
+                b.iters -= 1
+                if b.iters < 0:
+                    b.iterations_exceeded()
+                r = body(f)
+                if r is not None:
+                    if r is BREAK:
+                        return None
+                    if r is CONTINUE:
+                        continue
+                    return r
+            if orelse is not None:
+                return orelse(f)
+            return None
+
+        return while_
+
+    def handlers(self: Compiler, node: ast.Try, sc: Scope) -> list[tuple[Fn | None, Any, Fn]]:
+        out = []
+        for h in node.handlers:
+            typ = self.expr(h.type, sc) if h.type is not None else None
+            store = self.store_name(h, h.name, sc) if h.name else None
+            unbind = self.del_name(h, h.name, sc) if h.name else None
+            out.append((typ, (store, unbind), self.block(h.body, sc)))
+        return out
+
+    def s_Try(self: Compiler, node: ast.Try, sc: Scope) -> Fn:
+        body = self.block(node.body, sc)
+        handlers = self.handlers(node, sc)
+        orelse = self.block(node.orelse, sc) if node.orelse else None
+        final = self.block(node.finalbody, sc) if node.finalbody else None
+
+        def run_handlers(f: Frame, e: BaseException) -> tuple[bool, Any]:
+            for typ, (store, unbind), hbody in handlers:
+                if typ is not None:
+                    t = typ(f)
+                    if not _valid_except_type(t):
+                        raise TypeError("catching classes that do not inherit from BaseException is not allowed")
+                    if not isinstance(e, t):
+                        continue
+                if store is None:
+                    return True, hbody(f)
+                store(f, e)
+                try:
+                    return True, hbody(f)
+                finally:
+                    try:
+                        unbind(f)
+                    except NameError:
+                        pass
+            return False, None
+
+        def try_(f: Frame) -> Any:
+            try:
+                try:
+                    r = body(f)
+                except UNCATCHABLE:
+                    raise
+                except BaseException as e:
+                    if not handlers:
+                        raise
+                    handled, r = run_handlers(f, e)
+                    if not handled:
+                        raise
+                else:
+                    if orelse is not None:
+                        r = orelse(f)
+            except UNCATCHABLE:
+                raise
+            except BaseException:
+                if final is not None:
+                    fr = final(f)
+                    if fr is not None:
+                        return fr
+                raise
+            if final is not None:
+                fr = final(f)
+                if fr is not None:
+                    return fr
+            return r
+
+        return try_
+
+    def s_TryStar(self: Compiler, node: ast.AST, sc: Scope) -> Fn:
+        raise self.unsupported(node, "try/except* (exception groups)")
+
+    def s_Raise(self: Compiler, node: ast.Raise, sc: Scope) -> Fn:
+        if node.exc is None:
+
+            def reraise(f: Frame) -> None:
+                raise  # noqa: PLE0704 - re-raises the exception the enclosing handler is handling
+
+            return reraise
+        exc = self.expr(node.exc, sc)
+        cause = self.expr(node.cause, sc) if node.cause is not None else None
+
+        def raise_(f: Frame) -> None:
+            e = exc(f)
+            if isinstance(e, type) and issubclass(e, BaseException):
+                e = e()
+            if not isinstance(e, BaseException):
+                raise TypeError("exceptions must derive from BaseException")
+            if cause is not None:
+                c = cause(f)
+                if isinstance(c, type) and issubclass(c, BaseException):
+                    c = c()
+                if c is not None and not isinstance(c, BaseException):
+                    raise TypeError("exception causes must derive from BaseException")
+                raise e from c
+            raise e
+
+        return raise_
+
+    def s_Assert(self: Compiler, node: ast.Assert, sc: Scope) -> Fn:
+        test = self.expr(node.test, sc)
+        msg = self.expr(node.msg, sc) if node.msg is not None else None
+
+        def assert_(f: Frame) -> None:
+            if not test(f):
+                if msg is None:
+                    raise AssertionError
+                raise AssertionError(msg(f))
+
+        return assert_
+
+    def s_Delete(self: Compiler, node: ast.Delete, sc: Scope) -> Fn:
+        deleters = []
+        for t in node.targets:
+            if isinstance(t, ast.Name):
+                deleters.append(self.del_name(t, t.id, sc))
+            elif isinstance(t, ast.Attribute):
+                if is_dunder(t.attr):
+                    raise self.security(t, f"deletion of dunder attribute {t.attr!r} is not allowed")
+                obj = self.expr(t.value, sc)
+                deleters.append(_del_attr(self.p.del_attr, obj, t.attr))
+            elif isinstance(t, ast.Subscript):
+                deleters.append(_del_item(self.expr(t.value, sc), self.expr(t.slice, sc)))
+            elif isinstance(t, (ast.Tuple, ast.List)):
+                inner = ast.Delete(targets=t.elts)
+                ast.copy_location(inner, node)
+                deleters.append(self.s_Delete(inner, sc))
+            else:
+                raise self.unsupported(t, "deleting this target")
+
+        def delete(f: Frame) -> None:
+            for d in deleters:
+                d(f)
+
+        return delete
+
+    def s_With(self: Compiler, node: ast.With, sc: Scope) -> Fn:
+        body = self.block(node.body, sc)
+        for item in reversed(node.items):
+            body = self._with_item(item, body, sc)
+        return body
+
+    def _with_item(self: Compiler, item: ast.withitem, body: Fn, sc: Scope) -> Fn:
+        ctx = self.expr(item.context_expr, sc)
+        store = self.store(item.optional_vars, sc) if item.optional_vars is not None else None
+
+        def with_(f: Frame) -> Any:
+            mgr = ctx(f)
+            t = type(mgr)
+            try:
+                enter = t.__enter__
+                exit_ = t.__exit__
+            except AttributeError:
+                raise TypeError(
+                    f"{t.__name__!r} object does not support the context manager protocol"
+                ) from None
+            v = enter(mgr)
+            if store is not None:
+                store(f, v)
+            try:
+                r = body(f)
+            except UNCATCHABLE:
+                if not is_user_owned(mgr):
+                    exit_(mgr, None, None, None)  # restore native state (e.g. decimal contexts)
+                raise
+            except BaseException as e:
+                if not exit_(mgr, type(e), e, None):
+                    raise
+                return None
+            exit_(mgr, None, None, None)
+            return r
+
+        return with_
+
+    def s_Import(self: Compiler, node: ast.Import, sc: Scope) -> Fn:
+        steps = []
+        for alias in node.names:
+            if alias.asname:
+                steps.append((alias.name, self.store_name(node, alias.asname, sc), True))
+            else:
+                top = alias.name.split(".")[0]
+                steps.append((alias.name, self.store_name(node, top, sc), False))
+        import_module = self.p.import_module
+
+        def import_(f: Frame) -> None:
+            for name, store, full in steps:
+                proxy = import_module(name)
+                if not full and "." in name:
+                    proxy = import_module(name.split(".")[0])
+                store(f, proxy)
+
+        return import_
+
+    def s_ImportFrom(self: Compiler, node: ast.ImportFrom, sc: Scope) -> Fn:
+        if node.level:
+            raise self.security(node, "relative imports are not allowed")
+        module = node.module or ""
+        import_module = self.p.import_module
+        if any(a.name == "*" for a in node.names):
+            if sc.kind != "module":
+                raise SyntaxError("import * only allowed at module level")
+            g = self.g
+            protected = self.protected
+
+            def import_star(f: Frame) -> None:
+                proxy = import_module(module)
+                for n in dir(proxy):
+                    if n not in protected:
+                        g[n] = getattr(proxy, n)
+
+            return import_star
+        steps = [(a.name, self.store_name(node, a.asname or a.name, sc)) for a in node.names]
+        for a in node.names:
+            if is_dunder(a.name):
+                raise self.security(node, f"import of dunder name {a.name!r} is not allowed")
+
+        def import_from(f: Frame) -> None:
+            proxy = import_module(module)
+            for name, store in steps:
+                try:
+                    v = getattr(proxy, name)
+                except AttributeError:
+                    raise ImportError(f"cannot import name {name!r} from {module!r}") from None
+                store(f, v)
+
+        return import_from
+
+    def s_AsyncFunctionDef(self: Compiler, node: ast.AST, sc: Scope) -> Fn:
+        raise self.unsupported(node, "async def")
+
+    def s_AsyncFor(self: Compiler, node: ast.AST, sc: Scope) -> Fn:
+        raise self.unsupported(node, "async for")
+
+    def s_AsyncWith(self: Compiler, node: ast.AST, sc: Scope) -> Fn:
+        raise self.unsupported(node, "async with")
+
+    def inplace_op(self: Compiler, op: ast.operator) -> Any:
+        g = self.guards
+
+        def iadd(a: Any, b: Any) -> Any:
+            if type(a) is int:
+                return a + b
+            return operator.iadd(a, b) if not isinstance(a, (list, str, bytes, tuple, bytearray)) else _sized(g, operator.iadd, a, b, "concatenation")
+
+        def imul(a: Any, b: Any) -> Any:
+            if isinstance(a, (list, bytearray)) and isinstance(b, int):
+                g.check_size("repetition", len(a) * b)
+                return operator.imul(a, b)
+            return g.mul(a, b)
+
+        table = {
+            ast.Add: iadd, ast.Mult: imul, ast.Pow: g.pow, ast.LShift: g.lshift, ast.Mod: g.mod,
+            ast.Sub: operator.isub, ast.Div: operator.itruediv, ast.FloorDiv: operator.ifloordiv,
+            ast.RShift: operator.irshift, ast.BitOr: operator.ior, ast.BitXor: operator.ixor,
+            ast.BitAnd: operator.iand, ast.MatMult: operator.imatmul,
+        }  # fmt: skip
+        return table[type(op)]
+
+
+def _sized(g: Any, fn: Any, a: Any, b: Any, what: str) -> Any:
+    if hasattr(b, "__len__"):
+        g.check_size(what, len(a) + len(b))
+        return fn(a, b)
+    if isinstance(a, list):
+        a.extend(g.budget.iterate(b))
+        g.check_size(what, len(a))
+        return a
+    return fn(a, b)
+
+
+def _valid_except_type(t: Any) -> bool:
+    if isinstance(t, tuple):
+        return all(_valid_except_type(x) for x in t)
+    return isinstance(t, type) and issubclass(t, BaseException)
+
+
+def _del_attr(del_attr: Any, obj: Any, attr: str) -> Any:
+    def delete(f: Frame) -> None:
+        del_attr(obj(f), attr)
+
+    return delete
+
+
+def _del_item(obj: Any, key: Any) -> Any:
+    def delete(f: Frame) -> None:
+        o = obj(f)
+        del o[key(f)]
+
+    return delete
+
+
+_ = RETURN

@@ -1,0 +1,377 @@
+"""The security policy: which modules, attributes and values user code may reach.
+
+Invariants, enforced on every path (attribute syntax, ``getattr`` & co., ``str.format`` field
+paths, ``operator`` helpers, values returned by native code, tools):
+
+* no dunder attribute is read, written or deleted (three harmless read-only ones excepted:
+  ``__name__``, ``__qualname__``, ``__doc__``; and ``super().__init__``-style calls);
+* ``_private`` names and introspection names (``gi_*``, ``f_*``, ``tb_*``, ``co_*``, ...) are
+  only reachable on objects the sandboxed code created itself (its classes, instances, functions);
+* a module is only ever handed out wrapped in a :class:`ModuleProxy`, and only if authorized;
+* frames, tracebacks, code objects, cells, unsafe builtins and members of dangerous modules are
+  never handed out, whichever native function produced them;
+* attributes are only written on the sandbox's own objects (never on shared library classes).
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import types
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .errors import SecurityError
+
+__all__ = [
+    "DEFAULT_AUTHORIZED_IMPORTS",
+    "USER_MARK",
+    "ModuleProxy",
+    "Policy",
+    "is_dunder",
+]
+
+DEFAULT_AUTHORIZED_IMPORTS: tuple[str, ...] = (
+    "math", "cmath", "random", "statistics", "itertools", "functools", "operator",
+    "collections", "collections.abc", "re", "json", "datetime", "time", "string",
+    "unicodedata", "decimal", "fractions", "heapq", "bisect", "copy", "textwrap", "typing",
+    "numbers",
+)  # fmt: skip
+
+# Marker set on classes and functions created by the sandboxed code (not an identifier: no
+# attribute syntax or policy-checked route can read or write it).
+USER_MARK_NAME = "@sb_user"
+
+
+class _UserMark:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<sandbox-owned>"
+
+
+USER_MARK = _UserMark()
+SAFE_MARK_NAME = "@sb_safe"  # set on the host's own safe closures (attrgetter results, ...)
+
+
+def mark_safe(fn: Any) -> Any:
+    fn.__dict__[SAFE_MARK_NAME] = True
+    return fn
+
+READABLE_DUNDERS = frozenset({"__name__", "__qualname__", "__doc__"})
+# Dunder methods that may be called on a super() object (super().__init__(...)).
+SUPER_DUNDERS = frozenset({
+    "__init__", "__new__", "__repr__", "__str__", "__eq__", "__ne__", "__lt__", "__le__",
+    "__gt__", "__ge__", "__hash__", "__len__", "__iter__", "__contains__", "__getitem__",
+    "__setitem__", "__delitem__", "__post_init__", "__init_subclass__", "__enter__",
+    "__exit__", "__format__", "__call__", "__bool__", "__add__", "__sub__", "__mul__",
+    "__missing__", "__getattr__", "__setattr__",
+})  # fmt: skip
+_INTROSPECTION_PREFIXES = ("gi_", "cr_", "ag_", "f_", "tb_", "co_", "func_", "im_")
+_INTROSPECTION_NAMES = frozenset({"cell_contents", "mro_entries"})
+
+# Roots of modules whose members are never handed out, whatever route produced them.
+_DENIED_ROOTS = frozenset({
+    "os", "posix", "nt", "sys", "subprocess", "_posixsubprocess", "importlib", "io", "_io",
+    "shutil", "socket", "_socket", "ctypes", "_ctypes", "pickle", "_pickle", "marshal", "gc",
+    "inspect", "threading", "_thread", "multiprocessing", "_multiprocessing", "signal", "pty",
+    "code", "codeop", "runpy", "weakref", "_weakref", "pathlib", "tempfile", "glob", "asyncio",
+    "concurrent", "selectors", "select", "mmap", "resource", "fcntl", "ssl", "_ssl", "http",
+    "urllib", "ftplib", "smtplib", "webbrowser", "zipimport", "pkgutil", "site", "sysconfig",
+    "platform", "executors", "pydoc", "trace", "tracemalloc", "faulthandler", "sqlite3",
+    "dbm", "shelve", "logging", "linecache", "traceback", "warnings", "atexit", "copyreg",
+    "posixpath", "ntpath", "genericpath", "builtins", "_imp", "_frozen_importlib",
+    "_frozen_importlib_external", "zipfile", "tarfile", "ctypes", "cffi", "_signal",
+    "_tracemalloc", "sandbox_server", "agent", "pytest", "_pytest",
+})  # fmt: skip
+
+# Per-module members never handed out (they evaluate strings or reach attributes by name).
+_DENIED_MEMBERS: dict[str, frozenset[str]] = {
+    "typing": frozenset({"get_type_hints", "ForwardRef", "evaluate_forward_ref"}),
+    "functools": frozenset({"singledispatch", "singledispatchmethod"}),
+    "string": frozenset({"Formatter"}),
+    "operator": frozenset({"attrgetter", "methodcaller"}),  # replaced by safe versions
+    "random": frozenset({"SystemRandom"}),
+}
+
+_DENIED_TYPES: tuple[type, ...] = (
+    types.FrameType,
+    types.TracebackType,
+    types.CodeType,
+    types.CellType,
+)
+
+_SAFE_BUILTIN_NAMES = frozenset({
+    "abs", "all", "any", "ascii", "bin", "callable", "chr", "divmod", "hash", "hex", "id",
+    "isinstance", "issubclass", "iter", "len", "max", "min", "next", "oct", "ord", "repr",
+    "round", "sorted", "sum", "aiter", "anext",
+})  # fmt: skip
+
+PLAIN_TYPES = frozenset({
+    int, float, str, bool, type(None), bytes, list, tuple, dict, set, frozenset, complex,
+    range, slice, bytearray, types.MethodType, type(Ellipsis), type(NotImplemented),
+})  # fmt: skip
+
+
+def is_dunder(name: str) -> bool:
+    return len(name) > 4 and name[:2] == "__" and name[-2:] == "__"
+
+
+def is_user_owned(obj: object) -> bool:
+    try:
+        return getattr(obj, USER_MARK_NAME, None) is USER_MARK
+    except Exception:
+        return False
+
+
+def _root(module_name: object) -> str:
+    if not isinstance(module_name, str):
+        return ""
+    return module_name.split(".", 1)[0]
+
+
+class ModuleProxy:
+    """Base class of module wrappers; a subclass per module holds the module in a closure."""
+
+    __slots__ = ()
+
+
+class Policy:
+    """The policy of one interpreter: authorized imports and the attribute/value rules."""
+
+    def __init__(self, authorized_imports: Iterable[str]) -> None:
+        patterns = [p.strip() for p in authorized_imports]
+        self.allow_all = "*" in patterns
+        self.exact = frozenset(p for p in patterns if not p.endswith(".*") and p != "*")
+        self.prefixes = tuple(p[:-2] for p in patterns if p.endswith(".*"))
+        self._proxies: dict[str, ModuleProxy] = {}
+        self.overrides: dict[str, dict[str, Any]] = {}  # module -> member -> safe replacement
+        self.safe_ids: set[int] = set()  # our own safe callables, allowed wherever they flow
+        self.builtin_replacements: dict[int, Any] = {}  # id(real builtin) -> safe version
+        self.safe_builtin_ids = {id(getattr(builtins, n)) for n in _SAFE_BUILTIN_NAMES}
+
+    # -- imports ---------------------------------------------------------------------------
+    def is_authorized(self, name: str) -> bool:
+        if self.allow_all or name in self.exact:
+            return True
+        return any(name == p or name.startswith(p + ".") for p in self.prefixes)
+
+    def import_module(self, name: str) -> ModuleProxy:
+        if not self.is_authorized(name) or name.startswith(".") or not name:
+            raise SecurityError(
+                f"import of {name} is not allowed; authorized imports: {self.describe()}"
+            )
+        module = importlib.import_module(name)
+        return self.proxy(module)
+
+    def describe(self) -> str:
+        if self.allow_all:
+            return "* (everything)"
+        return ", ".join(sorted(self.exact | {p + ".*" for p in self.prefixes}))
+
+    def proxy(self, module: types.ModuleType) -> ModuleProxy:
+        name = module.__name__
+        proxy = self._proxies.get(name)
+        if proxy is not None:
+            return proxy
+        resolve = self._module_attr
+        names = self._public_names
+
+        class _Proxy(ModuleProxy):
+            __slots__ = ()
+
+            def __getattr__(self, attr: str) -> Any:
+                return resolve(module, attr)
+
+            def __setattr__(self, attr: str, value: Any) -> None:
+                raise SecurityError(f"cannot assign attributes of module {name}")
+
+            def __delattr__(self, attr: str) -> None:
+                raise SecurityError(f"cannot delete attributes of module {name}")
+
+            def __repr__(self) -> str:
+                return f"<module {name!r} (sandboxed)>"
+
+            def __dir__(self) -> list[str]:
+                return names(module)
+
+            def __reduce__(self) -> Any:
+                raise TypeError(f"cannot pickle or copy module {name}")
+
+            def __reduce_ex__(self, protocol: Any) -> Any:
+                raise TypeError(f"cannot pickle or copy module {name}")
+
+        _Proxy.__name__ = _Proxy.__qualname__ = "module"
+        proxy = _Proxy()
+        self._proxies[name] = proxy
+        return proxy
+
+    def _public_names(self, module: types.ModuleType) -> list[str]:
+        denied = _DENIED_MEMBERS.get(module.__name__, frozenset())
+        over = self.overrides.get(module.__name__, {})
+        out = []
+        for n in dir(module):
+            if n.startswith("_") or (n in denied and n not in over):
+                continue
+            out.append(n)
+        return out
+
+    def _module_attr(self, module: types.ModuleType, attr: str) -> Any:
+        mname = module.__name__
+        if not isinstance(attr, str):
+            raise TypeError("attribute name must be string")
+        if attr == "__name__":
+            return mname
+        if attr == "__doc__":
+            return module.__doc__
+        if attr.startswith("_"):
+            raise SecurityError(f"access to private attribute {attr!r} of module {mname} is not allowed")
+        over = self.overrides.get(mname)
+        if over is not None and attr in over:
+            return over[attr]
+        if attr in _DENIED_MEMBERS.get(mname, ()):
+            raise SecurityError(f"{mname}.{attr} is not allowed in the sandbox")
+        try:
+            value = getattr(module, attr)
+        except AttributeError:
+            sub = f"{mname}.{attr}"
+            if self.is_authorized(sub):
+                try:
+                    return self.import_module(sub)
+                except ImportError:
+                    pass
+            raise AttributeError(f"module {mname!r} has no attribute {attr!r}") from None
+        if isinstance(value, types.ModuleType):
+            if not self.is_authorized(value.__name__):
+                raise SecurityError(
+                    f"module {value.__name__} is not authorized (reached as {mname}.{attr})"
+                )
+            return self.proxy(value)
+        return self.guard(value)
+
+    # -- values ----------------------------------------------------------------------------
+    def guard(self, value: Any) -> Any:
+        """Let a value produced by native code into the sandbox, or refuse it."""
+        if type(value) in PLAIN_TYPES:
+            return value
+        return self.guard_slow(value)
+
+    def guard_slow(self, value: Any) -> Any:
+        t = type(value)
+        if isinstance(value, types.ModuleType):
+            if not self.is_authorized(value.__name__):
+                raise SecurityError(f"module {value.__name__} is not authorized")
+            return self.proxy(value)
+        if isinstance(value, _DENIED_TYPES):
+            raise SecurityError(f"access to {t.__name__} objects is not allowed")
+        if id(value) in self.safe_ids:
+            return value
+        if t is types.BuiltinFunctionType:
+            owner = value.__self__
+            if owner is builtins:
+                safe = self.builtin_replacements.get(id(value))
+                if safe is not None:
+                    return safe
+                if id(value) in self.safe_builtin_ids:
+                    return value
+                raise SecurityError(f"builtin {value.__name__} is not available in the sandbox")
+            if isinstance(owner, types.ModuleType):
+                if _root(owner.__name__) in _DENIED_ROOTS:
+                    raise SecurityError(f"{owner.__name__}.{value.__name__} is not allowed")
+                return value
+            if isinstance(owner, str) and value.__name__ in ("format", "format_map"):
+                return self.safe_str_method(value.__name__, owner)
+            if isinstance(owner, (ModuleProxy, types.FrameType)):
+                raise SecurityError("access to this bound method is not allowed")
+            return value
+        if t is types.MethodDescriptorType or t is types.ClassMethodDescriptorType:
+            objclass = value.__objclass__
+            if issubclass(objclass, str) and value.__name__ in ("format", "format_map"):
+                return self.safe_str_method(value.__name__, None)
+            return value
+        if isinstance(value, type):
+            if _root(value.__module__) in _DENIED_ROOTS and value.__module__ != "builtins":
+                raise SecurityError(f"class {value.__module__}.{value.__qualname__} is not allowed")
+            if value.__module__ == "builtins" and value.__name__ in ("type",):
+                return value
+            return value
+        if t is types.FunctionType or t is types.BuiltinMethodType or t is functools_partial:
+            if t is types.FunctionType and SAFE_MARK_NAME in value.__dict__:
+                return value
+            if not is_user_owned(value):
+                mod = getattr(value, "__module__", None)
+                if _root(mod) in _DENIED_ROOTS:
+                    raise SecurityError(f"{mod}.{getattr(value, '__qualname__', '?')} is not allowed")
+            return value
+        mod = getattr(t, "__module__", "")
+        if _root(mod) in _DENIED_ROOTS and mod != "builtins":
+            if not isinstance(value, BaseException) and not isinstance(value, ModuleProxy):
+                raise SecurityError(f"objects of type {mod}.{t.__qualname__} are not allowed")
+        return value
+
+    def safe_str_method(self, name: str, owner: str | None) -> Callable[..., Any]:
+        fmt = self.overrides["@str"][name]
+        if owner is None:
+            return fmt  # type: ignore[no-any-return]
+        return types.MethodType(fmt, owner)
+
+    # -- attributes ------------------------------------------------------------------------
+    def check_name(self, obj: object, name: object, action: str) -> str:
+        if type(name) is not str:
+            if isinstance(name, str):
+                name = str.__str__(name)
+            else:
+                raise TypeError(f"attribute name must be string, not {type(name).__name__!r}")
+        assert isinstance(name, str)
+        if is_dunder(name):
+            if action == "read" and name in READABLE_DUNDERS:
+                return name
+            raise SecurityError(f"{action} of dunder attribute {name!r} is not allowed")
+        if not name.isidentifier():
+            raise SecurityError(f"attribute name {name!r} is not allowed")
+        if (
+            name[0] == "_"
+            or name.startswith(_INTROSPECTION_PREFIXES)
+            or name in _INTROSPECTION_NAMES
+        ) and not is_user_owned(obj):
+            raise SecurityError(
+                f"{action} of attribute {name!r} of {type(obj).__name__} objects is not allowed"
+            )
+        return name
+
+    def get_attr(self, obj: Any, name: Any) -> Any:
+        name = self.check_name(obj, name, "read")
+        if isinstance(obj, str) and name in ("format", "format_map"):
+            return self.safe_str_method(name, obj)
+        if isinstance(obj, type) and issubclass(obj, str) and name in ("format", "format_map"):
+            return self.safe_str_method(name, None)
+        value = getattr(obj, name)
+        if type(value) in PLAIN_TYPES:
+            return value
+        return self.guard_slow(value)
+
+    def set_attr(self, obj: Any, name: Any, value: Any) -> None:
+        name = self.check_name(obj, name, "assignment")
+        self.check_writable(obj, name)
+        setattr(obj, name, value)
+
+    def del_attr(self, obj: Any, name: Any) -> None:
+        name = self.check_name(obj, name, "deletion")
+        self.check_writable(obj, name)
+        delattr(obj, name)
+
+    def check_writable(self, obj: Any, name: str) -> None:
+        if is_user_owned(obj):
+            return
+        if type(obj) in _WRITABLE_NATIVE_TYPES:
+            return
+        if isinstance(obj, BaseException) and not isinstance(obj, type):
+            return
+        raise SecurityError(
+            f"cannot set or delete attribute {name!r} of {type(obj).__name__} objects "
+            "(only objects created by the sandboxed code are writable)"
+        )
+
+
+functools_partial = __import__("functools").partial
+_WRITABLE_NATIVE_TYPES = (__import__("decimal").Context,)
