@@ -9,6 +9,7 @@ to owners so the record can be found without an API key.
 
 from __future__ import annotations
 
+import base64
 import hmac
 import secrets
 from typing import Annotated, Any
@@ -30,6 +31,27 @@ class SandboxNotFound(ServerError):
 
     status_code = 502
     error_code = "sandbox_not_found"
+
+
+class UnknownUser(ServerError):
+    """The SDK asked to act as another user (``user="root"``): sandboxes have only one."""
+
+    status_code = 403
+    error_code = "permission_denied"
+
+
+SANDBOX_USER = "user"
+
+
+def _requested_user(request: Request) -> str | None:
+    # envd takes the user as HTTP Basic credentials (RPC) or a `username` parameter (/files).
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "basic" and value:
+        try:
+            return base64.b64decode(value.strip()).decode("utf-8").partition(":")[0]
+        except (ValueError, UnicodeDecodeError):
+            return "?"
+    return request.query_params.get("username")
 
 
 class _Index:
@@ -85,6 +107,10 @@ def sandbox_for(request: Request) -> Sandbox:
     expected = sandbox.extra.get(TOKEN_KEY, "")
     if not presented or not hmac.compare_digest(presented.encode(), str(expected).encode()):
         raise Unauthorized(f"invalid or missing access token for sandbox {sandbox_id}")
+    user = _requested_user(request)
+    if user not in (None, "", SANDBOX_USER):
+        raise UnknownUser(f"user {user!r} does not exist in selfbox sandboxes: everything runs "
+                          f"as {SANDBOX_USER!r} (uid 1000), never as root")
     return sandbox
 
 

@@ -85,3 +85,13 @@ def test_login_shell_keeps_the_sandbox_python(sbx: Any) -> None:
     # commands.run is `bash -l -c`; /etc/profile must not hide the venv with numpy & co.
     result = sbx.commands.run("python -c 'import numpy, pandas; print(\"ok\")'")
     assert result.stdout == "ok\n"
+
+
+def test_there_is_no_root(sbx: Any) -> None:
+    from e2b import SandboxException
+
+    assert sbx.commands.run("whoami", user="user").stdout == "user\n"
+    with pytest.raises(SandboxException, match="never as root"):
+        sbx.commands.run("whoami", user="root")
+    with pytest.raises(SandboxException, match="never as root"):
+        sbx.files.read("/etc/hostname", user="root")

@@ -106,3 +106,14 @@ def test_upload_over_the_size_limit_names_the_limit(sbx: Any) -> None:
     too_big = b"x" * (17 * 1024 * 1024)  # the test server keeps the 16 MiB default
     with pytest.raises(SandboxException, match="SELFBOX_MAX_REQUEST_BODY_BYTES"):
         sbx.files.write("/tmp/too-big.bin", too_big)
+
+
+def test_full_disk_raises_not_enough_space(sbx: Any) -> None:
+    from e2b import NotEnoughSpaceException
+
+    # /tmp is a tmpfs of the sandbox's disk_mb (256 MiB by default): fill it up first.
+    sbx.commands.run("dd if=/dev/zero of=/tmp/fill bs=1M count=400 2>/dev/null || true")
+    with pytest.raises(NotEnoughSpaceException):
+        sbx.files.write("/tmp/one-more.bin", b"x" * (2 * 1024 * 1024))
+    sbx.files.remove("/tmp/fill")
+    sbx.files.write("/tmp/one-more.bin", b"x" * (2 * 1024 * 1024))  # room again
