@@ -49,6 +49,11 @@ StepCallback = Callable[[ActionStep], object]
 DEFAULT_STOP_SEQUENCES = ("Observation:",)
 
 
+def _check_max_steps(max_steps: int) -> None:
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise AgentError(f"max_steps must be a positive integer, got {max_steps!r}")
+
+
 def _takes_stop(model: Model) -> bool:
     """Whether ``model.generate`` takes ``stop=`` (the minimum is ``generate(messages)``)."""
     try:
@@ -110,8 +115,7 @@ class CodeAgent:
         code_timeout_s: float | None = None,
         stop_sequences: Sequence[str] = DEFAULT_STOP_SEQUENCES,
     ) -> None:
-        if max_steps < 1:
-            raise AgentError(f"max_steps must be at least 1, got {max_steps}")
+        _check_max_steps(max_steps)
         self.tools: dict[str, Tool] = tools_by_name(tools)
         self.model = model
         self.executor_type = executor_type
@@ -243,11 +247,15 @@ class CodeAgent:
         ``additional_args`` become variables of the code's namespace. Raises
         :class:`AgentMaxStepsError` when ``max_steps`` (default: the agent's) run out.
         """
+        if max_steps is not None:
+            _check_max_steps(max_steps)
+        if not isinstance(task, str) or not task.strip():
+            raise AgentError("the task must be a non-empty string")
         steps = self._run_steps(
             task,
             reset=reset,
             additional_args=additional_args,
-            max_steps=max_steps or self.max_steps,
+            max_steps=self.max_steps if max_steps is None else max_steps,
         )
         if stream:
             return steps

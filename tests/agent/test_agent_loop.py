@@ -375,3 +375,18 @@ def test_non_string_reply_is_a_model_error(agent_factory):
 
     with pytest.raises(ModelResponseError, match="NoneType"):
         agent_factory([], Broken()).run("t")
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_invalid_max_steps_per_run(agent_factory, bad):
+    agent = agent_factory([], ScriptedModel([code("final_answer(1)")]))
+    with pytest.raises(AgentError, match="max_steps"):
+        agent.run("t", max_steps=bad)
+    with pytest.raises(AgentError, match="task"):
+        agent.run("   ")
+
+
+def test_max_steps_per_run_overrides_the_default(agent_factory):
+    agent = agent_factory([], ScriptedModel([code("x = 1"), code("final_answer(2)")]), max_steps=5)
+    with pytest.raises(AgentMaxStepsError):
+        agent.run("t", max_steps=1)
