@@ -33,6 +33,7 @@ READ_CHUNK_MAX = 4 << 20  # one fs_read reply; the host asks for files chunk by 
 PIPE_READ = 64 << 10
 MAX_LIST_ENTRIES = 10_000  # bound one ListDir reply (and the time spent walking)
 MAX_PROCESSES = 256
+READER_GRACE_S = 1.0
 
 
 def _path(message: dict[str, Any], key: str = "path") -> str:
@@ -254,7 +255,9 @@ class Processes:
             readers.append(thread)
         code = proc.popen.wait()
         for thread in readers:
-            thread.join()
+            # A daemon it left behind (`server &`) may hold the pipes open for ever: report
+            # the end anyway, shortly after the process itself exited.
+            thread.join(READER_GRACE_S)
         if code < 0:
             status = f"signal: {signal.Signals(-code).name.lower().removeprefix('sig')}" \
                 if -code in signal.valid_signals() else f"signal {-code}"

@@ -95,3 +95,10 @@ def test_there_is_no_root(sbx: Any) -> None:
         sbx.commands.run("whoami", user="root")
     with pytest.raises(SandboxException, match="never as root"):
         sbx.files.read("/etc/hostname", user="root")
+
+
+def test_a_left_behind_daemon_does_not_hang_the_command(sbx: Any) -> None:
+    started = time.monotonic()
+    result = sbx.commands.run("sleep 30 & echo started")
+    assert result.stdout == "started\n"
+    assert time.monotonic() - started < 10
