@@ -153,12 +153,20 @@ def fs_move(message: dict[str, Any]) -> dict[str, Any]:
     return {"entry": entry_info(destination)}
 
 
+def _regular_file(path: str) -> None:
+    # A FIFO or a device would block the op's thread in open() or read() for ever.
+    mode = os.stat(path).st_mode
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(f"path {path} is a directory")
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"path {path} is not a regular file")
+
+
 def fs_read(message: dict[str, Any]) -> dict[str, Any]:
     path = _path(message)
     offset = max(int(message.get("offset") or 0), 0)
     length = min(max(int(message.get("length") or READ_CHUNK_MAX), 1), READ_CHUNK_MAX)
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"path {path} is a directory")
+    _regular_file(path)
     with open(path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         handle.seek(offset)
@@ -171,8 +179,8 @@ def fs_write(message: dict[str, Any]) -> dict[str, Any]:
     """Write one chunk; the first chunk (``append`` false) creates or truncates the file."""
     path = _path(message)
     data = base64.b64decode(str(message.get("data") or ""), validate=True)
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"path {path} is a directory")
+    if os.path.exists(path):
+        _regular_file(path)
     os.makedirs(os.path.dirname(path) or "/", exist_ok=True)
     with open(path, "ab" if message.get("append") else "wb") as handle:
         handle.write(data)

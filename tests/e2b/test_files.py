@@ -117,3 +117,12 @@ def test_full_disk_raises_not_enough_space(sbx: Any) -> None:
         sbx.files.write("/tmp/one-more.bin", b"x" * (2 * 1024 * 1024))
     sbx.files.remove("/tmp/fill")
     sbx.files.write("/tmp/one-more.bin", b"x" * (2 * 1024 * 1024))  # room again
+
+
+def test_special_files_are_refused_not_hung(sbx: Any) -> None:
+    sbx.commands.run("mkfifo /tmp/pipe")
+    with pytest.raises(InvalidArgumentException):
+        sbx.files.read("/tmp/pipe")
+    with pytest.raises(InvalidArgumentException):
+        sbx.files.write("/tmp/pipe", "x")
+    assert sbx.files.read("/proc/self/status").startswith("Name:")  # size 0, yet read
