@@ -273,20 +273,20 @@ class CodeAgent:
         max_steps: int,
     ) -> Iterator[ActionStep]:
         started = time.monotonic()
-        executor = self.executor
-        if additional_args:
-            executor.send_variables(dict(additional_args))
-            names = ", ".join(sorted(additional_args))
-            task = f"{task}\n\nThese variables are already defined in your Python session: {names}."
-        if reset or not self._messages:
-            self.steps = []
-            self._messages = [
-                ChatMessage(role="system", content=self.render_system_prompt(executor))
-            ]
-        self._messages.append(ChatMessage(role="user", content=f"New task:\n{task}"))
         result = self.result = RunResult(task=task)
-        first = len(self.steps) + 1
         try:
+            executor = self.executor
+            if additional_args:
+                executor.send_variables(dict(additional_args))
+                names = ", ".join(sorted(additional_args))
+                task += f"\n\nThese variables are already defined in your Python session: {names}."
+            if reset or not self._messages:
+                self.steps = []
+                self._messages = [
+                    ChatMessage(role="system", content=self.render_system_prompt(executor))
+                ]
+            self._messages.append(ChatMessage(role="user", content=f"New task:\n{task}"))
+            first = len(self.steps) + 1
             for number in range(first, first + max_steps):
                 step = self._step(number, executor)
                 self.steps.append(step)
@@ -307,10 +307,10 @@ class CodeAgent:
             raise
         finally:
             result.duration_s = time.monotonic() - started
-        last = truncate(self.steps[-1].observation, 1_000)
+        last = truncate(result.steps[-1].observation, 1_000)
         raise AgentMaxStepsError(
             f"no final answer after {max_steps} steps; the last observation was:\n{last}",
-            steps=self.steps,
+            steps=result.steps,
         )
 
     def _step(self, number: int, executor: Executor) -> ActionStep:

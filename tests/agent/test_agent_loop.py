@@ -390,3 +390,26 @@ def test_max_steps_per_run_overrides_the_default(agent_factory):
     agent = agent_factory([], ScriptedModel([code("x = 1"), code("final_answer(2)")]), max_steps=5)
     with pytest.raises(AgentMaxStepsError):
         agent.run("t", max_steps=1)
+
+
+def test_executor_creation_failure_marks_the_run_as_failed(monkeypatch):
+    from executors.exceptions import ConfigurationError
+
+    def refuse(executor_type, **kwargs):
+        raise ConfigurationError("no such back end")
+
+    monkeypatch.setattr("agent.agent.create_executor", refuse)
+    agent = CodeAgent([], ScriptedModel([code("final_answer(1)")]))
+    with pytest.raises(ConfigurationError):
+        agent.run("t")
+    assert agent.result is not None and agent.result.state == "error"
+    assert agent.result.task == "t" and agent.steps == []
+
+
+def test_max_steps_error_carries_only_this_runs_steps(agent_factory):
+    model = ScriptedModel([code("final_answer(1)"), code("a = 1"), code("b = 2")])
+    agent = agent_factory([], model)
+    agent.run("first")
+    with pytest.raises(AgentMaxStepsError) as caught:
+        agent.run("second", reset=False, max_steps=2)
+    assert [s.step_number for s in caught.value.steps] == [2, 3]
