@@ -138,8 +138,8 @@ class _Meta:
 class Tool:
     """A callable with a name, a description, typed inputs and an output type.
 
-    Calling the tool calls the wrapped function. Build one with :func:`tool`, or directly with
-    explicit metadata (then nothing is read from the function).
+    Calling the tool calls the wrapped function. Build one with :func:`tool`, or directly;
+    metadata given explicitly replaces what would be read from the function.
     """
 
     def __init__(
@@ -243,20 +243,36 @@ def _describe(
         description = summary
         if returns:
             description = f"{description}\nReturns: {returns}".strip()
-    rendered = []
-    for n, p in signature.parameters.items():
-        text = (
-            n
-            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-            else (f"*{n}" if p.kind is p.VAR_POSITIONAL else f"**{n}")
-        )
-        if n in inputs:
-            text += f": {inputs[n]['type']}"
+    sig = f"{tool_name}({_render_params(signature, inputs)}) -> {output_type}"
+    return _Meta(tool_name, description, dict(inputs), output_type, sig)
+
+
+def _render_params(signature: inspect.Signature, inputs: Mapping[str, ToolInput]) -> str:
+    """The parameter list with the tool's type names, keeping ``/`` and ``*`` markers."""
+    params = list(signature.parameters.values())
+    last_positional_only = max(
+        (i for i, p in enumerate(params) if p.kind is p.POSITIONAL_ONLY), default=-1
+    )
+    rendered: list[str] = []
+    star_written = False
+    for i, p in enumerate(params):
+        if p.kind is p.KEYWORD_ONLY and not star_written:
+            rendered.append("*")
+        if p.kind is p.VAR_POSITIONAL:
+            text = f"*{p.name}"
+        elif p.kind is p.VAR_KEYWORD:
+            text = f"**{p.name}"
+        else:
+            text = p.name
+            if p.name in inputs:
+                text += f": {inputs[p.name]['type']}"
         if p.default is not inspect.Parameter.empty:
             text += f" = {p.default!r}"
         rendered.append(text)
-    sig = f"{tool_name}({', '.join(rendered)}) -> {output_type}"
-    return _Meta(tool_name, description, dict(inputs), output_type, sig)
+        star_written = star_written or p.kind in (p.VAR_POSITIONAL, p.KEYWORD_ONLY)
+        if i == last_positional_only:
+            rendered.append("/")
+    return ", ".join(rendered)
 
 
 @overload

@@ -167,3 +167,20 @@ def test_tool_is_idempotent_and_to_dict_is_plain_data():
 def test_non_callable_is_rejected():
     with pytest.raises(ToolDefinitionError):
         Tool(42)  # type: ignore[arg-type]
+
+
+def test_signature_keeps_positional_only_and_keyword_only_markers():
+    @tool
+    def f(a: int, /, b: str, *, c: bool = False, **extra: int) -> None:
+        """F."""
+
+    assert f.signature == "f(a: integer, /, b: string, *, c: boolean = False, **extra) -> null"
+
+    @tool
+    def g(*items: str, sep: str = ",") -> str:
+        """G."""
+        return sep.join(items)
+
+    assert g.signature == "g(*items, sep: string = ',') -> string"
+    assert list(g.inputs) == ["sep"]
+    assert g("a", "b") == "a,b"
