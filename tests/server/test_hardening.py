@@ -160,3 +160,40 @@ def test_output_is_capped_and_marked(client: httpx.Client, sandbox: str) -> None
     assert "output truncated" in out["stdout"]
     # The code itself ran to the end.
     assert out["results"][0]["data"]["text/plain"] == "'finished'"
+
+
+def test_cpu_and_memory_caps_are_applied(client: httpx.Client) -> None:
+    sandbox = client.post("/v1/sandboxes", json={"cpu": 0.5, "memory_mb": 200}).json()["id"]
+    try:
+        code = (
+            "import os\n"
+            "def read(*paths):\n"
+            "    for p in paths:\n"
+            "        if os.path.exists(p):\n"
+            "            return open(p).read().split()\n"
+            "cpu = read('/sys/fs/cgroup/cpu.max', '/sys/fs/cgroup/cpu/cpu.cfs_quota_us')\n"
+            "period = read('/sys/fs/cgroup/cpu/cpu.cfs_period_us') or cpu[1:]\n"
+            "mem = read('/sys/fs/cgroup/memory.max',\n"
+            "           '/sys/fs/cgroup/memory/memory.limit_in_bytes')\n"
+            "swap = read('/sys/fs/cgroup/memory.swap.max',\n"
+            "            '/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes')\n"
+            "(int(cpu[0]) / int(period[0]), int(mem[0]) // 2**20, swap and swap[0])"
+        )
+        text = run(client, sandbox, code)["results"][0]["data"]["text/plain"]
+        quota, memory, swap = eval(text)  # our own tuple of numbers and strings
+        assert quota == 0.5
+        assert memory == 200
+        # No swap beyond the memory cap: v2 says 0 swap, v1 says memory+swap == memory.
+        assert swap in ("0", str(200 * 2**20), None)
+    finally:
+        client.delete(f"/v1/sandboxes/{sandbox}")
+
+
+def test_the_docker_socket_and_host_are_out_of_reach(client: httpx.Client, sandbox: str) -> None:
+    code = (
+        "import os\n"
+        "(os.path.exists('/var/run/docker.sock'), os.path.exists('/run/docker.sock'),\n"
+        " sorted(k for k in os.environ if 'SELFBOX' in k or 'KEY' in k))"
+    )
+    text = run(client, sandbox, code)["results"][0]["data"]["text/plain"]
+    assert text == "(False, False, [])"
