@@ -163,15 +163,14 @@ class Guards:
 
     def call_native(self, fn: Any, args: list[Any], kwargs: dict[str, Any] | None) -> Any:
         t = type(fn)
-        if t is types.BuiltinMethodType:
+        pre = self.by_id.get(id(fn))
+        if pre is not None:
+            pre(tuple(args), kwargs or {})
+        elif t is types.BuiltinMethodType:
             owner = fn.__self__
             check = self.by_method.get((type(owner), fn.__name__))
             if check is not None:
                 check(owner, tuple(args))
-        else:
-            pre = self.by_id.get(id(fn))
-            if pre is not None:
-                pre(tuple(args), kwargs or {})
         if args:
             self.prepare_args(fn, args)
         result = fn(*args, **kwargs) if kwargs else fn(*args)

@@ -64,6 +64,10 @@ def make_builtins(budget: Budget, policy: Policy, guards: Guards) -> dict[str, A
     class _SafeFormatter(string.Formatter):
         def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
             first, rest = _field_split(field_name)
+            rest = list(rest)
+            for is_attr, key in rest:
+                if is_attr:
+                    policy.check_name(None, key, "read")
             obj = self.get_value(first, args, kwargs)
             for is_attr, key in rest:
                 obj = policy.get_attr(obj, key) if is_attr else policy.guard(obj[key])

@@ -261,6 +261,10 @@ class DefMixin(GenMixin, MatchMixin):
             cell = ClassCell()
             cf = Frame(ns, up(f), cell)
             body(cf)
+            slots = ns.get("__slots__", ())
+            for slot in [slots] if isinstance(slots, str) else list(slots):
+                if not isinstance(slot, str) or not slot.isidentifier() or slot.startswith("__"):
+                    raise SecurityError(f"slot name {slot!r} is not allowed")
             if "__del__" in ns or "__getattribute__" in ns or "__class__" in ns:
                 raise SecurityError("this special method cannot be defined in the sandbox")
             cls = meta(name, resolved, ns, **kwds)

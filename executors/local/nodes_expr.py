@@ -109,7 +109,7 @@ class ExprMixin:
         table = {
             ast.Add: operator.add if numeric_const else g.add,
             ast.Sub: operator.sub, ast.Mult: g.mul, ast.Div: operator.truediv,
-            ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod if numeric_const else g.mod,
+            ast.FloorDiv: operator.floordiv, ast.Mod: g.mod,
             ast.Pow: g.pow, ast.LShift: g.lshift, ast.RShift: operator.rshift,
             ast.BitOr: operator.or_, ast.BitXor: operator.xor, ast.BitAnd: operator.and_,
             ast.MatMult: operator.matmul,

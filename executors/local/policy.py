@@ -276,7 +276,7 @@ class Policy:
                     return value
                 raise SecurityError(f"builtin {value.__name__} is not available in the sandbox")
             if isinstance(owner, types.ModuleType):
-                if _root(owner.__name__) in _DENIED_ROOTS:
+                if self.root_denied(owner.__name__):
                     raise SecurityError(f"{owner.__name__}.{value.__name__} is not allowed")
                 return value
             if isinstance(owner, str) and value.__name__ in ("format", "format_map"):
@@ -290,7 +290,7 @@ class Policy:
                 return self.safe_str_method(value.__name__, None)
             return value
         if isinstance(value, type):
-            if _root(value.__module__) in _DENIED_ROOTS and value.__module__ != "builtins":
+            if self.root_denied(value.__module__) and value.__module__ != "builtins":
                 raise SecurityError(f"class {value.__module__}.{value.__qualname__} is not allowed")
             if value.__module__ == "builtins" and value.__name__ in ("type",):
                 return value
@@ -300,14 +300,23 @@ class Policy:
                 return value
             if not is_user_owned(value):
                 mod = getattr(value, "__module__", None)
-                if _root(mod) in _DENIED_ROOTS:
+                if self.root_denied(mod):
                     raise SecurityError(f"{mod}.{getattr(value, '__qualname__', '?')} is not allowed")
             return value
         mod = getattr(t, "__module__", "")
-        if _root(mod) in _DENIED_ROOTS and mod != "builtins":
+        if self.root_denied(mod) and mod != "builtins":
             if not isinstance(value, BaseException) and not isinstance(value, ModuleProxy):
                 raise SecurityError(f"objects of type {mod}.{t.__qualname__} are not allowed")
         return value
+
+    def root_denied(self, module_name: object) -> bool:
+        """Members of these modules are refused unless the user authorized the module itself."""
+        root = _root(module_name)
+        if root not in _DENIED_ROOTS:
+            return False
+        if root in ("posix", "nt", "posixpath", "ntpath", "genericpath"):
+            root = "os"
+        return not (self.is_authorized(root) or (isinstance(module_name, str) and self.is_authorized(module_name)))
 
     def safe_str_method(self, name: str, owner: str | None) -> Callable[..., Any]:
         fmt = self.overrides["@str"][name]
