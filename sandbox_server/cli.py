@@ -1,4 +1,4 @@
-"""The ``selfbox`` command: ``selfbox serve``, ``selfbox images build``."""
+"""The ``selfbox`` command: ``selfbox serve``, ``selfbox check``, ``selfbox images build``."""
 
 from __future__ import annotations
 
@@ -90,6 +90,26 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    from .audit import audit
+
+    key = args.api_key or os.environ.get("SELFBOX_API_KEY", "")
+    if not key:
+        print("selfbox check needs --api-key or SELFBOX_API_KEY", file=sys.stderr)
+        return 2
+    try:
+        findings = audit(args.url, key)
+    except Exception as exc:
+        print(f"selfbox check could not probe {args.url}: {exc}", file=sys.stderr)
+        return 2
+    for finding in findings:
+        print(f"{finding.verdict:<5} {finding.name:<32} {finding.detail}")
+    failed = [f for f in findings if f.verdict == "FAIL"]
+    print(f"\n{len(findings) - len(failed)} of {len(findings)} checks passed"
+          + (f"; {len(failed)} FAILED" if failed else ""))
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="selfbox", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -98,6 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default=None, help="bind address (SELFBOX_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (SELFBOX_PORT, 8000)")
     serve.set_defaults(func=_serve)
+
+    check = commands.add_parser("check", help="audit a running server's sandbox hardening")
+    check.add_argument("--url", default=os.environ.get("SELFBOX_URL", "http://127.0.0.1:8000"),
+                       help="server URL (SELFBOX_URL)")
+    check.add_argument("--api-key", default=None, help="API key (SELFBOX_API_KEY)")
+    check.set_defaults(func=_check)
 
     images = commands.add_parser("images", help="manage selfbox's Docker images")
     image_commands = images.add_subparsers(dest="images_command", required=True)
