@@ -185,6 +185,11 @@ async def execute(body: ExecuteBody, sandbox: DataSandbox, manager: Manager) -> 
                     await call_op(manager, sandbox, "env_apply", env=restore)
             yield _line({"type": "end_of_execution"})
         finally:
+            # Close the run now, not at garbage collection: a client gone mid-run has its
+            # code interrupted right away.
+            close = getattr(events, "aclose", None)  # an async generator, typed as iterator
+            if close is not None:
+                await close()
             if pending is not None:
                 _restore_env(manager, sandbox, pending)
 

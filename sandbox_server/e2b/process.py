@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -61,7 +61,7 @@ def _unsubscribe_later(manager: SandboxManager, sandbox: Sandbox, key: str) -> N
 
 
 async def _follow(manager: SandboxManager, sandbox: Sandbox, op: str, fields: dict[str, Any],
-                  deadline_s: float | None) -> AsyncIterator[dict[str, Any]]:
+                  deadline_s: float | None) -> AsyncGenerator[dict[str, Any], None]:
     """The ProcessEvent stream of one process: start, data..., end."""
     channel = sandbox.channel
     if channel is None or not sandbox.alive:
@@ -102,7 +102,7 @@ async def _follow(manager: SandboxManager, sandbox: Sandbox, op: str, fields: di
         _unsubscribe_later(manager, sandbox, key)
 
 
-async def _failing(error: ConnectError) -> AsyncIterator[dict[str, Any]]:
+async def _failing(error: ConnectError) -> AsyncGenerator[dict[str, Any], None]:
     raise error
     yield {}  # pragma: no cover  (makes this an async generator)
 

@@ -7,7 +7,7 @@ its status for unary calls, an end-stream envelope for streams).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from fastapi import Request, Response
@@ -59,16 +59,18 @@ async def read_stream_request(request: Request) -> dict[str, Any]:
     return decode_single(await _body(request))
 
 
-def serve_stream(messages: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
+def serve_stream(messages: AsyncGenerator[dict[str, Any], None]) -> StreamingResponse:
     """A 200 stream of envelopes; an error ends it with an end-stream error, as Connect says."""
 
-    async def frames() -> AsyncIterator[bytes]:
+    async def frames() -> AsyncGenerator[bytes, None]:
         try:
             async for message in messages:
                 yield encode_envelope(message)
         except ConnectError as exc:
             yield end_stream(exc)
             return
+        finally:
+            await messages.aclose()  # unsubscribe now when the client goes away
         yield end_stream()
 
     # The media type must be exactly this (no charset): the SDK compares the raw header.
