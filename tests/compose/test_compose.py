@@ -33,7 +33,10 @@ IMAGES = {
 
 def run(*args: str, cwd: Path | None = None, timeout: float = 900,
         check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    # Compose lets the caller's environment override .env: keep only what .env says.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SELFBOX_", "COMPOSE_"))}
+    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                            env=env)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n"
                              f"{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
