@@ -102,6 +102,10 @@ EXECUTOR_TYPES = [
         "local",
         marks=pytest.mark.skipif(not _local_available(), reason="executors.local not merged yet"),
     ),
+    pytest.param(
+        "local-process",
+        marks=pytest.mark.skipif(not _local_available(), reason="executors.local not merged yet"),
+    ),
     pytest.param("docker", marks=pytest.mark.docker),
 ]
 
@@ -118,6 +122,8 @@ def selfbox_executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
         server = request.getfixturevalue("server")
         executor = create_executor("docker", base_url=server.url, api_key=API_KEYS[0],
                                    memory_mb=256)
+    elif request.param == "local-process":
+        executor = create_executor("local", isolation="process")
     else:
         executor = create_executor(request.param)
     yield executor

@@ -108,6 +108,10 @@ EXECUTOR_TYPES = [
         "local",
         marks=pytest.mark.skipif(not _local_available(), reason="executors.local not merged yet"),
     ),
+    pytest.param(
+        "local-process",
+        marks=pytest.mark.skipif(not _local_available(), reason="executors.local not merged yet"),
+    ),
     pytest.param("docker", marks=pytest.mark.docker),
     pytest.param("e2b", marks=[pytest.mark.docker, pytest.mark.e2b]),
 ]
@@ -116,6 +120,8 @@ EXECUTOR_TYPES = [
 def _executor_kwargs(executor_type: str, request: pytest.FixtureRequest) -> dict[str, Any]:
     if executor_type == "local":
         return {}
+    if executor_type == "local-process":
+        return {"isolation": "process"}  # the interpreter in a killable child process
     from tests.conftest import API_KEYS
 
     server = request.getfixturevalue("server")
@@ -144,7 +150,7 @@ def agent_factory(
         if executor_type == "fake":
             kwargs.setdefault("executor", FakeExecutor())
         else:
-            kwargs.setdefault("executor_type", executor_type)
+            kwargs.setdefault("executor_type", executor_type.split("-")[0])
             kwargs.setdefault("executor_kwargs", _executor_kwargs(executor_type, request))
         agent = CodeAgent(tools, model, **kwargs)
         made.append(agent)
