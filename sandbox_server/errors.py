@@ -39,7 +39,7 @@ def _respond(status: int, error_code: str, message: str,
 
 async def _sandbox_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, SandboxError)
-    if exc.status_code >= 500:
+    if exc.status_code >= 500 and getattr(exc, "server_fault", True):
         logger.error("%s %s failed: %s", request.method, request.url.path, exc,
                      exc_info=exc.__cause__)
     details = {k: v for k, v in exc.details.items() if isinstance(v, (str, int, float, bool))}

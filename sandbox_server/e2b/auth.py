@@ -31,6 +31,7 @@ class SandboxNotFound(ServerError):
 
     status_code = 502
     error_code = "sandbox_not_found"
+    server_fault = False  # a 5xx by E2B's convention, but nothing failed here: no error log
 
 
 class UnknownUser(ServerError):
