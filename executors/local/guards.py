@@ -31,6 +31,8 @@ _NO_ITER_TYPES = frozenset({
 _WIDTH_RE = re.compile(r"(\d+)")
 _PERCENT_RE = re.compile(r"%[-#0 +(]*(?:\*|(\d{4,}))?(?:\.(?:\*|(\d{4,})))?")
 _MUTATING_CONTAINERS = (list, dict, set, bytearray)
+_FAST_OWNERS = frozenset({list, dict, set, bytearray, str, bytes, tuple, frozenset, int, float})
+_GROWING = frozenset({list, dict, set, bytearray})
 
 
 class Guards:
@@ -121,6 +123,8 @@ class Guards:
         return a << b
 
     def mod(self, a: Any, b: Any) -> Any:
+        if type(a) is int or type(a) is float:
+            return a % b
         if isinstance(a, (str, bytes)):
             text = a if isinstance(a, str) else a.decode("latin-1")
             if "%" in text:
@@ -163,6 +167,26 @@ class Guards:
 
     def call_native(self, fn: Any, args: list[Any], kwargs: dict[str, Any] | None) -> Any:
         t = type(fn)
+        if t is types.BuiltinMethodType:
+            owner = fn.__self__
+            to = type(owner)
+            if to in _FAST_OWNERS:
+                # A method of a builtin container/str: plain results, only sizes to check.
+                check = self.by_method.get((to, fn.__name__))
+                if check is not None:
+                    check(owner, tuple(args))
+                for a in args:
+                    if type(a) not in _NO_ITER_TYPES:
+                        self.prepare_args(fn, args)
+                        break
+                result = fn(*args, **kwargs) if kwargs else fn(*args)
+                if to in _GROWING and len(owner) > self.max_size:
+                    n = len(owner)
+                    owner.clear()
+                    raise self.too_big(to.__name__, n)
+                if type(result) in _SIZED_RESULT_TYPES and len(result) > self.max_size:
+                    raise self.too_big("result of a native call", len(result))
+                return result
         pre = self.by_id.get(id(fn))
         if pre is not None:
             pre(tuple(args), kwargs or {})
@@ -171,15 +195,15 @@ class Guards:
             check = self.by_method.get((type(owner), fn.__name__))
             if check is not None:
                 check(owner, tuple(args))
-        if args:
-            self.prepare_args(fn, args)
+        for a in args:
+            if type(a) not in _NO_ITER_TYPES:
+                self.prepare_args(fn, args)
+                break
         result = fn(*args, **kwargs) if kwargs else fn(*args)
         tr = type(result)
         if tr in _SIZED_RESULT_TYPES:
             if len(result) > self.max_size:
                 raise self.too_big("result of a native call", len(result))
-        elif tr is int:
-            pass
         elif tr not in PLAIN_TYPES:
             result = self.policy.guard_slow(result)
         if t is types.BuiltinMethodType and isinstance(fn.__self__, _MUTATING_CONTAINERS):

@@ -100,6 +100,7 @@ def make_binder(name: str, a: ast.arguments) -> Callable[..., dict[str, Any]]:
                 return dict(zip(params, args))
             return general(args, kw, defaults, kwdefaults)
 
+        bind_simple.params = tuple(params)  # type: ignore[attr-defined]
         return bind_simple
     return general
 
@@ -108,8 +109,14 @@ def _function(
     binder: Any, body: Any, defaults: tuple[Any, ...], kwdefaults: dict[str, Any], up: Frame | None,
     cls: ClassCell | None, b: Budget, expr_body: bool,
 ) -> Callable[..., Any]:
+    params = getattr(binder, "params", None)
+    n = len(params) if params is not None else -1
+
     def user_function(*args: Any, **kwargs: Any) -> Any:
-        fr = Frame(binder(args, kwargs, defaults, kwdefaults), up, cls)
+        if len(args) == n and not kwargs:
+            fr = Frame(dict(zip(params, args)), up, cls)  # type: ignore[arg-type]
+        else:
+            fr = Frame(binder(args, kwargs, defaults, kwdefaults), up, cls)
         b.depth += 1
         if b.depth > b.max_depth:
             b.depth -= 1

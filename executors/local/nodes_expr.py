@@ -345,18 +345,64 @@ class ExprMixin:
             return self.method_call(node, sc)
         else:
             func = self.expr(func_node, sc)
-        args = self.call_args(node, sc)
+        return self.make_call(func, node, sc)
+
+    def make_call(self: Compiler, func: Fn, node: ast.Call, sc: Scope) -> Fn:
         call_native = self.guards.call_native
+        codes = USER_CODES
+        simple = not node.keywords and not any(isinstance(a, ast.Starred) for a in node.args)
+        if simple and len(node.args) <= 3:
+            argf = [self.expr(a, sc) for a in node.args]
+            if not argf:
+
+                def call0(f: Frame) -> Any:
+                    fn = func(f)
+                    if type(fn) is _FunctionType and fn.__code__ in codes:
+                        return fn()
+                    return _call_slow(fn, [], None, call_native)
+
+                return call0
+            if len(argf) == 1:
+                a0 = argf[0]
+
+                def call1(f: Frame) -> Any:
+                    fn = func(f)
+                    x = a0(f)
+                    if type(fn) is _FunctionType and fn.__code__ in codes:
+                        return fn(x)
+                    return _call_slow(fn, [x], None, call_native)
+
+                return call1
+            if len(argf) == 2:
+                a0, a1 = argf
+
+                def call2(f: Frame) -> Any:
+                    fn = func(f)
+                    x = a0(f)
+                    y = a1(f)
+                    if type(fn) is _FunctionType and fn.__code__ in codes:
+                        return fn(x, y)
+                    return _call_slow(fn, [x, y], None, call_native)
+
+                return call2
+            a0, a1, a2 = argf
+
+            def call3(f: Frame) -> Any:
+                fn = func(f)
+                x = a0(f)
+                y = a1(f)
+                z = a2(f)
+                if type(fn) is _FunctionType and fn.__code__ in codes:
+                    return fn(x, y, z)
+                return _call_slow(fn, [x, y, z], None, call_native)
+
+            return call3
+        args = self.call_args(node, sc)
 
         def call(f: Frame) -> Any:
             fn = func(f)
             a, kw = args(f)
-            t = type(fn)
-            if (t is _FunctionType and fn.__code__ in USER_CODES) or (
-                t is _MethodType and type(fn.__func__) is _FunctionType and fn.__func__.__code__ in USER_CODES
-            ):
-                return fn(*a, **kw) if kw else fn(*a)
-            return call_native(fn, a, kw)
+            return _call_slow(fn, a, kw, call_native)
 
         return call
 
@@ -368,7 +414,29 @@ class ExprMixin:
         get = self.attr_getter(func_node, name)
         args = self.call_args(node, sc)
         call_native = self.guards.call_native
-        plain_fast = "_" not in name[:5]
+        plain_fast = "_" not in name[:5] and name not in ("format", "format_map")
+        simple = not node.keywords and not any(isinstance(a, ast.Starred) for a in node.args)
+        if simple and len(node.args) <= 2 and plain_fast:
+            argf = [self.expr(a, sc) for a in node.args]
+            n = len(argf)
+            a0 = argf[0] if n > 0 else None
+            a1 = argf[1] if n > 1 else None
+
+            def method_call_fast(f: Frame) -> Any:
+                o = obj(f)
+                if type(o) in _METHOD_FAST_TYPES:
+                    m = getattr(o, name)
+                else:
+                    m = get(o)
+                if n == 0:
+                    a: list[Any] = []
+                elif n == 1:
+                    a = [a0(f)]  # type: ignore[misc]
+                else:
+                    a = [a0(f), a1(f)]  # type: ignore[misc]
+                return _call_slow(m, a, None, call_native)
+
+            return method_call_fast
 
         def method_call(f: Frame) -> Any:
             o = obj(f)
@@ -455,3 +523,14 @@ class ExprMixin:
         return zero_super
 
 
+
+
+def _call_slow(fn: Any, a: list[Any], kw: dict[str, Any] | None, call_native: Any) -> Any:
+    t = type(fn)
+    if t is _MethodType:
+        func = fn.__func__
+        if type(func) is _FunctionType and func.__code__ in USER_CODES:
+            return func(fn.__self__, *a, **kw) if kw else func(fn.__self__, *a)
+    elif t is _FunctionType and fn.__code__ in USER_CODES:
+        return fn(*a, **kw) if kw else fn(*a)
+    return call_native(fn, a, kw)
