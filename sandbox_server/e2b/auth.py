@@ -10,8 +10,10 @@ to owners so the record can be found without an API key.
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import secrets
+import time
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -91,9 +93,42 @@ def issue_token(request: Request, sandbox: Sandbox) -> str:
     return token
 
 
+def _signature(path: str, operation: str, user: str, token: str, expiration: str | None) -> str:
+    # E2B's v1 file-URL signature: sha256 over "path:operation:user:token[:expiration]".
+    raw = f"{path}:{operation}:{user}:{token}" + (f":{expiration}" if expiration else "")
+    digest = hashlib.sha256(raw.encode("utf-8")).digest()
+    return "v1_" + base64.b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def _signed(request: Request) -> Sandbox:
+    """The sandbox of a signed file URL (download_url / upload_url): such a URL carries no
+    sandbox id, so the signature is checked against each token-holding sandbox."""
+    query = request.query_params
+    presented, expiration = query.get("signature", ""), query.get("signature_expiration")
+    if expiration is not None and (not expiration.isdigit() or int(expiration) < time.time()):
+        raise Unauthorized("the signed URL has expired")
+    operation = "read" if request.method == "GET" else "write"
+    user, path = query.get("username") or "", query.get("path") or ""
+    manager = manager_of(request)
+    for sandbox_id, owner in list(_index(request).owners.items()):
+        try:
+            sandbox = manager.get(owner, sandbox_id)
+        except (NotFound, SandboxGone):
+            continue
+        token = sandbox.extra.get(TOKEN_KEY)
+        if isinstance(token, str) and hmac.compare_digest(
+                presented.encode(), _signature(path, operation, user, token, expiration).encode()):
+            return sandbox
+    raise Unauthorized("the file URL signature matches no live sandbox")
+
+
 def sandbox_for(request: Request) -> Sandbox:
     """FastAPI dependency: the live sandbox a data-plane call is for, or 502/401."""
     sandbox_id = request.headers.get("e2b-sandbox-id", "")
+    if not sandbox_id and request.url.path == "/files" and "signature" in request.query_params:
+        sandbox = _signed(request)
+        _check_user(request)
+        return sandbox
     if not sandbox_id:
         raise InvalidRequest("missing E2b-Sandbox-Id header")
     owner = _index(request).owners.get(sandbox_id)
@@ -108,11 +143,15 @@ def sandbox_for(request: Request) -> Sandbox:
     expected = sandbox.extra.get(TOKEN_KEY, "")
     if not presented or not hmac.compare_digest(presented.encode(), str(expected).encode()):
         raise Unauthorized(f"invalid or missing access token for sandbox {sandbox_id}")
+    _check_user(request)
+    return sandbox
+
+
+def _check_user(request: Request) -> None:
     user = _requested_user(request)
     if user not in (None, "", SANDBOX_USER):
         raise UnknownUser(f"user {user!r} does not exist in selfbox sandboxes: everything runs "
                           f"as {SANDBOX_USER!r} (uid 1000), never as root")
-    return sandbox
 
 
 DataSandbox = Annotated[Sandbox, Depends(sandbox_for)]

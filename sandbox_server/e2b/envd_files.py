@@ -133,6 +133,11 @@ async def upload(request: Request, sandbox: DataSandbox, manager: Manager,
             parts = parse_multipart(await request.body(), content_type)
             if not parts:
                 raise ConnectError("invalid_argument", "no file part in the upload")
+            signed = "signature" in request.query_params and not request.headers.get(
+                "e2b-sandbox-id")
+            if signed and (len(parts) != 1 or not path):
+                # A signed URL covers its one path, not the file names inside the body.
+                raise ConnectError("invalid_argument", "a signed upload URL takes one file")
             for filename, content in parts:
                 target = path if path and len(parts) == 1 else filename
                 if not target:

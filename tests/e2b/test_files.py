@@ -126,3 +126,22 @@ def test_special_files_are_refused_not_hung(sbx: Any) -> None:
     with pytest.raises(InvalidArgumentException):
         sbx.files.write("/tmp/pipe", "x")
     assert sbx.files.read("/proc/self/status").startswith("Name:")  # size 0, yet read
+
+
+def test_signed_download_and_upload_urls(sbx: Any) -> None:
+    import httpx
+
+    sbx.files.write("/tmp/shared.txt", "via a signed URL")
+    url = sbx.download_url("/tmp/shared.txt", use_signature_expiration=60)
+    assert "signature=v1_" in url
+    # A bare GET, as a browser would do it: no headers, no API key, no access token.
+    assert httpx.get(url).text == "via a signed URL"
+    assert httpx.get(url.replace("shared.txt", "other.txt")).status_code == 401  # signed path
+    upload = sbx.upload_url("/tmp/uploaded.txt")
+    assert httpx.post(upload, files={"file": ("uploaded.txt", b"up")}).status_code == 200
+    assert sbx.files.read("/tmp/uploaded.txt") == "up"
+    assert httpx.post(url, files={"file": ("x", b"x")}).status_code == 401  # read-only URL
+    two = [("file", ("/tmp/a", b"a")), ("file", ("/home/user/.profile", b"b"))]
+    assert httpx.post(upload, files=two).status_code == 400  # only the signed path
+    expired = sbx.download_url("/tmp/shared.txt", use_signature_expiration=-10)
+    assert httpx.get(expired).status_code == 401
