@@ -123,7 +123,7 @@ def main() -> None:
     except ImportError:  # pragma: no cover - smolagents is a dev extra
         run_smol = None  # type: ignore[assignment]
 
-    header = f"{'workload':<16}{'CPython ms':>12}{'selfbox ms':>12}{'smolagents ms':>15}{'vs CPython':>12}{'vs smolagents':>15}"
+    header = f"{'workload':<16}{'CPython ms':>12}{'selfbox ms':>12}{'smolagents ms':>15}{'vs CPython':>12}{'vs smolagents':>15}"  # noqa: E501
     print(header)
     print("-" * len(header))
     ratios_cpy, ratios_smol = [], []
@@ -139,8 +139,10 @@ def main() -> None:
         )
     geo = lambda xs: __import__("math").prod(xs) ** (1 / len(xs))  # noqa: E731
     print("-" * len(header))
-    print(f"geometric mean: selfbox is {geo(ratios_cpy):.1f}x CPython's time, "
-          f"{geo(ratios_smol):.1f}x faster than smolagents")
+    print(
+        f"geometric mean: selfbox is {geo(ratios_cpy):.1f}x CPython's time, "
+        f"{geo(ratios_smol):.1f}x faster than smolagents"
+    )
 
 
 if __name__ == "__main__":

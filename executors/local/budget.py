@@ -185,7 +185,7 @@ class Budget:
         if rss is not None and self._rss_limit is not None and rss > self._rss_limit:
             raise self._trip(
                 MemoryLimitExceeded(
-                    f"execution exceeded the memory budget (max_memory_mb={self.limits.max_memory_mb})"
+                    f"execution exceeded the memory budget (max_memory_mb={self.limits.max_memory_mb})"  # noqa: E501
                 )
             )
 
@@ -216,7 +216,9 @@ class Budget:
         if self._out_bytes + size > cap:
             room = cap - self._out_bytes
             if room > 0:
-                self._out.append(text.encode("utf-8", "surrogatepass")[:room].decode("utf-8", "ignore"))
+                self._out.append(
+                    text.encode("utf-8", "surrogatepass")[:room].decode("utf-8", "ignore")
+                )
             self._out_bytes = cap
             self.output_truncated = True
             raise self._trip(

@@ -32,18 +32,102 @@ Store = Callable[[Frame, Any], None]
 
 # Dunder names a class body may bind (protocol methods); everything else is refused.
 CLASS_DUNDERS = frozenset(
-    "__init__ __new__ __repr__ __str__ __eq__ __ne__ __lt__ __le__ __gt__ __ge__ __hash__ "
-    "__bool__ __len__ __iter__ __next__ __reversed__ __contains__ __getitem__ __setitem__ "
-    "__delitem__ __missing__ __call__ __enter__ __exit__ __add__ __radd__ __iadd__ __sub__ "
-    "__rsub__ __isub__ __mul__ __rmul__ __imul__ __matmul__ __rmatmul__ __truediv__ "
-    "__rtruediv__ __itruediv__ __floordiv__ __rfloordiv__ __ifloordiv__ __mod__ __rmod__ "
-    "__imod__ __divmod__ __rdivmod__ __pow__ __rpow__ __ipow__ __lshift__ __rlshift__ "
-    "__rshift__ __rrshift__ __and__ __rand__ __iand__ __or__ __ror__ __ior__ __xor__ __rxor__ "
-    "__ixor__ __neg__ __pos__ __abs__ __invert__ __int__ __float__ __complex__ __index__ "
-    "__round__ __trunc__ __floor__ __ceil__ __format__ __post_init__ __getattr__ __setattr__ "
-    "__delattr__ __get__ __set__ __delete__ __set_name__ __init_subclass__ __class_getitem__ "
-    "__match_args__ __slots__ __doc__ __instancecheck__ __subclasscheck__ __length_hint__ "
-    "__bytes__ __sizeof__ __dir__".split()
+    [
+        "__init__",
+        "__new__",
+        "__repr__",
+        "__str__",
+        "__eq__",
+        "__ne__",
+        "__lt__",
+        "__le__",
+        "__gt__",
+        "__ge__",
+        "__hash__",
+        "__bool__",
+        "__len__",
+        "__iter__",
+        "__next__",
+        "__reversed__",
+        "__contains__",
+        "__getitem__",
+        "__setitem__",
+        "__delitem__",
+        "__missing__",
+        "__call__",
+        "__enter__",
+        "__exit__",
+        "__add__",
+        "__radd__",
+        "__iadd__",
+        "__sub__",
+        "__rsub__",
+        "__isub__",
+        "__mul__",
+        "__rmul__",
+        "__imul__",
+        "__matmul__",
+        "__rmatmul__",
+        "__truediv__",
+        "__rtruediv__",
+        "__itruediv__",
+        "__floordiv__",
+        "__rfloordiv__",
+        "__ifloordiv__",
+        "__mod__",
+        "__rmod__",
+        "__imod__",
+        "__divmod__",
+        "__rdivmod__",
+        "__pow__",
+        "__rpow__",
+        "__ipow__",
+        "__lshift__",
+        "__rlshift__",
+        "__rshift__",
+        "__rrshift__",
+        "__and__",
+        "__rand__",
+        "__iand__",
+        "__or__",
+        "__ror__",
+        "__ior__",
+        "__xor__",
+        "__rxor__",
+        "__ixor__",
+        "__neg__",
+        "__pos__",
+        "__abs__",
+        "__invert__",
+        "__int__",
+        "__float__",
+        "__complex__",
+        "__index__",
+        "__round__",
+        "__trunc__",
+        "__floor__",
+        "__ceil__",
+        "__format__",
+        "__post_init__",
+        "__getattr__",
+        "__setattr__",
+        "__delattr__",
+        "__get__",
+        "__set__",
+        "__delete__",
+        "__set_name__",
+        "__init_subclass__",
+        "__class_getitem__",
+        "__match_args__",
+        "__slots__",
+        "__doc__",
+        "__instancecheck__",
+        "__subclasscheck__",
+        "__length_hint__",
+        "__bytes__",
+        "__sizeof__",
+        "__dir__",
+    ]
 )
 READABLE_NAMES = frozenset({"__name__"})
 
@@ -78,7 +162,9 @@ class Compiler(ExprMixin, StmtMixin, DefMixin):
         )
 
     def security(self, node: ast.AST, message: str) -> SecurityError:
-        return SecurityError(message, lineno=getattr(node, "lineno", None), col=getattr(node, "col_offset", None))
+        return SecurityError(
+            message, lineno=getattr(node, "lineno", None), col=getattr(node, "col_offset", None)
+        )
 
     def check_name(self, node: ast.AST, name: str, sc: Scope, store: bool) -> None:
         if is_dunder(name):
@@ -95,7 +181,9 @@ class Compiler(ExprMixin, StmtMixin, DefMixin):
         v = self.protected.get(name, MISSING)
         if v is not MISSING:
             return v
-        candidates = [n for n in (*self.g, *self.builtins, *self.protected) if not n.startswith("@")]
+        candidates = [
+            n for n in (*self.g, *self.builtins, *self.protected) if not n.startswith("@")
+        ]
         close = difflib.get_close_matches(name, candidates, n=1)
         hint = f". Did you mean: {close[0]!r}?" if close else ""
         raise NameError(f"name {name!r} is not defined{hint}", name=name)
@@ -131,7 +219,7 @@ class Compiler(ExprMixin, StmtMixin, DefMixin):
                     return f.l[name]
                 except KeyError:
                     raise UnboundLocalError(
-                        f"cannot access local variable {name!r} where it is not associated with a value"
+                        f"cannot access local variable {name!r} where it is not associated with a value"  # noqa: E501
                     ) from None
 
             return load_local
@@ -198,7 +286,7 @@ class Compiler(ExprMixin, StmtMixin, DefMixin):
             fr: Any = f
             for _ in range(depth):
                 fr = fr.up
-            return fr.l  # type: ignore[no-any-return]
+            return fr.l
 
         return up_dict
 
@@ -245,7 +333,9 @@ class Compiler(ExprMixin, StmtMixin, DefMixin):
             obj = self.expr(target.value, sc)
             attr = target.attr
             if is_dunder(attr):
-                raise self.security(target, f"assignment of dunder attribute {attr!r} is not allowed")
+                raise self.security(
+                    target, f"assignment of dunder attribute {attr!r} is not allowed"
+                )
             set_attr = self.p.set_attr
 
             def store_attr(f: Frame, v: Any) -> None:
@@ -278,15 +368,12 @@ class Compiler(ExprMixin, StmtMixin, DefMixin):
         if not star:
 
             def unpack(f: Frame, v: Any) -> None:
-                if type(v) is tuple or type(v) is list:
-                    vals = v
-                else:
-                    vals = list(islice(iter(v), n + 1))
+                vals = v if type(v) is tuple or type(v) is list else list(islice(iter(v), n + 1))
                 if len(vals) != n:
                     if len(vals) > n:
                         raise ValueError(f"too many values to unpack (expected {n})")
                     raise ValueError(f"not enough values to unpack (expected {n}, got {len(vals)})")
-                for s, x in zip(stores, vals):
+                for s, x in zip(stores, vals, strict=False):
                     s(f, x)
 
             return unpack
@@ -296,7 +383,9 @@ class Compiler(ExprMixin, StmtMixin, DefMixin):
         def unpack_star(f: Frame, v: Any) -> None:
             vals = list(budget.iterate(v)) if type(v) not in (list, tuple) else list(v)
             if len(vals) < n - 1:
-                raise ValueError(f"not enough values to unpack (expected at least {n - 1}, got {len(vals)})")
+                raise ValueError(
+                    f"not enough values to unpack (expected at least {n - 1}, got {len(vals)})"
+                )
             for i in range(si):
                 stores[i](f, vals[i])
             stores[si](f, vals[si : len(vals) - after])
@@ -362,12 +451,16 @@ class Compiler(ExprMixin, StmtMixin, DefMixin):
         method = getattr(self, "e_" + type(node).__name__, None)
         if method is None:
             raise self.unsupported(node)
-        return method(node, sc)  # type: ignore[no-any-return]
+        return method(node, sc)
 
 
 def _own(fn: Fn) -> Fn:
     """A distinct function object for a statement, so it can carry its own position."""
-    if getattr(fn, "__code__", None) is not None and not hasattr(fn, "sb_pos") and not getattr(fn, "sb_shared", False):
+    if (
+        getattr(fn, "__code__", None) is not None
+        and not hasattr(fn, "sb_pos")
+        and not getattr(fn, "sb_shared", False)
+    ):
         return fn
 
     def stmt(f: Frame) -> Any:

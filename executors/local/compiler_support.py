@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["annotate", "invoke", "is_user_function"]
+__all__ = ["CompilerBase", "annotate", "invoke", "is_user_function"]
 
 _FunctionType = types.FunctionType
 _MethodType = types.MethodType
@@ -43,3 +43,28 @@ def invoke(fn: Any, args: list[Any], call_native: Callable[..., Any]) -> Any:
     if is_user_function(fn):
         return fn(*args)
     return call_native(fn, args, None)
+
+
+if TYPE_CHECKING:
+    from .budget import Budget
+    from .guards import Guards
+    from .policy import Policy
+    from .scope import Scope
+
+    class CompilerBase:
+        """What the compiler mixins may use (for the type checker; the mixins share it)."""
+
+        b: Budget
+        p: Policy
+        guards: Guards
+        g: dict[str, Any]
+        builtins: dict[str, Any]
+        protected: dict[str, Any]
+        scopes: dict[int, Scope]
+
+        def __getattr__(self, name: str) -> Any: ...
+
+else:
+
+    class CompilerBase:
+        __slots__ = ()

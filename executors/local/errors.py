@@ -28,7 +28,7 @@ __all__ = [
 
 
 class InterpreterError(BaseException):
-    """Base of the errors the interpreter raises on its own behalf (never catchable by user code)."""
+    """Base of the errors the interpreter raises on its own behalf (never catchable by user code)."""  # noqa: E501
 
     def __init__(self, message: str = "", *, lineno: int | None = None, col: int | None = None):
         super().__init__(message)

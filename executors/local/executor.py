@@ -23,8 +23,15 @@ _INT_LIMITS = (
 
 
 def _check_timeout(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}", argument=name)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigurationError(
+            f"{name} must be a positive number of seconds, got {value!r}", argument=name
+        )
     return float(value)
 
 
@@ -60,14 +67,20 @@ class LocalExecutor(Executor):
             )
         imports = list(additional_authorized_imports)
         if isolation not in ("none", "process"):
-            raise ConfigurationError(f"isolation must be 'none' or 'process', got {isolation!r}", argument="isolation")
+            raise ConfigurationError(
+                f"isolation must be 'none' or 'process', got {isolation!r}", argument="isolation"
+            )
         self.timeout_s = _check_timeout("timeout_s", timeout_s)
         values: dict[str, Any] = {}
         for name, value in limits.items():
             if name not in _INT_LIMITS:
-                raise ConfigurationError(f"unknown argument {name!r} for the local executor", argument=name)
+                raise ConfigurationError(
+                    f"unknown argument {name!r} for the local executor", argument=name
+                )
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigurationError(f"{name} must be a positive integer, got {value!r}", argument=name)
+                raise ConfigurationError(
+                    f"{name} must be a positive integer, got {value!r}", argument=name
+                )
             values[name] = value
         self.limits = Limits(timeout_s=self.timeout_s, **values)
         self.isolation: Isolation = isolation

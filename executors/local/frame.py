@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["BREAK", "CONTINUE", "RETURN", "ClassCell", "Frame", "MISSING"]
+__all__ = ["BREAK", "CONTINUE", "MISSING", "RETURN", "ClassCell", "Frame"]
 
 
 class Frame:

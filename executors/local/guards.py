@@ -104,16 +104,12 @@ class Guards:
         if mod is not None:
             return pow(a, b, mod)
         if isinstance(b, int) and b > 1:
-            base_bits = 0
-            if isinstance(a, int):
-                base_bits = abs(a).bit_length() - 1 if abs(a) > 1 else 0
-                if abs(a) > 1 and base_bits == 0:
-                    base_bits = 1
-                if abs(a) > 2:
-                    base_bits = math.log2(abs(a))
+            base_bits = 0.0
+            if isinstance(a, int) and abs(a) > 1:
+                base_bits = math.log2(abs(a))
             elif isinstance(a, Fraction):
-                base_bits = max(a.numerator.bit_length(), a.denominator.bit_length())
-            if base_bits and base_bits * b > self.max_bits:
+                base_bits = float(max(a.numerator.bit_length(), a.denominator.bit_length()))
+            if base_bits * b > self.max_bits:
                 self.check_bits("power", base_bits * b)
         return a**b
 
@@ -270,7 +266,9 @@ class Guards:
 
         def deny_type3(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             if len(args) != 1:
-                raise SecurityError("type() with three arguments is not allowed; use a class statement")
+                raise SecurityError(
+                    "type() with three arguments is not allowed; use a class statement"
+                )
 
         self.by_id[id(bytes)] = alloc
         self.by_id[id(bytearray)] = alloc

@@ -37,7 +37,9 @@ _SUSPICIOUS = re.compile(r"(?:[-+~]\s*){40,}|(?:\bnot\s+){40,}|[(\[{]{40,}")
 class Interpreter:
     """State (namespace, tools) and policy of one sandbox; :meth:`run` executes code in it."""
 
-    def __init__(self, *, additional_authorized_imports: Iterable[str] = (), limits: Limits | None = None) -> None:
+    def __init__(
+        self, *, additional_authorized_imports: Iterable[str] = (), limits: Limits | None = None
+    ) -> None:
         self.limits = limits or Limits()
         self.budget = Budget(self.limits)
         self.policy = Policy([*DEFAULT_AUTHORIZED_IMPORTS, *additional_authorized_imports])
@@ -79,8 +81,13 @@ class Interpreter:
     # -- compilation -----------------------------------------------------------------------
     def check_source(self, code: str) -> None:
         lim = self.limits
-        if len(code) > lim.max_source_bytes or len(code.encode("utf-8", "surrogatepass")) > lim.max_source_bytes:
-            raise SourceLimitExceeded(f"source is larger than max_source_bytes={lim.max_source_bytes}")
+        if (
+            len(code) > lim.max_source_bytes
+            or len(code.encode("utf-8", "surrogatepass")) > lim.max_source_bytes
+        ):
+            raise SourceLimitExceeded(
+                f"source is larger than max_source_bytes={lim.max_source_bytes}"
+            )
         if _SUSPICIOUS.search(code) is None:
             return
         # Something looks deeply nested: measure it precisely (tokenize is iterative).
@@ -90,13 +97,19 @@ class Interpreter:
                 if tok.type == tokenize.OP and tok.string in "([{":
                     depth += 1
                     if depth > lim.max_nesting_depth:
-                        raise SourceLimitExceeded(f"source nesting is deeper than max_nesting_depth={lim.max_nesting_depth}")
+                        raise SourceLimitExceeded(
+                            f"source nesting is deeper than max_nesting_depth={lim.max_nesting_depth}"  # noqa: E501
+                        )
                 elif tok.type == tokenize.OP and tok.string in ")]}":
                     depth -= 1
-                if (tok.type == tokenize.OP and tok.string in ("-", "+", "~")) or (tok.type == tokenize.NAME and tok.string == "not"):
+                if (tok.type == tokenize.OP and tok.string in ("-", "+", "~")) or (
+                    tok.type == tokenize.NAME and tok.string == "not"
+                ):
                     run += 1
                     if run > lim.max_nesting_depth:
-                        raise SourceLimitExceeded(f"source nesting is deeper than max_nesting_depth={lim.max_nesting_depth}")
+                        raise SourceLimitExceeded(
+                            f"source nesting is deeper than max_nesting_depth={lim.max_nesting_depth}"  # noqa: E501
+                        )
                 elif tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT):
                     run = 0
         except (tokenize.TokenError, SyntaxError, IndentationError):
@@ -113,8 +126,13 @@ class Interpreter:
         _check_depth(tree, self.limits.max_nesting_depth * 5)
         module_scope, scopes = analyze(tree)
         compiler = Compiler(
-            budget=self.budget, policy=self.policy, guards=self.guards, globals_=self.globals,
-            builtins_=self.builtins, protected=self.protected, scopes=scopes,
+            budget=self.budget,
+            policy=self.policy,
+            guards=self.guards,
+            globals_=self.globals,
+            builtins_=self.builtins,
+            protected=self.protected,
+            scopes=scopes,
         )
         body = tree.body
         last_is_expr = bool(body) and isinstance(body[-1], ast.Expr)
@@ -150,7 +168,9 @@ class Interpreter:
                 value = self.frame.ret if last_is_expr else None
                 self.frame.ret = None
                 if value is not None:
-                    execution.results = [Result({"text/plain": safe_repr(value)}, is_main_result=True)]
+                    execution.results = [
+                        Result({"text/plain": safe_repr(value)}, is_main_result=True)
+                    ]
             except FinalAnswerSignal as signal:
                 execution.is_final_answer = True
                 execution.final_answer = to_plain(signal.value)

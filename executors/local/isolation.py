@@ -11,6 +11,7 @@ called over the same channel (arguments and results cross as JSON).
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import os
 import select
@@ -57,7 +58,7 @@ class ProcessInterpreter:
     # -- process management ----------------------------------------------------------------
     def _spawn(self) -> None:
         root = str(Path(__file__).resolve().parents[2])
-        boot = f"import sys; sys.path.insert(0, {root!r}); from executors.local.isolation import child_main; child_main()"
+        boot = f"import sys; sys.path.insert(0, {root!r}); from executors.local.isolation import child_main; child_main()"  # noqa: E501
         self._proc = subprocess.Popen(
             [sys.executable, "-S", "-c", boot],
             stdin=subprocess.PIPE,
@@ -147,9 +148,15 @@ class ProcessInterpreter:
                 if message is None:
                     self._kill()
                     self._note = _RESTART_NOTE.format(reason="timeout")
-                    return self._failure("timeout", "TimeoutExceeded",
-                        f"execution exceeded the time budget (timeout_s={timeout_s:g}); the sandbox "
-                        "process was killed and its state lost", output, note, started)
+                    return self._failure(
+                        "timeout",
+                        "TimeoutExceeded",
+                        f"execution exceeded the time budget (timeout_s={timeout_s:g}); the sandbox "  # noqa: E501
+                        "process was killed and its state lost",
+                        output,
+                        note,
+                        started,
+                    )
                 op = message.get("op")
                 if op == "output":
                     output.append(str(message.get("text", "")))
@@ -164,13 +171,22 @@ class ProcessInterpreter:
         except (EOFError, OSError, ValueError):
             self._kill()
             self._note = _RESTART_NOTE.format(reason="it died")
-            return self._failure("sandbox_died", "SandboxDied",
+            return self._failure(
+                "sandbox_died",
+                "SandboxDied",
                 "the sandbox process died (memory or CPU limit, or a crash); its state was lost",
-                output, note, started)
+                output,
+                note,
+                started,
+            )
 
-    def _failure(self, status: str, name: str, value: str, output: list[str], note: str, started: float) -> Execution:
+    def _failure(
+        self, status: str, name: str, value: str, output: list[str], note: str, started: float
+    ) -> Execution:
         return Execution(
-            stdout="".join(output), stderr=note, status=status,  # type: ignore[arg-type]
+            stdout="".join(output),
+            stderr=note,
+            status=status,  # type: ignore[arg-type]
             error=ExecutionError(name, value, f"{name}: {value}"),
             duration_s=time.perf_counter() - started,
         )
@@ -183,9 +199,18 @@ class ProcessInterpreter:
                 raise NameError(f"unknown tool {name!r}")
             args = message.get("args", [])
             kwargs = message.get("kwargs", {})
-            reply: dict[str, Any] = {"op": "tool_result", "ok": True, "value": _json_plain(fn(*args, **kwargs))}
+            reply: dict[str, Any] = {
+                "op": "tool_result",
+                "ok": True,
+                "value": _json_plain(fn(*args, **kwargs)),
+            }
         except Exception as exc:
-            reply = {"op": "tool_result", "ok": False, "name": type(exc).__name__, "message": str(exc)}
+            reply = {
+                "op": "tool_result",
+                "ok": False,
+                "name": type(exc).__name__,
+                "message": str(exc),
+            }
         self._send(reply)
 
 
@@ -225,7 +250,9 @@ def child_main() -> None:
             try:
                 payload = json.loads(json.dumps({"args": list(args), "kwargs": kwargs}))
             except (TypeError, ValueError) as exc:
-                raise TypeError(f"arguments of tool {tool_name!r} must be JSON-serializable ({exc})") from None
+                raise TypeError(
+                    f"arguments of tool {tool_name!r} must be JSON-serializable ({exc})"
+                ) from None
             send({"op": "tool_call", "name": tool_name, **payload})
             reply = recv()
             if reply.get("ok"):
@@ -246,7 +273,9 @@ def child_main() -> None:
         elif op == "vars":
             interp.send_variables(message.get("values", {}))
         elif op == "run":
-            execution = interp.run(str(message.get("code", "")), float(message.get("timeout_s", limits.timeout_s)))
+            execution = interp.run(
+                str(message.get("code", "")), float(message.get("timeout_s", limits.timeout_s))
+            )
             send({"op": "result", "execution": _json_plain(execution.to_dict())})
 
 
@@ -263,7 +292,5 @@ def _apply_rlimits(limits: Limits) -> None:
         (resource.RLIMIT_FSIZE, 0),
         (resource.RLIMIT_CORE, 0),
     ):
-        try:
+        with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(which, (value, value))
-        except (ValueError, OSError):
-            pass

@@ -13,7 +13,7 @@ import collections
 import string
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from .budget import Budget
 from .errors import FinalAnswerSignal, SecurityError, TimeoutExceeded
@@ -125,10 +125,14 @@ def make_builtins(budget: Budget, policy: Policy, guards: Guards) -> dict[str, A
         (obj,) = args
         names = dir(obj)
         if is_user_owned(obj):
-            return [n for n in names if not (n.startswith("__") and n.endswith("__")) and n[0] != "@"]
+            return [
+                n for n in names if not (n.startswith("__") and n.endswith("__")) and n[0] != "@"
+            ]
         return [n for n in names if not n.startswith("_")]
 
-    def safe_print(*args: Any, sep: Any = " ", end: Any = "\n", file: Any = None, flush: bool = False) -> None:
+    def safe_print(
+        *args: Any, sep: Any = " ", end: Any = "\n", file: Any = None, flush: bool = False
+    ) -> None:
         if file is not None:
             raise SecurityError("print(file=...) is not available in the sandbox")
         if sep is None:
@@ -206,14 +210,30 @@ def make_builtins(budget: Budget, policy: Policy, guards: Guards) -> dict[str, A
     policy.overrides["operator"] = {"attrgetter": attrgetter, "methodcaller": methodcaller}
     policy.overrides["time"] = {"sleep": safe_sleep}
 
-    def namedtuple(typename: str, field_names: Any, *, rename: bool = False, defaults: Any = None, module: Any = None) -> type:
-        cls = collections.namedtuple(typename, field_names, rename=rename, defaults=defaults, module="__selfbox__")
+    def namedtuple(
+        typename: str,
+        field_names: Any,
+        *,
+        rename: bool = False,
+        defaults: Any = None,
+        module: Any = None,
+    ) -> type:
+        cls = cast(Any, collections.namedtuple)(
+            typename, field_names, rename=rename, defaults=defaults, module="__selfbox__"
+        )
         type.__setattr__(cls, USER_MARK_NAME, USER_MARK)  # a fresh class: the sandbox's own
         return cls
 
     policy.overrides["collections"] = {"namedtuple": namedtuple}
     policy.safe_ids.add(id(namedtuple))
-    for fn in (*replacements.values(), str_format, str_format_map, attrgetter, methodcaller, safe_sleep):
+    for fn in (
+        *replacements.values(),
+        str_format,
+        str_format_map,
+        attrgetter,
+        methodcaller,
+        safe_sleep,
+    ):
         policy.safe_ids.add(id(fn))
     guards.no_wrap.update(id(f) for f in (safe_getattr, safe_hasattr, safe_setattr, safe_print))
     _ = max_width
@@ -223,4 +243,4 @@ def make_builtins(budget: Budget, policy: Policy, guards: Guards) -> dict[str, A
 def _field_split(field_name: str) -> tuple[Any, Any]:
     import _string  # the parser str.format itself uses
 
-    return _string.formatter_field_name_split(field_name)  # type: ignore[no-any-return]
+    return _string.formatter_field_name_split(field_name)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import types
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .compiler_support import annotate, invoke
 from .errors import RecursionLimitExceeded, SecurityError
@@ -17,7 +18,7 @@ from .policy import USER_MARK, USER_MARK_NAME
 
 if TYPE_CHECKING:
     from .budget import Budget
-    from .compiler import Compiler, Fn
+    from .compiler import Fn
     from .scope import Scope
 
 __all__ = ["DefMixin"]
@@ -46,12 +47,19 @@ def make_binder(name: str, a: ast.arguments) -> Callable[..., dict[str, Any]]:
     by_keyword = set(params[len(posonly) :]) | set(kwonly)
     simple = not posonly and vararg is None and kwarg is None and not kwonly
 
-    def general(args: tuple[Any, ...], kw: dict[str, Any], defaults: tuple[Any, ...], kwdefaults: dict[str, Any]) -> dict[str, Any]:
+    def general(
+        args: tuple[Any, ...],
+        kw: dict[str, Any],
+        defaults: tuple[Any, ...],
+        kwdefaults: dict[str, Any],
+    ) -> dict[str, Any]:
         l: dict[str, Any] = {}  # noqa: E741
         na = len(args)
         if na > n and vararg is None:
             given = "was" if na == 1 else "were"
-            raise TypeError(f"{name}() takes {_plural(n, 'positional argument')} but {na} {given} given")
+            raise TypeError(
+                f"{name}() takes {_plural(n, 'positional argument')} but {na} {given} given"
+            )
         for i in range(min(na, n)):
             l[params[i]] = args[i]
         if vararg is not None:
@@ -66,7 +74,9 @@ def make_binder(name: str, a: ast.arguments) -> Callable[..., dict[str, Any]]:
                 elif kwarg is not None:
                     extra[k] = v
                 elif k in posonly:
-                    raise TypeError(f"{name}() got some positional-only arguments passed as keyword arguments: {k!r}")
+                    raise TypeError(
+                        f"{name}() got some positional-only arguments passed as keyword arguments: {k!r}"  # noqa: E501
+                    )
                 else:
                     raise TypeError(f"{name}() got an unexpected keyword argument {k!r}")
         first_default = n - len(defaults)
@@ -79,7 +89,9 @@ def make_binder(name: str, a: ast.arguments) -> Callable[..., dict[str, Any]]:
                 else:
                     missing.append(p)
         if missing:
-            raise TypeError(f"{name}() missing {len(missing)} required positional argument{'s' if len(missing) > 1 else ''}: {_names(missing)}")
+            raise TypeError(
+                f"{name}() missing {len(missing)} required positional argument{'s' if len(missing) > 1 else ''}: {_names(missing)}"  # noqa: E501
+            )
         missing = []
         for k in kwonly:
             if k not in l:
@@ -88,16 +100,23 @@ def make_binder(name: str, a: ast.arguments) -> Callable[..., dict[str, Any]]:
                 else:
                     missing.append(k)
         if missing:
-            raise TypeError(f"{name}() missing {len(missing)} required keyword-only argument{'s' if len(missing) > 1 else ''}: {_names(missing)}")
+            raise TypeError(
+                f"{name}() missing {len(missing)} required keyword-only argument{'s' if len(missing) > 1 else ''}: {_names(missing)}"  # noqa: E501
+            )
         if kwarg is not None:
             l[kwarg] = extra
         return l
 
     if simple:
 
-        def bind_simple(args: tuple[Any, ...], kw: dict[str, Any], defaults: tuple[Any, ...], kwdefaults: dict[str, Any]) -> dict[str, Any]:
+        def bind_simple(
+            args: tuple[Any, ...],
+            kw: dict[str, Any],
+            defaults: tuple[Any, ...],
+            kwdefaults: dict[str, Any],
+        ) -> dict[str, Any]:
             if not kw and len(args) == n:
-                return dict(zip(params, args))
+                return dict(zip(params, args, strict=False))
             return general(args, kw, defaults, kwdefaults)
 
         bind_simple.params = tuple(params)  # type: ignore[attr-defined]
@@ -106,15 +125,21 @@ def make_binder(name: str, a: ast.arguments) -> Callable[..., dict[str, Any]]:
 
 
 def _function(
-    binder: Any, body: Any, defaults: tuple[Any, ...], kwdefaults: dict[str, Any], up: Frame | None,
-    cls: ClassCell | None, b: Budget, expr_body: bool,
+    binder: Any,
+    body: Any,
+    defaults: tuple[Any, ...],
+    kwdefaults: dict[str, Any],
+    up: Frame | None,
+    cls: ClassCell | None,
+    b: Budget,
+    expr_body: bool,
 ) -> Callable[..., Any]:
     params = getattr(binder, "params", None)
     n = len(params) if params is not None else -1
 
     def user_function(*args: Any, **kwargs: Any) -> Any:
         if len(args) == n and not kwargs:
-            fr = Frame(dict(zip(params, args)), up, cls)  # type: ignore[arg-type]
+            fr = Frame(dict(zip(params, args, strict=False)), up, cls)  # type: ignore[arg-type]
         else:
             fr = Frame(binder(args, kwargs, defaults, kwdefaults), up, cls)
         b.depth += 1
@@ -126,10 +151,8 @@ def _function(
         try:
             r = body(fr)
         except BaseException as e:
-            try:
+            with contextlib.suppress(AttributeError):
                 e.__dict__["@sb_open"] = True
-            except AttributeError:
-                pass
             raise
         finally:
             b.depth -= 1
@@ -143,8 +166,14 @@ def _function(
 
 
 def _generator_function(
-    binder: Any, body: Any, defaults: tuple[Any, ...], kwdefaults: dict[str, Any], up: Frame | None,
-    cls: ClassCell | None, b: Budget, expr_body: bool,
+    binder: Any,
+    body: Any,
+    defaults: tuple[Any, ...],
+    kwdefaults: dict[str, Any],
+    up: Frame | None,
+    cls: ClassCell | None,
+    b: Budget,
+    expr_body: bool,
 ) -> Callable[..., Any]:
     def run(fr: Frame) -> Any:
         r = yield from body(fr)
@@ -163,7 +192,7 @@ for _factory in (_function, _generator_function):
 
 
 class DefMixin(GenMixin, MatchMixin):
-    def _frame_up(self: Compiler, sc: Scope) -> Callable[[Frame], Frame | None]:
+    def _frame_up(self, sc: Scope) -> Callable[[Frame], Frame | None]:
         """The frame a closure defined in ``sc`` should see as its enclosing function frame."""
         if sc.kind == "class":
             return lambda f: f.up
@@ -171,16 +200,20 @@ class DefMixin(GenMixin, MatchMixin):
             return lambda f: f
         return lambda f: None
 
-    def _function_parts(self: Compiler, node: ast.FunctionDef | ast.Lambda, sc: Scope, name: str) -> Any:
+    def _function_parts(self, node: ast.FunctionDef | ast.Lambda, sc: Scope, name: str) -> Any:
         fsc = self.scopes[id(node)]
         args = node.args
         all_args = [*args.posonlyargs, *args.args]
-        fsc.first_arg = all_args[0].arg if all_args else None  # type: ignore[attr-defined]
+        fsc.first_arg = all_args[0].arg if all_args else None
         for a in (*all_args, *args.kwonlyargs, args.vararg, args.kwarg):
             if a is not None:
                 self.check_name(node, a.arg, fsc, store=True)
         defaults = [self.expr(d, sc) for d in args.defaults]
-        kwdefaults = [(a.arg, self.expr(d, sc)) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None]
+        kwdefaults = [
+            (a.arg, self.expr(d, sc))
+            for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=False)
+            if d is not None
+        ]
         binder = make_binder(name, args)
         if isinstance(node, ast.Lambda):
             body = self.expr(node.body, fsc)
@@ -205,8 +238,14 @@ class DefMixin(GenMixin, MatchMixin):
 
         def create(f: Frame) -> Any:
             fn = factory(
-                binder, body, tuple(d(f) for d in defaults), {k: d(f) for k, d in kwdefaults},
-                up(f), f.cls, b, expr_body,
+                binder,
+                body,
+                tuple(d(f) for d in defaults),
+                {k: d(f) for k, d in kwdefaults},
+                up(f),
+                f.cls,
+                b,
+                expr_body,
             )
             fn.__name__ = name
             fn.__qualname__ = qualname
@@ -217,7 +256,7 @@ class DefMixin(GenMixin, MatchMixin):
 
         return create
 
-    def s_FunctionDef(self: Compiler, node: ast.FunctionDef, sc: Scope) -> Fn:
+    def s_FunctionDef(self, node: ast.FunctionDef, sc: Scope) -> Fn:
         create = self._function_parts(node, sc, node.name)
         decorators = [self.expr(d, sc) for d in node.decorator_list]
         store = self.store_name(node, node.name, sc)
@@ -232,10 +271,10 @@ class DefMixin(GenMixin, MatchMixin):
 
         return define
 
-    def e_Lambda(self: Compiler, node: ast.Lambda, sc: Scope) -> Fn:
-        return self._function_parts(node, sc, "<lambda>")  # type: ignore[no-any-return]
+    def e_Lambda(self, node: ast.Lambda, sc: Scope) -> Fn:
+        return self._function_parts(node, sc, "<lambda>")
 
-    def s_ClassDef(self: Compiler, node: ast.ClassDef, sc: Scope) -> Fn:
+    def s_ClassDef(self, node: ast.ClassDef, sc: Scope) -> Fn:
         csc = self.scopes[id(node)]
         name = node.name
         bases = self.sequence(node.bases, sc)
@@ -254,13 +293,13 @@ class DefMixin(GenMixin, MatchMixin):
             bs = tuple(bases(f))
             kw = {k: v(f) for k, v in keywords}
             for base in bs:
-                if not isinstance(base, type) and not hasattr(type(base), "__mro_entries__"):
+                if not isinstance(base, type) and not hasattr(base, "__mro_entries__"):
                     raise TypeError(f"bases must be classes, not {type(base).__name__}")
             resolved = types.resolve_bases(bs)
             meta = kw.get("metaclass")
             if meta is not None and not (isinstance(meta, type) and issubclass(meta, type)):
                 raise SecurityError("metaclass must be a class derived from type")
-            meta, ns, kwds = types.prepare_class(name, resolved, kw)
+            meta, ns, kwds = types.prepare_class(name, resolved, cast(dict[str, Any], kw))
             ns["__module__"] = "__selfbox__"
             ns["__qualname__"] = qualname
             if resolved != bs:
@@ -284,7 +323,9 @@ class DefMixin(GenMixin, MatchMixin):
         return define_class
 
     # -- comprehensions --------------------------------------------------------------------
-    def _comp_levels(self: Compiler, node: Any, sc: Scope) -> tuple[Scope, Fn, list[tuple[Any, list[Fn], Fn | None]]]:
+    def _comp_levels(
+        self, node: Any, sc: Scope
+    ) -> tuple[Scope, Fn, list[tuple[Any, list[Fn], Fn | None]]]:
         csc = self.scopes[id(node)]
         gens = node.generators
         if any(g.is_async for g in gens):
@@ -292,10 +333,16 @@ class DefMixin(GenMixin, MatchMixin):
         first = self.expr(gens[0].iter, sc)
         levels = []
         for i, g in enumerate(gens):
-            levels.append((self.store(g.target, csc), [self.expr(c, csc) for c in g.ifs], self.expr(g.iter, csc) if i else None))
+            levels.append(
+                (
+                    self.store(g.target, csc),
+                    [self.expr(c, csc) for c in g.ifs],
+                    self.expr(g.iter, csc) if i else None,
+                )
+            )
         return csc, first, levels
 
-    def _comprehension(self: Compiler, node: Any, sc: Scope, kind: str) -> Fn:
+    def _comprehension(self, node: Any, sc: Scope, kind: str) -> Fn:
         csc, first, levels = self._comp_levels(node, sc)
         if kind == "dict":
             key, value = self.expr(node.key, csc), self.expr(node.value, csc)
@@ -347,7 +394,7 @@ class DefMixin(GenMixin, MatchMixin):
             def list_comprehension(f: Frame) -> Any:
                 iterable = first(f)
                 cf = Frame({}, up(f), f.cls)
-                out = []
+                out: list[Any] = []
                 append = out.append
                 for x in iterable:
                     b.left -= 1
@@ -364,16 +411,16 @@ class DefMixin(GenMixin, MatchMixin):
             return list_comprehension
         return comprehension
 
-    def e_ListComp(self: Compiler, node: ast.ListComp, sc: Scope) -> Fn:
+    def e_ListComp(self, node: ast.ListComp, sc: Scope) -> Fn:
         return self._comprehension(node, sc, "list")
 
-    def e_SetComp(self: Compiler, node: ast.SetComp, sc: Scope) -> Fn:
+    def e_SetComp(self, node: ast.SetComp, sc: Scope) -> Fn:
         return self._comprehension(node, sc, "set")
 
-    def e_DictComp(self: Compiler, node: ast.DictComp, sc: Scope) -> Fn:
+    def e_DictComp(self, node: ast.DictComp, sc: Scope) -> Fn:
         return self._comprehension(node, sc, "dict")
 
-    def e_GeneratorExp(self: Compiler, node: ast.GeneratorExp, sc: Scope) -> Fn:
+    def e_GeneratorExp(self, node: ast.GeneratorExp, sc: Scope) -> Fn:
         csc, first, levels = self._comp_levels(node, sc)
         elt = self.expr(node.elt, csc)
         up = self._frame_up(sc)

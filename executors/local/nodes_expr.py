@@ -5,14 +5,15 @@ from __future__ import annotations
 import ast
 import operator
 import types
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from .compiler_support import CompilerBase
 from .errors import SecurityError
 from .frame import Frame
 from .policy import PLAIN_TYPES, SUPER_DUNDERS, is_dunder
 
 if TYPE_CHECKING:
-    from .compiler import Compiler, Fn
+    from .compiler import Fn
     from .scope import Scope
 
 __all__ = ["USER_CODES", "ExprMixin"]
@@ -21,18 +22,25 @@ __all__ = ["USER_CODES", "ExprMixin"]
 USER_CODES: set[types.CodeType] = set()
 _FunctionType = types.FunctionType
 _MethodType = types.MethodType
-_METHOD_FAST_TYPES = frozenset({list, dict, str, set, int, float, tuple, bytes, frozenset, bytearray, complex, bool})
+_METHOD_FAST_TYPES = frozenset(
+    {list, dict, str, set, int, float, tuple, bytes, frozenset, bytearray, complex, bool}
+)
 
 _CMP = {
     ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
     ast.Gt: operator.gt, ast.GtE: operator.ge, ast.Is: operator.is_, ast.IsNot: operator.is_not,
     ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
 }  # fmt: skip
-_UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg, ast.Not: operator.not_, ast.Invert: operator.invert}
+_UNARY: dict[type, Any] = {
+    ast.UAdd: operator.pos,
+    ast.USub: operator.neg,
+    ast.Not: operator.not_,
+    ast.Invert: operator.invert,
+}
 
 
-class ExprMixin:
-    def e_Constant(self: Compiler, node: ast.Constant, sc: Scope) -> Fn:
+class ExprMixin(CompilerBase):
+    def e_Constant(self, node: ast.Constant, sc: Scope) -> Fn:
         value = node.value
 
         def const(f: Frame) -> Any:
@@ -40,15 +48,20 @@ class ExprMixin:
 
         return const
 
-    def e_Name(self: Compiler, node: ast.Name, sc: Scope) -> Fn:
+    def e_Name(self, node: ast.Name, sc: Scope) -> Fn:
         return self.load_name(node, node.id, sc)
 
-    def attr_getter(self: Compiler, node: ast.AST, name: str) -> Any:
+    def attr_getter(self, node: ast.AST, name: str) -> Any:
         """A function obj -> obj.name applying the attribute policy."""
         p = self.p
         if is_dunder(name) and name not in ("__name__", "__qualname__", "__doc__"):
             raise self.security(node, f"access to dunder attribute {name!r} is not allowed")
-        if name[0] == "_" or name in ("format", "format_map") or "_" in name[:5] or name == "cell_contents":
+        if (
+            name[0] == "_"
+            or name in ("format", "format_map")
+            or "_" in name[:5]
+            or name == "cell_contents"
+        ):
             get_attr = p.get_attr
 
             def get_checked(o: Any) -> Any:
@@ -65,7 +78,7 @@ class ExprMixin:
 
         return get_plain
 
-    def e_Attribute(self: Compiler, node: ast.Attribute, sc: Scope) -> Fn:
+    def e_Attribute(self, node: ast.Attribute, sc: Scope) -> Fn:
         obj = self.expr(node.value, sc)
         get = self.attr_getter(node, node.attr)
 
@@ -74,7 +87,7 @@ class ExprMixin:
 
         return load_attr
 
-    def e_Subscript(self: Compiler, node: ast.Subscript, sc: Scope) -> Fn:
+    def e_Subscript(self, node: ast.Subscript, sc: Scope) -> Fn:
         obj = self.expr(node.value, sc)
         key = self.expr(node.slice, sc)
         guard_slow = self.p.guard_slow
@@ -87,7 +100,7 @@ class ExprMixin:
 
         return subscript
 
-    def e_Slice(self: Compiler, node: ast.Slice, sc: Scope) -> Fn:
+    def e_Slice(self, node: ast.Slice, sc: Scope) -> Fn:
         lo = self.expr(node.lower, sc) if node.lower else None
         hi = self.expr(node.upper, sc) if node.upper else None
         st = self.expr(node.step, sc) if node.step else None
@@ -101,10 +114,12 @@ class ExprMixin:
 
         return slice_
 
-    def binop(self: Compiler, op: ast.operator, right: ast.expr | None = None) -> Any:
+    def binop(self, op: ast.operator, right: ast.expr | None = None) -> Any:
         g = self.guards
-        numeric_const = isinstance(right, ast.Constant) and type(right.value) in (int, float) and (
-            type(right.value) is float or abs(right.value) < 2**31
+        numeric_const = (
+            isinstance(right, ast.Constant)
+            and type(right.value) in (int, float)
+            and (type(right.value) is float or abs(cast(int, right.value)) < 2**31)
         )
         table = {
             ast.Add: operator.add if numeric_const else g.add,
@@ -116,7 +131,7 @@ class ExprMixin:
         }  # fmt: skip
         return table[type(op)]
 
-    def e_BinOp(self: Compiler, node: ast.BinOp, sc: Scope) -> Fn:
+    def e_BinOp(self, node: ast.BinOp, sc: Scope) -> Fn:
         left = self.expr(node.left, sc)
         right = self.expr(node.right, sc)
         op = self.binop(node.op, node.right)
@@ -138,7 +153,7 @@ class ExprMixin:
 
         return binop
 
-    def e_UnaryOp(self: Compiler, node: ast.UnaryOp, sc: Scope) -> Fn:
+    def e_UnaryOp(self, node: ast.UnaryOp, sc: Scope) -> Fn:
         operand = self.expr(node.operand, sc)
         if isinstance(node.op, ast.Not):
 
@@ -159,7 +174,7 @@ class ExprMixin:
 
         return unary
 
-    def e_BoolOp(self: Compiler, node: ast.BoolOp, sc: Scope) -> Fn:
+    def e_BoolOp(self, node: ast.BoolOp, sc: Scope) -> Fn:
         values = [self.expr(v, sc) for v in node.values]
         if isinstance(node.op, ast.And):
 
@@ -183,7 +198,7 @@ class ExprMixin:
 
         return or_
 
-    def e_Compare(self: Compiler, node: ast.Compare, sc: Scope) -> Fn:
+    def e_Compare(self, node: ast.Compare, sc: Scope) -> Fn:
         left = self.expr(node.left, sc)
         ops = [_CMP[type(o)] for o in node.ops]
         rights = [self.expr(c, sc) for c in node.comparators]
@@ -194,7 +209,7 @@ class ExprMixin:
                 return op(left(f), right(f))
 
             return compare
-        pairs = list(zip(ops, rights))
+        pairs = list(zip(ops, rights, strict=False))
 
         def compare_chain(f: Frame) -> Any:
             a = left(f)
@@ -209,15 +224,19 @@ class ExprMixin:
 
         return compare_chain
 
-    def e_IfExp(self: Compiler, node: ast.IfExp, sc: Scope) -> Fn:
-        test, body, orelse = self.expr(node.test, sc), self.expr(node.body, sc), self.expr(node.orelse, sc)
+    def e_IfExp(self, node: ast.IfExp, sc: Scope) -> Fn:
+        test, body, orelse = (
+            self.expr(node.test, sc),
+            self.expr(node.body, sc),
+            self.expr(node.orelse, sc),
+        )
 
         def ifexp(f: Frame) -> Any:
             return body(f) if test(f) else orelse(f)
 
         return ifexp
 
-    def e_NamedExpr(self: Compiler, node: ast.NamedExpr, sc: Scope) -> Fn:
+    def e_NamedExpr(self, node: ast.NamedExpr, sc: Scope) -> Fn:
         value = self.expr(node.value, sc)
         target = node.target
         assert isinstance(target, ast.Name)
@@ -232,12 +251,18 @@ class ExprMixin:
 
         return walrus
 
-    def walrus_scope(self: Compiler, sc: Scope) -> Scope:
+    def walrus_scope(self, sc: Scope) -> Scope:
         return sc
 
-    def sequence(self: Compiler, elts: list[ast.expr], sc: Scope) -> Fn:
+    def sequence(self, elts: list[ast.expr], sc: Scope) -> Fn:
         """Evaluate display elements (with ``*unpacking``) into a list."""
-        parts = [(isinstance(e, ast.Starred), self.expr(e.value if isinstance(e, ast.Starred) else e, sc)) for e in elts]
+        parts = [
+            (
+                isinstance(e, ast.Starred),
+                self.expr(e.value if isinstance(e, ast.Starred) else e, sc),
+            )
+            for e in elts
+        ]
         if not any(s for s, _ in parts):
             fns = [fn for _, fn in parts]
 
@@ -260,11 +285,11 @@ class ExprMixin:
 
         return items_star
 
-    def e_List(self: Compiler, node: ast.List, sc: Scope) -> Fn:
+    def e_List(self, node: ast.List, sc: Scope) -> Fn:
         items = self.sequence(node.elts, sc)
         return items
 
-    def e_Tuple(self: Compiler, node: ast.Tuple, sc: Scope) -> Fn:
+    def e_Tuple(self, node: ast.Tuple, sc: Scope) -> Fn:
         if all(isinstance(e, ast.Constant) for e in node.elts):
             value = tuple(e.value for e in node.elts)  # type: ignore[attr-defined]
             return lambda f: value
@@ -275,7 +300,7 @@ class ExprMixin:
 
         return tuple_
 
-    def e_Set(self: Compiler, node: ast.Set, sc: Scope) -> Fn:
+    def e_Set(self, node: ast.Set, sc: Scope) -> Fn:
         items = self.sequence(node.elts, sc)
 
         def set_(f: Frame) -> Any:
@@ -283,8 +308,11 @@ class ExprMixin:
 
         return set_
 
-    def e_Dict(self: Compiler, node: ast.Dict, sc: Scope) -> Fn:
-        parts = [(self.expr(k, sc) if k is not None else None, self.expr(v, sc)) for k, v in zip(node.keys, node.values)]
+    def e_Dict(self, node: ast.Dict, sc: Scope) -> Fn:
+        parts = [
+            (self.expr(k, sc) if k is not None else None, self.expr(v, sc))
+            for k, v in zip(node.keys, node.values, strict=False)
+        ]
 
         def dict_(f: Frame) -> Any:
             out: dict[Any, Any] = {}
@@ -297,10 +325,10 @@ class ExprMixin:
 
         return dict_
 
-    def e_Starred(self: Compiler, node: ast.Starred, sc: Scope) -> Fn:
+    def e_Starred(self, node: ast.Starred, sc: Scope) -> Fn:
         raise SyntaxError("can't use starred expression here")
 
-    def e_JoinedStr(self: Compiler, node: ast.JoinedStr, sc: Scope) -> Fn:
+    def e_JoinedStr(self, node: ast.JoinedStr, sc: Scope) -> Fn:
         parts = [self.expr(v, sc) for v in node.values]
 
         def fstring(f: Frame) -> str:
@@ -308,7 +336,7 @@ class ExprMixin:
 
         return fstring
 
-    def e_FormattedValue(self: Compiler, node: ast.FormattedValue, sc: Scope) -> Fn:
+    def e_FormattedValue(self, node: ast.FormattedValue, sc: Scope) -> Fn:
         value = self.expr(node.value, sc)
         conv = {-1: None, 115: str, 114: repr, 97: ascii}[node.conversion]
         spec = self.expr(node.format_spec, sc) if node.format_spec is not None else None
@@ -326,28 +354,39 @@ class ExprMixin:
 
         return formatted
 
-    def e_Await(self: Compiler, node: ast.Await, sc: Scope) -> Fn:
+    def e_Await(self, node: ast.Await, sc: Scope) -> Fn:
         raise self.unsupported(node, "await")
 
-    def e_Yield(self: Compiler, node: ast.AST, sc: Scope) -> Fn:
-        raise self.unsupported(node, "yield inside an expression (use 'yield x' or 'v = yield x' as a statement)")
+    def e_Yield(self, node: ast.AST, sc: Scope) -> Fn:
+        raise self.unsupported(
+            node, "yield inside an expression (use 'yield x' or 'v = yield x' as a statement)"
+        )
 
-    e_YieldFrom = e_Yield  # type: ignore[assignment]
+    e_YieldFrom = e_Yield
 
     # -- calls -----------------------------------------------------------------------------
-    def e_Call(self: Compiler, node: ast.Call, sc: Scope) -> Fn:
+    def e_Call(self, node: ast.Call, sc: Scope) -> Fn:
         func_node = node.func
-        if isinstance(func_node, ast.Name) and func_node.id == "super" and not node.args and not node.keywords:
+        if (
+            isinstance(func_node, ast.Name)
+            and func_node.id == "super"
+            and not node.args
+            and not node.keywords
+        ):
             return self.zero_arg_super(node, sc)
         if isinstance(func_node, ast.Attribute) and is_dunder(func_node.attr):
             func = self.super_dunder(func_node, sc)
-        elif isinstance(func_node, ast.Attribute) and func_node.attr[0] != "_" and func_node.attr not in ("format", "format_map"):
+        elif (
+            isinstance(func_node, ast.Attribute)
+            and func_node.attr[0] != "_"
+            and func_node.attr not in ("format", "format_map")
+        ):
             return self.method_call(node, sc)
         else:
             func = self.expr(func_node, sc)
         return self.make_call(func, node, sc)
 
-    def make_call(self: Compiler, func: Fn, node: ast.Call, sc: Scope) -> Fn:
+    def make_call(self, func: Fn, node: ast.Call, sc: Scope) -> Fn:
         call_native = self.guards.call_native
         codes = USER_CODES
         simple = not node.keywords and not any(isinstance(a, ast.Starred) for a in node.args)
@@ -406,7 +445,7 @@ class ExprMixin:
 
         return call
 
-    def method_call(self: Compiler, node: ast.Call, sc: Scope) -> Fn:
+    def method_call(self, node: ast.Call, sc: Scope) -> Fn:
         func_node = node.func
         assert isinstance(func_node, ast.Attribute)
         obj = self.expr(func_node.value, sc)
@@ -424,10 +463,7 @@ class ExprMixin:
 
             def method_call_fast(f: Frame) -> Any:
                 o = obj(f)
-                if type(o) in _METHOD_FAST_TYPES:
-                    m = getattr(o, name)
-                else:
-                    m = get(o)
+                m = getattr(o, name) if type(o) in _METHOD_FAST_TYPES else get(o)
                 if n == 0:
                     a: list[Any] = []
                 elif n == 1:
@@ -447,7 +483,11 @@ class ExprMixin:
             fn = get(o)
             a, kw = args(f)
             t = type(fn)
-            if t is _MethodType and type(fn.__func__) is _FunctionType and fn.__func__.__code__ in USER_CODES:
+            if (
+                t is _MethodType
+                and type(fn.__func__) is _FunctionType
+                and fn.__func__.__code__ in USER_CODES
+            ):
                 return fn(*a, **kw) if kw else fn(*a)
             if t is _FunctionType and fn.__code__ in USER_CODES:
                 return fn(*a, **kw) if kw else fn(*a)
@@ -455,7 +495,7 @@ class ExprMixin:
 
         return method_call
 
-    def call_args(self: Compiler, node: ast.Call, sc: Scope) -> Any:
+    def call_args(self, node: ast.Call, sc: Scope) -> Any:
         positional = self.sequence(node.args, sc)
         keywords = [(k.arg, self.expr(k.value, sc)) for k in node.keywords]
         if not keywords:
@@ -475,7 +515,7 @@ class ExprMixin:
                     m = fn(f)
                     if not hasattr(m, "keys"):
                         raise TypeError("argument after ** must be a mapping")
-                    for k in m.keys():
+                    for k in m.keys():  # noqa: SIM118 - the mapping protocol calls keys()
                         if not isinstance(k, str):
                             raise TypeError("keywords must be strings")
                         if k in kw:
@@ -489,7 +529,7 @@ class ExprMixin:
 
         return with_kw
 
-    def super_dunder(self: Compiler, node: ast.Attribute, sc: Scope) -> Fn:
+    def super_dunder(self, node: ast.Attribute, sc: Scope) -> Fn:
         """``super().__init__`` and friends: dunder methods, on super objects only."""
         name = node.attr
         if name not in SUPER_DUNDERS:
@@ -499,12 +539,14 @@ class ExprMixin:
         def super_method(f: Frame) -> Any:
             o = obj(f)
             if type(o) is not super:
-                raise SecurityError(f"access to dunder attribute {name!r} is only allowed on super()")
+                raise SecurityError(
+                    f"access to dunder attribute {name!r} is only allowed on super()"
+                )
             return getattr(o, name)
 
         return super_method
 
-    def zero_arg_super(self: Compiler, node: ast.Call, sc: Scope) -> Fn:
+    def zero_arg_super(self, node: ast.Call, sc: Scope) -> Fn:
         first = getattr(sc, "first_arg", None)
         if sc.kind != "function" or first is None:
             raise self.unsupported(node, "super() without arguments outside a method")
@@ -521,8 +563,6 @@ class ExprMixin:
             return super(cell.value, load_first(f))
 
         return zero_super
-
-
 
 
 def _call_slow(fn: Any, a: list[Any], kw: dict[str, Any] | None, call_native: Any) -> Any:

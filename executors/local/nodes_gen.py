@@ -10,13 +10,13 @@ from __future__ import annotations
 import ast
 from typing import TYPE_CHECKING, Any
 
-from .compiler_support import annotate
+from .compiler_support import CompilerBase, annotate
 from .errors import UNCATCHABLE
 from .frame import BREAK, CONTINUE, Frame
 from .policy import is_user_owned
 
 if TYPE_CHECKING:
-    from .compiler import Compiler, Fn
+    from .compiler import Fn
     from .scope import Scope
 
 __all__ = ["GenMixin"]
@@ -28,14 +28,17 @@ def _has_yield(node: ast.AST) -> bool:
         n = todo.pop()
         if isinstance(n, (ast.Yield, ast.YieldFrom)):
             return True
-        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)) and n is not node:
+        if (
+            isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef))
+            and n is not node
+        ):
             continue
         todo.extend(ast.iter_child_nodes(n))
     return False
 
 
-class GenMixin:
-    def gen_block(self: Compiler, stmts: list[ast.stmt], sc: Scope) -> Fn:
+class GenMixin(CompilerBase):
+    def gen_block(self, stmts: list[ast.stmt], sc: Scope) -> Fn:
         items = [self.gstmt(s, sc) for s in stmts]
         n = len(items)
         b = self.b
@@ -58,14 +61,14 @@ class GenMixin:
 
         return gen_block
 
-    def gstmt(self: Compiler, node: ast.stmt, sc: Scope) -> tuple[bool, Fn]:
+    def gstmt(self, node: ast.stmt, sc: Scope) -> tuple[bool, Fn]:
         if not _has_yield(node):
             return False, self.stmt(node, sc)
         fn = self._gstmt(node, sc)
         fn.sb_pos = (node.lineno, node.col_offset, sc.name)  # type: ignore[attr-defined]
         return True, fn
 
-    def _yield_value(self: Compiler, node: ast.expr, sc: Scope) -> Fn:
+    def _yield_value(self, node: ast.expr, sc: Scope) -> Fn:
         if isinstance(node, ast.Yield):
             value = self.expr(node.value, sc) if node.value is not None else (lambda f: None)
 
@@ -82,7 +85,7 @@ class GenMixin:
             return yield_from
         raise self.unsupported(node, "yield inside an expression")
 
-    def _gstmt(self: Compiler, node: ast.stmt, sc: Scope) -> Fn:
+    def _gstmt(self, node: ast.stmt, sc: Scope) -> Fn:
         b = self.b
         if isinstance(node, ast.Expr):
             y = self._yield_value(node.value, sc)
@@ -179,7 +182,7 @@ class GenMixin:
             return gwith
         raise self.unsupported(node, f"yield inside {type(node).__name__}")
 
-    def _gtry(self: Compiler, node: ast.Try, sc: Scope) -> Fn:
+    def _gtry(self, node: ast.Try, sc: Scope) -> Fn:
         from .nodes_stmt import _valid_except_type
 
         body = self.gen_block(node.body, sc)
@@ -202,7 +205,9 @@ class GenMixin:
                         if typ is not None:
                             t = typ(fr)
                             if not _valid_except_type(t):
-                                raise TypeError("catching classes that do not inherit from BaseException is not allowed") from None
+                                raise TypeError(
+                                    "catching classes that do not inherit from BaseException is not allowed"  # noqa: E501
+                                ) from None
                             if not isinstance(e, t):
                                 continue
                         if store is not None:

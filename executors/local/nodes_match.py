@@ -6,11 +6,12 @@ import ast
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .compiler_support import CompilerBase
 from .frame import Frame
 from .policy import is_dunder
 
 if TYPE_CHECKING:
-    from .compiler import Compiler, Fn
+    from .compiler import Fn
     from .scope import Scope
 
 __all__ = ["MatchMixin"]
@@ -20,11 +21,15 @@ _SELF_MATCHING = (bool, bytearray, bytes, dict, float, frozenset, int, list, set
 _NOTHING = object()
 
 
-class MatchMixin:
-    def s_Match(self: Compiler, node: ast.Match, sc: Scope) -> Fn:
+class MatchMixin(CompilerBase):
+    def s_Match(self, node: ast.Match, sc: Scope) -> Fn:
         subject = self.expr(node.subject, sc)
         cases = [
-            (self.pattern(c.pattern, sc), self.expr(c.guard, sc) if c.guard is not None else None, self.block(c.body, sc))
+            (
+                self.pattern(c.pattern, sc),
+                self.expr(c.guard, sc) if c.guard is not None else None,
+                self.block(c.body, sc),
+            )
             for c in node.cases
         ]
 
@@ -37,7 +42,7 @@ class MatchMixin:
 
         return match
 
-    def pattern(self: Compiler, p: ast.pattern, sc: Scope) -> Matcher:
+    def pattern(self, p: ast.pattern, sc: Scope) -> Matcher:
         if isinstance(p, ast.MatchValue):
             value = self.expr(p.value, sc)
             return lambda f, s: s == value(f)
@@ -67,7 +72,7 @@ class MatchMixin:
             return self._match_class(p, sc)
         raise self.unsupported(p, f"match pattern {type(p).__name__}")
 
-    def _match_sequence(self: Compiler, p: ast.MatchSequence, sc: Scope) -> Matcher:
+    def _match_sequence(self, p: ast.MatchSequence, sc: Scope) -> Matcher:
         stars = [i for i, x in enumerate(p.patterns) if isinstance(x, ast.MatchStar)]
         subs = [None if isinstance(x, ast.MatchStar) else self.pattern(x, sc) for x in p.patterns]
         star_store = None
@@ -84,7 +89,7 @@ class MatchMixin:
             if not stars:
                 if len(items) != n:
                     return False
-                return all(m(f, x) for m, x in zip(subs, items))  # type: ignore[misc]
+                return all(m(f, x) for m, x in zip(subs, items, strict=False))  # type: ignore[misc]
             si = stars[0]
             after = n - si - 1
             if len(items) < n - 1:
@@ -102,7 +107,7 @@ class MatchMixin:
 
         return match_seq
 
-    def _match_mapping(self: Compiler, p: ast.MatchMapping, sc: Scope) -> Matcher:
+    def _match_mapping(self, p: ast.MatchMapping, sc: Scope) -> Matcher:
         keys = [self.expr(k, sc) for k in p.keys]
         subs = [self.pattern(x, sc) for x in p.patterns]
         rest = self.store_name(p, p.rest, sc) if p.rest else None
@@ -111,7 +116,7 @@ class MatchMixin:
             if not isinstance(s, Mapping):
                 return False
             ks = [k(f) for k in keys]
-            for k, m in zip(ks, subs):
+            for k, m in zip(ks, subs, strict=False):
                 v = s.get(k, _NOTHING)
                 if v is _NOTHING or not m(f, v):
                     return False
@@ -121,13 +126,13 @@ class MatchMixin:
 
         return match_map
 
-    def _match_class(self: Compiler, p: ast.MatchClass, sc: Scope) -> Matcher:
+    def _match_class(self, p: ast.MatchClass, sc: Scope) -> Matcher:
         cls = self.expr(p.cls, sc)
         pos = [self.pattern(x, sc) for x in p.patterns]
         for a in p.kwd_attrs:
             if is_dunder(a):
                 raise self.security(p, f"access to dunder attribute {a!r} is not allowed")
-        kwd = [(a, self.pattern(x, sc)) for a, x in zip(p.kwd_attrs, p.kwd_patterns)]
+        kwd = [(a, self.pattern(x, sc)) for a, x in zip(p.kwd_attrs, p.kwd_patterns, strict=False)]
         get_attr = self.p.get_attr
 
         def match_class(f: Frame, s: Any) -> bool:
@@ -139,14 +144,18 @@ class MatchMixin:
             if pos:
                 if issubclass(c, _SELF_MATCHING) and "__match_args__" not in c.__dict__:
                     if len(pos) != 1:
-                        raise TypeError(f"{c.__name__}() accepts 1 positional sub-pattern ({len(pos)} given)")
+                        raise TypeError(
+                            f"{c.__name__}() accepts 1 positional sub-pattern ({len(pos)} given)"
+                        )
                     if not pos[0](f, s):
                         return False
                 else:
                     names = getattr(c, "__match_args__", ())
                     if len(pos) > len(names):
-                        raise TypeError(f"{c.__name__}() accepts {len(names)} positional sub-patterns ({len(pos)} given)")
-                    for name, m in zip(names, pos):
+                        raise TypeError(
+                            f"{c.__name__}() accepts {len(names)} positional sub-patterns ({len(pos)} given)"  # noqa: E501
+                        )
+                    for name, m in zip(names, pos, strict=False):
                         try:
                             v = get_attr(s, name)
                         except AttributeError:

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import operator
 from typing import TYPE_CHECKING, Any
 
+from .compiler_support import CompilerBase
 from .errors import UNCATCHABLE
 from .frame import BREAK, CONTINUE, RETURN, Frame
 from .policy import is_dunder, is_user_owned
 
 if TYPE_CHECKING:
-    from .compiler import Compiler, Fn
+    from .compiler import Fn
     from .scope import Scope
 
 __all__ = ["StmtMixin"]
 
 
-class StmtMixin:
-    def s_Expr(self: Compiler, node: ast.Expr, sc: Scope) -> Fn:
+class StmtMixin(CompilerBase):
+    def s_Expr(self, node: ast.Expr, sc: Scope) -> Fn:
         value = self.expr(node.value, sc)
 
         def expr_stmt(f: Frame) -> None:
@@ -26,25 +28,25 @@ class StmtMixin:
 
         return expr_stmt
 
-    def s_Pass(self: Compiler, node: ast.Pass, sc: Scope) -> Fn:
+    def s_Pass(self, node: ast.Pass, sc: Scope) -> Fn:
         def pass_(f: Frame) -> None:
             return None
 
         return pass_
 
-    def s_Break(self: Compiler, node: ast.Break, sc: Scope) -> Fn:
+    def s_Break(self, node: ast.Break, sc: Scope) -> Fn:
         def break_(f: Frame) -> Any:
             return BREAK
 
         return break_
 
-    def s_Continue(self: Compiler, node: ast.Continue, sc: Scope) -> Fn:
+    def s_Continue(self, node: ast.Continue, sc: Scope) -> Fn:
         def continue_(f: Frame) -> Any:
             return CONTINUE
 
         return continue_
 
-    def s_Return(self: Compiler, node: ast.Return, sc: Scope) -> Fn:
+    def s_Return(self, node: ast.Return, sc: Scope) -> Fn:
         if sc.kind not in ("function",):
             raise SyntaxError("'return' outside function")
         if node.value is None:
@@ -62,14 +64,14 @@ class StmtMixin:
 
         return return_
 
-    def s_Global(self: Compiler, node: ast.Global, sc: Scope) -> Fn:
+    def s_Global(self, node: ast.Global, sc: Scope) -> Fn:
         for name in node.names:
             self.check_name(node, name, sc, store=True)
         return self.s_Pass(node, sc)  # type: ignore[arg-type]
 
-    s_Nonlocal = s_Global  # type: ignore[assignment]
+    s_Nonlocal = s_Global
 
-    def s_Assign(self: Compiler, node: ast.Assign, sc: Scope) -> Fn:
+    def s_Assign(self, node: ast.Assign, sc: Scope) -> Fn:
         value = self.expr(node.value, sc)
         stores = [self.store(t, sc) for t in node.targets]
         if len(stores) == 1:
@@ -87,7 +89,7 @@ class StmtMixin:
 
         return assign_many
 
-    def s_AnnAssign(self: Compiler, node: ast.AnnAssign, sc: Scope) -> Fn:
+    def s_AnnAssign(self, node: ast.AnnAssign, sc: Scope) -> Fn:
         target = node.target
         annotation = self.expr(node.annotation, sc) if sc.kind in ("class", "module") else None
         store = self.store(target, sc)
@@ -107,7 +109,7 @@ class StmtMixin:
 
         return ann_assign
 
-    def s_AugAssign(self: Compiler, node: ast.AugAssign, sc: Scope) -> Fn:
+    def s_AugAssign(self, node: ast.AugAssign, sc: Scope) -> Fn:
         op = self.inplace_op(node.op)
         target = node.target
         value = self.expr(node.value, sc)
@@ -121,7 +123,9 @@ class StmtMixin:
             return aug_name
         if isinstance(target, ast.Attribute):
             if is_dunder(target.attr):
-                raise self.security(target, f"assignment of dunder attribute {target.attr!r} is not allowed")
+                raise self.security(
+                    target, f"assignment of dunder attribute {target.attr!r} is not allowed"
+                )
             obj = self.expr(target.value, sc)
             attr = target.attr
             get, set_ = self.p.get_attr, self.p.set_attr
@@ -143,7 +147,7 @@ class StmtMixin:
             return aug_item
         raise self.unsupported(node, "augmented assignment to this target")
 
-    def s_If(self: Compiler, node: ast.If, sc: Scope) -> Fn:
+    def s_If(self, node: ast.If, sc: Scope) -> Fn:
         test = self.expr(node.test, sc)
         body = self.block(node.body, sc)
         if not node.orelse:
@@ -163,7 +167,7 @@ class StmtMixin:
 
         return if_else
 
-    def s_For(self: Compiler, node: ast.For, sc: Scope) -> Fn:
+    def s_For(self, node: ast.For, sc: Scope) -> Fn:
         iterable = self.expr(node.iter, sc)
         store = self.store(node.target, sc)
         body = self.block(node.body, sc)
@@ -189,7 +193,7 @@ class StmtMixin:
 
         return for_
 
-    def s_While(self: Compiler, node: ast.While, sc: Scope) -> Fn:
+    def s_While(self, node: ast.While, sc: Scope) -> Fn:
         test = self.expr(node.test, sc)
         body = self.block(node.body, sc)
         orelse = self.block(node.orelse, sc) if node.orelse else None
@@ -213,7 +217,7 @@ class StmtMixin:
 
         return while_
 
-    def handlers(self: Compiler, node: ast.Try, sc: Scope) -> list[tuple[Fn | None, Any, Fn]]:
+    def handlers(self, node: ast.Try, sc: Scope) -> list[tuple[Fn | None, Any, Fn]]:
         out = []
         for h in node.handlers:
             typ = self.expr(h.type, sc) if h.type is not None else None
@@ -222,7 +226,7 @@ class StmtMixin:
             out.append((typ, (store, unbind), self.block(h.body, sc)))
         return out
 
-    def s_Try(self: Compiler, node: ast.Try, sc: Scope) -> Fn:
+    def s_Try(self, node: ast.Try, sc: Scope) -> Fn:
         body = self.block(node.body, sc)
         handlers = self.handlers(node, sc)
         orelse = self.block(node.orelse, sc) if node.orelse else None
@@ -233,7 +237,9 @@ class StmtMixin:
                 if typ is not None:
                     t = typ(f)
                     if not _valid_except_type(t):
-                        raise TypeError("catching classes that do not inherit from BaseException is not allowed")
+                        raise TypeError(
+                            "catching classes that do not inherit from BaseException is not allowed"
+                        )
                     if not isinstance(e, t):
                         continue
                 if store is None:
@@ -242,10 +248,8 @@ class StmtMixin:
                 try:
                     return True, hbody(f)
                 finally:
-                    try:
+                    with contextlib.suppress(NameError):
                         unbind(f)
-                    except NameError:
-                        pass
             return False, None
 
         def try_(f: Frame) -> Any:
@@ -279,14 +283,14 @@ class StmtMixin:
 
         return try_
 
-    def s_TryStar(self: Compiler, node: ast.AST, sc: Scope) -> Fn:
+    def s_TryStar(self, node: ast.AST, sc: Scope) -> Fn:
         raise self.unsupported(node, "try/except* (exception groups)")
 
-    def s_Raise(self: Compiler, node: ast.Raise, sc: Scope) -> Fn:
+    def s_Raise(self, node: ast.Raise, sc: Scope) -> Fn:
         if node.exc is None:
 
             def reraise(f: Frame) -> None:
-                raise  # noqa: PLE0704 - re-raises the exception the enclosing handler is handling
+                raise
 
             return reraise
         exc = self.expr(node.exc, sc)
@@ -309,7 +313,7 @@ class StmtMixin:
 
         return raise_
 
-    def s_Assert(self: Compiler, node: ast.Assert, sc: Scope) -> Fn:
+    def s_Assert(self, node: ast.Assert, sc: Scope) -> Fn:
         test = self.expr(node.test, sc)
         msg = self.expr(node.msg, sc) if node.msg is not None else None
 
@@ -321,14 +325,16 @@ class StmtMixin:
 
         return assert_
 
-    def s_Delete(self: Compiler, node: ast.Delete, sc: Scope) -> Fn:
+    def s_Delete(self, node: ast.Delete, sc: Scope) -> Fn:
         deleters = []
         for t in node.targets:
             if isinstance(t, ast.Name):
                 deleters.append(self.del_name(t, t.id, sc))
             elif isinstance(t, ast.Attribute):
                 if is_dunder(t.attr):
-                    raise self.security(t, f"deletion of dunder attribute {t.attr!r} is not allowed")
+                    raise self.security(
+                        t, f"deletion of dunder attribute {t.attr!r} is not allowed"
+                    )
                 obj = self.expr(t.value, sc)
                 deleters.append(_del_attr(self.p.del_attr, obj, t.attr))
             elif isinstance(t, ast.Subscript):
@@ -346,13 +352,13 @@ class StmtMixin:
 
         return delete
 
-    def s_With(self: Compiler, node: ast.With, sc: Scope) -> Fn:
+    def s_With(self, node: ast.With, sc: Scope) -> Fn:
         body = self.block(node.body, sc)
         for item in reversed(node.items):
             body = self._with_item(item, body, sc)
         return body
 
-    def _with_item(self: Compiler, item: ast.withitem, body: Fn, sc: Scope) -> Fn:
+    def _with_item(self, item: ast.withitem, body: Fn, sc: Scope) -> Fn:
         ctx = self.expr(item.context_expr, sc)
         store = self.store(item.optional_vars, sc) if item.optional_vars is not None else None
 
@@ -384,7 +390,7 @@ class StmtMixin:
 
         return with_
 
-    def s_Import(self: Compiler, node: ast.Import, sc: Scope) -> Fn:
+    def s_Import(self, node: ast.Import, sc: Scope) -> Fn:
         steps = []
         for alias in node.names:
             if alias.asname:
@@ -403,7 +409,7 @@ class StmtMixin:
 
         return import_
 
-    def s_ImportFrom(self: Compiler, node: ast.ImportFrom, sc: Scope) -> Fn:
+    def s_ImportFrom(self, node: ast.ImportFrom, sc: Scope) -> Fn:
         if node.level:
             raise self.security(node, "relative imports are not allowed")
         module = node.module or ""
@@ -437,22 +443,26 @@ class StmtMixin:
 
         return import_from
 
-    def s_AsyncFunctionDef(self: Compiler, node: ast.AST, sc: Scope) -> Fn:
+    def s_AsyncFunctionDef(self, node: ast.AST, sc: Scope) -> Fn:
         raise self.unsupported(node, "async def")
 
-    def s_AsyncFor(self: Compiler, node: ast.AST, sc: Scope) -> Fn:
+    def s_AsyncFor(self, node: ast.AST, sc: Scope) -> Fn:
         raise self.unsupported(node, "async for")
 
-    def s_AsyncWith(self: Compiler, node: ast.AST, sc: Scope) -> Fn:
+    def s_AsyncWith(self, node: ast.AST, sc: Scope) -> Fn:
         raise self.unsupported(node, "async with")
 
-    def inplace_op(self: Compiler, op: ast.operator) -> Any:
+    def inplace_op(self, op: ast.operator) -> Any:
         g = self.guards
 
         def iadd(a: Any, b: Any) -> Any:
             if type(a) is int:
                 return a + b
-            return operator.iadd(a, b) if not isinstance(a, (list, str, bytes, tuple, bytearray)) else _sized(g, operator.iadd, a, b, "concatenation")
+            return (
+                operator.iadd(a, b)
+                if not isinstance(a, (list, str, bytes, tuple, bytearray))
+                else _sized(g, operator.iadd, a, b, "concatenation")
+            )
 
         def imul(a: Any, b: Any) -> Any:
             if isinstance(a, (list, bytearray)) and isinstance(b, int):

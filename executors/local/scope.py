@@ -25,6 +25,7 @@ class Scope:
         self.nonlocals: set[str] = set()
         self.walrus: set[str] = set()  # comprehension names bound by := in the enclosing scope
         self.has_yield = False
+        self.first_arg: str | None = None  # first parameter of a function (zero-arg super())
         self._cache: dict[str, tuple[str, int]] = {}
 
     @property
@@ -144,14 +145,16 @@ class _Analyzer(ast.NodeVisitor):
 
     def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
         self.visit(node.value)
-        name = node.target.id  # type: ignore[union-attr]
+        name = node.target.id
         s: Scope | None = self.scope
         while s is not None and s.kind == "comprehension":
             s.walrus.add(name)
             s = s.parent
         if s is not None:
             if s.kind == "class" and self.scope.kind == "comprehension":
-                raise SyntaxError("assignment expression within a comprehension cannot be used in a class body")
+                raise SyntaxError(
+                    "assignment expression within a comprehension cannot be used in a class body"
+                )
             s.bound.add(name)
 
     def visit_Yield(self, node: ast.Yield) -> None:
@@ -170,7 +173,9 @@ class _Analyzer(ast.NodeVisitor):
         if args.kwarg:
             self._bind(args.kwarg.arg)
 
-    def _visit_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda, name: str) -> None:
+    def _visit_function(
+        self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda, name: str
+    ) -> None:
         args = node.args
         for d in (*args.defaults, *[d for d in args.kw_defaults if d is not None]):
             self.visit(d)
@@ -214,7 +219,9 @@ class _Analyzer(ast.NodeVisitor):
             self.visit(stmt)
         self.scope = outer
 
-    def _visit_comp(self, node: ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp) -> None:
+    def _visit_comp(
+        self, node: ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp
+    ) -> None:
         gens = node.generators
         self.visit(gens[0].iter)
         outer = self.scope
@@ -232,7 +239,7 @@ class _Analyzer(ast.NodeVisitor):
             self.visit(node.elt)
         self.scope = outer
 
-    visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _visit_comp  # type: ignore[assignment]
+    visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _visit_comp
 
 
 def analyze(tree: ast.Module) -> tuple[Scope, dict[int, Scope]]:

@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - snippets are source code kept on one line each
 """Snippets run both by the interpreter and by CPython (differential tests)."""
 
 SNIPPETS: list[str] = [

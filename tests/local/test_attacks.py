@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - attack payloads are kept verbatim on one line
 """Attacks on the interpreter: the reference sample (A-G) and many more of the same families.
 
 BLOCK: status "error" with a security error and no side effect; LIMIT: a prompt budget error
@@ -57,7 +58,7 @@ IMPORT_ATTACKS = [
     "import io",
     "import collections\ncollections._sys",
     "import typing\ntyping.sys",
-    "import re\nre.enum.sys" ,
+    "import re\nre.enum.sys",
     "import json\njson.decoder.re.enum.sys",
     "import functools\nfunctools.singledispatch",
     "import typing\ntyping.get_type_hints",
@@ -68,7 +69,7 @@ IMPORT_ATTACKS = [
     "import math\nmath.__dict__",
     "import datetime\ndatetime.sys",
     "import statistics\nstatistics.sys",
-    "import textwrap\ntextwrap.re._compiler" ,
+    "import textwrap\ntextwrap.re._compiler",
 ]
 
 
@@ -212,7 +213,7 @@ DUNDER_ATTACKS = [
     "dir.__self__",
     "import typing\ntyping.ForwardRef('1')",
     "class A:\n    pass\nclass B:\n    x: '__import__(\"os\")' = 1\nimport typing\ntyping.get_type_hints(B)",
-    "class C:\n    f_globals = 1\n(1).f_globals" ,
+    "class C:\n    f_globals = 1\n(1).f_globals",
     "try:\n    getattr(1, 'x')\nexcept AttributeError as e:\n    e.obj.__class__",
     "import datetime\ndatetime.datetime.now().__reduce__()",
     "def f():\n    yield 1\nf().gi_yieldfrom",
@@ -232,7 +233,24 @@ def test_dunder_and_introspection_routes_blocked(code: str) -> None:
     assert r.error.name in SECURITY | {"NameError"}, r.error
 
 
-@pytest.mark.parametrize("name", ["globals", "locals", "vars", "eval", "exec", "compile", "open", "breakpoint", "input", "help", "exit", "quit", "memoryview"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "globals",
+        "locals",
+        "vars",
+        "eval",
+        "exec",
+        "compile",
+        "open",
+        "breakpoint",
+        "input",
+        "help",
+        "exit",
+        "quit",
+        "memoryview",
+    ],
+)
 def test_dangerous_builtins_are_absent(name: str) -> None:
     r = run(f"{name}")
     assert r.error is not None and r.error.name == "NameError", r
@@ -251,7 +269,12 @@ def test_no_side_effect_before_block(tmp_path: object) -> None:
 def test_security_error_not_catchable() -> None:
     code = "try:\n    import os\nexcept Exception as e:\n    r = 'caught: ' + str(e)[:40]\nr"
     blocked(run(code))
-    for handler in ("except BaseException:", "except:", "except Exception:", "except (ImportError, BaseException):"):
+    for handler in (
+        "except BaseException:",
+        "except:",
+        "except Exception:",
+        "except (ImportError, BaseException):",
+    ):
         blocked(run(f"try:\n    import os\n{handler}\n    pass\n'escaped'"))
         blocked(run(f"try:\n    getattr(1, '__class__')\n{handler}\n    pass\n'escaped'"))
 
@@ -276,11 +299,20 @@ def test_return_in_finally_cannot_swallow_security_error() -> None:
 
 
 def test_budget_error_not_catchable() -> None:
-    r = run("try:\n    while True:\n        pass\nexcept Exception:\n    pass\n'escaped'", max_operations=100_000)
+    r = run(
+        "try:\n    while True:\n        pass\nexcept Exception:\n    pass\n'escaped'",
+        max_operations=100_000,
+    )
     limited(r)
-    r = run("n = 0\nwhile True:\n    try:\n        while True:\n            pass\n    except BaseException:\n        n += 1", max_operations=100_000)
+    r = run(
+        "n = 0\nwhile True:\n    try:\n        while True:\n            pass\n    except BaseException:\n        n += 1",
+        max_operations=100_000,
+    )
     limited(r)
-    r = run("while True:\n    try:\n        while True:\n            pass\n    except:\n        pass", timeout_s=0.5)
+    r = run(
+        "while True:\n    try:\n        while True:\n            pass\n    except:\n        pass",
+        timeout_s=0.5,
+    )
     limited(r, max_s=2)
 
 
@@ -289,7 +321,9 @@ def test_final_answer_cannot_be_swallowed() -> None:
     assert r.is_final_answer and r.final_answer == "done" and "after" not in r.stdout
     r = run("try:\n    final_answer('done')\nexcept BaseException:\n    final_answer('other')")
     assert r.final_answer == "done"
-    r = run("def f():\n    try:\n        final_answer('done')\n    finally:\n        return 'x'\nf()")
+    r = run(
+        "def f():\n    try:\n        final_answer('done')\n    finally:\n        return 'x'\nf()"
+    )
     assert r.final_answer == "done"
 
 
@@ -322,7 +356,9 @@ def test_tools_are_protected_and_wrapped() -> None:
     import os
 
     with create_executor("local") as ex:
-        ex.send_tools({"search": lambda q: f"results for {q}", "leak": lambda: os, "leak_list": lambda: [os]})
+        ex.send_tools(
+            {"search": lambda q: f"results for {q}", "leak": lambda: os, "leak_list": lambda: [os]}
+        )
         assert ex.run("search('x')").text == "'results for x'"
         blocked(ex.run("search = 1"))
         blocked(ex.run("leak()"))
@@ -333,16 +369,29 @@ def test_tools_are_protected_and_wrapped() -> None:
 
 
 def test_forged_final_answer_is_just_an_exception() -> None:
-    r = run("class FinalAnswerException(BaseException):\n    pass\nraise FinalAnswerException('forged')")
+    r = run(
+        "class FinalAnswerException(BaseException):\n    pass\nraise FinalAnswerException('forged')"
+    )
     assert not r.is_final_answer and r.status == "error"
     r = run("class FinalAnswerSignal(BaseException):\n    pass\nraise FinalAnswerSignal('forged')")
     assert not r.is_final_answer and r.final_answer is None
 
 
 def test_interpreter_state_unreachable() -> None:
-    for code in ("_budget", "budget", "print._policy", "final_answer._interp", "final_answer.__self__", "print.__globals__", "print.__closure__"):
+    for code in (
+        "_budget",
+        "budget",
+        "print._policy",
+        "final_answer._interp",
+        "final_answer.__self__",
+        "print.__globals__",
+        "print.__closure__",
+    ):
         r = run(code)
-        assert r.error is not None and r.error.name in SECURITY | {"NameError", "AttributeError"}, (code, r)
+        assert r.error is not None and r.error.name in SECURITY | {"NameError", "AttributeError"}, (
+            code,
+            r,
+        )
 
 
 def test_name_error_never_resolved_to_close_match() -> None:
@@ -352,15 +401,14 @@ def test_name_error_never_resolved_to_close_match() -> None:
 
 
 def test_user_dunders_do_not_run_in_host_after_run() -> None:
-    code = (
-        "class Evil:\n    def __repr__(self):\n        while True:\n            pass\n"
-        "Evil()"
-    )
+    code = "class Evil:\n    def __repr__(self):\n        while True:\n            pass\nEvil()"
     r = run(code, max_operations=200_000)
     assert r.status in ("ok", "error")
     assert r.text is None or "unrepresentable" in r.text or r.error is not None
     with create_executor("local") as ex:
-        r = ex.run("class E:\n    def __eq__(self, o):\n        print('eq')\n        return True\n    __hash__ = None\nkeep = [E()]\nfinal_answer(E())")
+        r = ex.run(
+            "class E:\n    def __eq__(self, o):\n        print('eq')\n        return True\n    __hash__ = None\nkeep = [E()]\nfinal_answer(E())"
+        )
         assert r.is_final_answer and isinstance(r.final_answer, str)
 
 
@@ -496,10 +544,16 @@ def test_unsupported_syntax_is_a_clear_error(code: str) -> None:
     [
         ("(y := 3)\ny", "3"),
         ("x = 0\ndef f():\n    global x\n    x = 5\nf()\nx", "5"),
-        ("def f():\n    x = 1\n    def g():\n        nonlocal x\n        x = 2\n    g()\n    return x\nf()", "2"),
+        (
+            "def f():\n    x = 1\n    def g():\n        nonlocal x\n        x = 2\n    g()\n    return x\nf()",
+            "2",
+        ),
         ("def f():\n    yield 1\nlist(f())", "[1]"),
         ("match 1:\n    case 1:\n        r = 'one'\nr", "'one'"),
-        ("try:\n    try:\n        raise KeyError('k')\n    except KeyError:\n        raise\nexcept KeyError as e:\n    r = repr(e)\nr", "\"KeyError('k')\""),
+        (
+            "try:\n    try:\n        raise KeyError('k')\n    except KeyError:\n        raise\nexcept KeyError as e:\n    r = repr(e)\nr",
+            "\"KeyError('k')\"",
+        ),
     ],
 )
 def test_syntax_that_must_work(code: str, expected: str) -> None:
@@ -509,7 +563,11 @@ def test_syntax_that_must_work(code: str, expected: str) -> None:
 
 
 def test_pickle_never_used_for_results() -> None:
-    blocked(run("class P:\n    def __reduce__(self):\n        return (print, ('pwned',))\nfinal_answer(P())"))
+    blocked(
+        run(
+            "class P:\n    def __reduce__(self):\n        return (print, ('pwned',))\nfinal_answer(P())"
+        )
+    )
     r = run("class P:\n    def __repr__(self):\n        return 'P!'\nfinal_answer({'k': [1, P()]})")
     assert r.is_final_answer and r.final_answer == "{'k': [1, P!]}"
     r = run("final_answer({'k': [1, 2.5, None, 'x', (3,)]})")

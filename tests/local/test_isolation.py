@@ -19,7 +19,9 @@ def pex() -> Iterator[Executor]:
 
 
 def test_state_persists_in_child(pex: Executor) -> None:
-    assert pex.run("counter = 1\ndef bump():\n    global counter\n    counter += 1\n    return counter").ok
+    assert pex.run(
+        "counter = 1\ndef bump():\n    global counter\n    counter += 1\n    return counter"
+    ).ok
     assert pex.run("bump()").text == "2"
     assert pex.run("bump()").text == "3"
     r = pex.run("print('out')\nimport math\nmath.sqrt(49)")
@@ -61,7 +63,11 @@ def test_memory_limit_in_child() -> None:
     with create_executor("local", isolation="process", timeout_s=10.0, max_memory_mb=256) as ex:
         r = ex.run("x = [bytes(10**6) for i in range(2000)]")
         assert r.status in ("error", "sandbox_died"), r
-        assert r.error is not None and r.error.name in ("MemoryError", "MemoryLimitExceeded", "SandboxDied")
+        assert r.error is not None and r.error.name in (
+            "MemoryError",
+            "MemoryLimitExceeded",
+            "SandboxDied",
+        )
 
 
 def test_tools_cross_as_json() -> None:
@@ -92,7 +98,9 @@ def test_final_answer_and_security_in_child(pex: Executor) -> None:
     assert r.is_final_answer and r.final_answer == {"a": [1, 2]}
     r = pex.run("import os")
     assert r.error is not None and r.error.name == "SecurityError"
-    r = pex.run("class FinalAnswerException(BaseException):\n    pass\nraise FinalAnswerException('x')")
+    r = pex.run(
+        "class FinalAnswerException(BaseException):\n    pass\nraise FinalAnswerException('x')"
+    )
     assert not r.is_final_answer
 
 
