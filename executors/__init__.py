@@ -9,7 +9,7 @@ from . import exceptions
 from .base import AsyncExecutor, Executor
 from .exceptions import SandboxError
 from .factory import EXECUTOR_TYPES, create_async_executor, create_executor
-from .models import STATUSES, Execution, ExecutionError, ExecutionStatus, Result
+from .models import STATUSES, Execution, ExecutionError, ExecutionStatus, Result, SandboxSpec
 
 __all__ = [
     "EXECUTOR_TYPES",
@@ -21,6 +21,7 @@ __all__ = [
     "Executor",
     "Result",
     "SandboxError",
+    "SandboxSpec",
     "create_async_executor",
     "create_executor",
     "exceptions",

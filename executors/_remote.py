@@ -13,7 +13,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .exceptions import (
@@ -27,7 +27,7 @@ from .exceptions import (
     ServerError,
     ToolError,
 )
-from .models import Execution
+from .models import Execution, SandboxSpec
 
 __all__ = [
     "Callbacks",
@@ -125,37 +125,6 @@ def error_for_status(status: int, body: bytes | str, *, action: str = "") -> San
 
 
 # -- sandbox creation ---------------------------------------------------------------------------
-@dataclass
-class SandboxSpec:
-    """What to ask the selfbox server for (``None``: the server's default)."""
-
-    template: str | None = None
-    cpu: float | None = None
-    memory_mb: int | None = None
-    pids: int | None = None
-    disk_mb: int | None = None
-    timeout_s: float | None = None
-    network: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    metadata: dict[str, str] = field(default_factory=dict)
-
-    def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            name: value
-            for name, value in (
-                ("template", self.template), ("cpu", self.cpu), ("memory_mb", self.memory_mb),
-                ("pids", self.pids), ("disk_mb", self.disk_mb), ("timeout_s", self.timeout_s),
-                ("network", self.network),
-            )
-            if value is not None
-        }
-        if self.env:
-            body["env"] = {str(k): str(v) for k, v in self.env.items()}
-        if self.metadata:
-            body["metadata"] = {str(k): str(v) for k, v in self.metadata.items()}
-        return body
-
-
 def execute_body(code: str, timeout_s: float | None) -> dict[str, Any]:
     if not isinstance(code, str):
         raise ConfigurationError(f"code must be a str, not {type(code).__name__}")

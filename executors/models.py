@@ -15,9 +15,12 @@ __all__ = [
     "ExecutionError",
     "ExecutionStatus",
     "Result",
+    "SandboxSpec",
 ]
 
-ExecutionStatus = Literal["ok", "error", "timeout", "oom_killed", "output_truncated", "sandbox_died"]
+ExecutionStatus = Literal[
+    "ok", "error", "timeout", "oom_killed", "output_truncated", "sandbox_died"
+]
 STATUSES: tuple[str, ...] = get_args(ExecutionStatus)
 
 # Short names (E2B's, and what users type) for the MIME types a result bundle may hold.
@@ -33,6 +36,39 @@ _SHORT_NAMES = {
     "json": "application/json",
     "javascript": "application/javascript",
 }
+
+
+@dataclass
+class SandboxSpec:
+    """What a sandbox is asked to be; ``None`` means the server's default.
+
+    The ``docker`` executor sends it, and the sandbox server receives it, as the body of
+    ``POST /v1/sandboxes``.
+    """
+
+    template: str | None = None
+    cpu: float | None = None
+    memory_mb: int | None = None
+    pids: int | None = None
+    disk_mb: int | None = None
+    timeout_s: float | None = None
+    network: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body of a create request: only what was asked for."""
+        body: dict[str, Any] = {
+            name: getattr(self, name)
+            for name in ("template", "cpu", "memory_mb", "pids", "disk_mb", "timeout_s",
+                         "network")
+            if getattr(self, name) is not None
+        }
+        if self.env:
+            body["env"] = {str(k): str(v) for k, v in self.env.items()}
+        if self.metadata:
+            body["metadata"] = {str(k): str(v) for k, v in self.metadata.items()}
+        return body
 
 
 @dataclass

@@ -7,8 +7,8 @@ Importing this package pulls in FastAPI and the Docker SDK (the ``server`` extra
 """
 
 from .app import create_app
-from .limits import SandboxRequest
+from .limits import SandboxSpec
 from .manager import SandboxManager
 from .settings import Settings
 
-__all__ = ["SandboxManager", "SandboxRequest", "Settings", "create_app"]
+__all__ = ["SandboxManager", "SandboxSpec", "Settings", "create_app"]

@@ -6,8 +6,9 @@ I/O-free. Every refusal names the limit and the setting that governs it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
+
+from executors.models import SandboxSpec
 
 from .exceptions import InvalidRequest, LimitExceeded, TooManySandboxes
 from .sandbox import Limits, Sandbox
@@ -15,7 +16,7 @@ from .settings import Settings
 
 __all__ = [
     "NETWORKS",
-    "SandboxRequest",
+    "SandboxSpec",
     "check_caps",
     "resolve_execution_timeout",
     "resolve_request",
@@ -24,21 +25,6 @@ __all__ = [
 NETWORKS = ("none", "bridge")
 MIN_MEMORY_MB = 32
 MIN_PIDS = 16
-
-
-@dataclass
-class SandboxRequest:
-    """What a caller asks for; ``None`` means the server's default."""
-
-    template: str | None = None
-    cpu: float | None = None
-    memory_mb: int | None = None
-    pids: int | None = None
-    disk_mb: int | None = None
-    timeout_s: float | None = None
-    network: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    metadata: dict[str, str] = field(default_factory=dict)
 
 
 def _pick(name: str, value: Any, default: Any, maximum: Any) -> Any:
@@ -54,7 +40,7 @@ def _pick(name: str, value: Any, default: Any, maximum: Any) -> Any:
     return value
 
 
-def resolve_request(s: Settings, request: SandboxRequest) -> tuple[str, Limits, float]:
+def resolve_request(s: Settings, request: SandboxSpec) -> tuple[str, Limits, float]:
     """The template, limits and lifetime a request gets, or a 4xx naming what is wrong."""
     limits = Limits(
         cpu=float(_pick("cpu", request.cpu, s.default_cpu, s.max_cpu)),

@@ -27,13 +27,13 @@ from .exceptions import (
     SandboxStartError,
     ServerError,
 )
-from .limits import SandboxRequest, check_caps, resolve_request
+from .limits import SandboxSpec, check_caps, resolve_request
 from .pool import WarmPool
 from .runs import Executions
 from .sandbox import Limits, Sandbox
 from .settings import Settings
 
-__all__ = ["SandboxManager", "SandboxRequest"]
+__all__ = ["SandboxManager", "SandboxSpec"]
 
 logger = logging.getLogger("selfbox.manager")
 
@@ -95,7 +95,7 @@ class SandboxManager(Executions):
             logger.error("orphan sweep at start failed: %s", exc)
         self._reaper = asyncio.create_task(self._reap_forever(), name="reaper")
         if self.settings.warm_pool_size > 0:
-            template, limits, _ = self.resolve(SandboxRequest())
+            template, limits, _ = self.resolve(SandboxSpec())
             self.pool = WarmPool(self.settings.warm_pool_size, template, limits,
                                  self._start_in_time, self._end)
             self.pool.start()
@@ -159,10 +159,10 @@ class SandboxManager(Executions):
             await self.sweep()
 
     # -- create ---------------------------------------------------------------------------
-    def resolve(self, request: SandboxRequest) -> tuple[str, Limits, float]:
+    def resolve(self, request: SandboxSpec) -> tuple[str, Limits, float]:
         return resolve_request(self.settings, request)
 
-    async def create(self, owner: str, request: SandboxRequest) -> Sandbox:
+    async def create(self, owner: str, request: SandboxSpec) -> Sandbox:
         template, limits, timeout_s = self.resolve(request)
         check_caps(self.settings, self._sandboxes.values(), owner)
         now = time.time()
@@ -187,7 +187,7 @@ class SandboxManager(Executions):
         self._notify("created", sandbox=sandbox)
         return sandbox
 
-    async def _claim(self, sandbox: Sandbox, owner: str, request: SandboxRequest,
+    async def _claim(self, sandbox: Sandbox, owner: str, request: SandboxSpec,
                      expires_at: float) -> Sandbox:
         sandbox.owner = owner
         sandbox.metadata = dict(request.metadata)

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from ..exceptions import InvalidRequest, NotFound, SandboxGone
-from ..manager import SandboxManager, SandboxRequest
+from ..manager import SandboxManager, SandboxSpec
 from ..routers.deps import Manager, Owner
 from ..sandbox import Sandbox
 from .auth import issue_token
@@ -58,7 +58,7 @@ async def create(body: NewSandbox, request: Request, owner: Owner,
         # Older SDKs send allow_internet_access=true by default; where the server forbids
         # network, the sandbox is created without one rather than refused.
         network = "bridge"
-    sandbox = await manager.create(owner, SandboxRequest(
+    sandbox = await manager.create(owner, SandboxSpec(
         template=None if alias in DEFAULT_TEMPLATES else alias,
         timeout_s=float(body.timeout) if body.timeout else None,
         network=network, env=dict(body.env_vars or {}), metadata=dict(body.metadata or {}),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Response
 
 from ..exceptions import InvalidRequest
-from ..limits import SandboxRequest
+from ..limits import SandboxSpec
 from ..schemas import CreateSandbox, SandboxOut, SetTimeout
 from .deps import Manager, Owner
 
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1/sandboxes", tags=["sandboxes"])
 
 @router.post("", status_code=201, response_model=SandboxOut, summary="Create a sandbox")
 async def create_sandbox(body: CreateSandbox, owner: Owner, manager: Manager) -> SandboxOut:
-    sandbox = await manager.create(owner, SandboxRequest(**body.model_dump()))
+    sandbox = await manager.create(owner, SandboxSpec(**body.model_dump()))
     return SandboxOut.of(sandbox)
 
 

@@ -17,7 +17,7 @@ from sandbox_server import exceptions as server_exceptions
 from sandbox_server.channel import RunnerChannel
 from sandbox_server.errors import install_error_handlers
 from sandbox_server.execution import ExecutionBuilder
-from sandbox_server.limits import SandboxRequest
+from sandbox_server.limits import SandboxSpec
 from sandbox_server.manager import SandboxManager
 from sandbox_server.middleware import BodySizeLimit
 from sandbox_server.settings import Settings
@@ -55,19 +55,19 @@ def manager(**overrides: object) -> SandboxManager:
 @pytest.mark.parametrize(
     ("request_", "message"),
     [
-        (SandboxRequest(memory_mb=10**6), "SELFBOX_MAX_MEMORY_MB"),
-        (SandboxRequest(cpu=99.0), "SELFBOX_MAX_CPU"),
-        (SandboxRequest(pids=10**6), "SELFBOX_MAX_PIDS"),
-        (SandboxRequest(disk_mb=10**6), "SELFBOX_MAX_DISK_MB"),
-        (SandboxRequest(timeout_s=10**9), "SELFBOX_MAX_TIMEOUT_S"),
-        (SandboxRequest(pids=3), "pids must be at least"),
-        (SandboxRequest(memory_mb=-5), "memory_mb must be positive"),
-        (SandboxRequest(network="bridge"), "SELFBOX_ALLOW_NETWORK"),
-        (SandboxRequest(template="evil:latest"), "SELFBOX_ALLOWED_TEMPLATES"),
-        (SandboxRequest(env={"A=B": "1"}), "invalid environment variable"),
+        (SandboxSpec(memory_mb=10**6), "SELFBOX_MAX_MEMORY_MB"),
+        (SandboxSpec(cpu=99.0), "SELFBOX_MAX_CPU"),
+        (SandboxSpec(pids=10**6), "SELFBOX_MAX_PIDS"),
+        (SandboxSpec(disk_mb=10**6), "SELFBOX_MAX_DISK_MB"),
+        (SandboxSpec(timeout_s=10**9), "SELFBOX_MAX_TIMEOUT_S"),
+        (SandboxSpec(pids=3), "pids must be at least"),
+        (SandboxSpec(memory_mb=-5), "memory_mb must be positive"),
+        (SandboxSpec(network="bridge"), "SELFBOX_ALLOW_NETWORK"),
+        (SandboxSpec(template="evil:latest"), "SELFBOX_ALLOWED_TEMPLATES"),
+        (SandboxSpec(env={"A=B": "1"}), "invalid environment variable"),
     ],
 )
-def test_limits_are_checked_and_name_the_knob(request_: SandboxRequest, message: str) -> None:
+def test_limits_are_checked_and_name_the_knob(request_: SandboxSpec, message: str) -> None:
     with pytest.raises(server_exceptions.InvalidRequest) as caught:
         manager().resolve(request_)
     assert message in str(caught.value)
@@ -75,7 +75,7 @@ def test_limits_are_checked_and_name_the_knob(request_: SandboxRequest, message:
 
 
 def test_defaults_fill_what_was_not_asked() -> None:
-    template, limits, timeout_s = manager(default_memory_mb=300).resolve(SandboxRequest(cpu=0.5))
+    template, limits, timeout_s = manager(default_memory_mb=300).resolve(SandboxSpec(cpu=0.5))
     assert template == "selfbox/runtime:latest"
     assert (limits.cpu, limits.memory_mb, limits.network) == (0.5, 300, "none")
     assert timeout_s == 300.0
