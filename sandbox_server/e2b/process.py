@@ -1,7 +1,7 @@
 """envd's ``process.Process`` RPCs: Start and Connect (server streams), List, SendSignal,
-SendInput, CloseStdin (unary). Commands run inside the sandbox, as the sandbox user, under the
-sandbox's limits; they outlive the stream that started them (background commands), and any
-number of streams may follow one process (Connect).
+SendInput, CloseStdin, Update (unary), PTY sessions included. Commands run inside the sandbox,
+as the sandbox user, under the sandbox's limits; they outlive the stream that started them
+(background commands), and any number of streams may follow one process (Connect).
 
 Output arrives from the runner as ``{"type": "proc", "id": <key>, ...}`` messages, routed by
 the channel to the queue subscribed under a key chosen here, per stream.
@@ -48,6 +48,16 @@ def _selector(message: dict[str, Any]) -> dict[str, Any]:
     raise ConnectError("invalid_argument", "process.pid or process.tag is required")
 
 
+def _size(pty: dict[str, Any]) -> dict[str, int]:
+    raw = pty.get("size")
+    size: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    rows, cols = size.get("rows", 24), size.get("cols", 80)
+    if not (isinstance(rows, int) and isinstance(cols, int) and 0 < rows < 10_000
+            and 0 < cols < 10_000):
+        raise ConnectError("invalid_argument", "pty.size needs rows and cols (1..9999)")
+    return {"rows": rows, "cols": cols}
+
+
 def _unsubscribe_later(manager: SandboxManager, sandbox: Sandbox, key: str) -> None:
     # Called while a cancelled stream unwinds; awaiting there is not safe, a task is.
     async def unsubscribe() -> None:
@@ -89,7 +99,8 @@ async def _follow(manager: SandboxManager, sandbox: Sandbox, op: str, fields: di
             if message is EOF_MESSAGE or message.get("type") == "eof":
                 raise ConnectError("unavailable", f"sandbox {sandbox.id} was not found "
                                    "(it ended while the command ran)")
-            if message.get("event") == "data" and message.get("stream") in ("stdout", "stderr"):
+            if message.get("event") == "data" and message.get("stream") in (
+                    "stdout", "stderr", "pty"):
                 yield {"event": {"data": {message["stream"]: str(message.get("data", ""))}}}
             elif message.get("event") == "end":
                 end = {"exitCode": int(message.get("exitCode", -1)),
@@ -114,8 +125,7 @@ async def start(request: Request, sandbox: DataSandbox, manager: Manager) -> Res
         config = message.get("process")
         if not isinstance(config, dict) or not isinstance(config.get("cmd"), str):
             raise ConnectError("invalid_argument", "process.cmd is required")
-        if message.get("pty"):
-            raise ConnectError("unimplemented", "PTY sessions are not supported by selfbox")
+        pty = message.get("pty")
         fields = {
             "cmd": config["cmd"],
             "args": [str(a) for a in config.get("args") or []],
@@ -123,6 +133,7 @@ async def start(request: Request, sandbox: DataSandbox, manager: Manager) -> Res
             "cwd": config.get("cwd") or None,
             "tag": message.get("tag") or None,
             "stdin": bool(message.get("stdin")),
+            "pty": _size(pty) if isinstance(pty, dict) else None,
         }
     except ConnectError as exc:
         return serve_stream(_failing(exc))
@@ -166,10 +177,21 @@ async def send_input(request: Request, sandbox: DataSandbox, manager: Manager) -
     async def handle(message: dict[str, Any]) -> dict[str, Any]:
         raw = message.get("input")
         given: dict[str, Any] = raw if isinstance(raw, dict) else {}
-        if "pty" in given:
-            raise ConnectError("unimplemented", "PTY input is not supported by selfbox")
-        await call_op(manager, sandbox, "proc_input", data=str(given.get("stdin") or ""),
-                      **_selector(message))
+        pty = "pty" in given
+        await call_op(manager, sandbox, "proc_input", pty=pty,
+                      data=str(given.get("pty" if pty else "stdin") or ""), **_selector(message))
+        return {}
+
+    return await serve_unary(request, handle)
+
+
+@router.post("/Update")
+async def update(request: Request, sandbox: DataSandbox, manager: Manager) -> Response:
+    async def handle(message: dict[str, Any]) -> dict[str, Any]:
+        pty = message.get("pty")
+        if not isinstance(pty, dict):
+            raise ConnectError("invalid_argument", "pty.size is required")
+        await call_op(manager, sandbox, "proc_resize", size=_size(pty), **_selector(message))
         return {}
 
     return await serve_unary(request, handle)

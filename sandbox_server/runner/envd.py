@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import base64
 import errno
+import fcntl
 import grp
 import os
 import pwd
 import shutil
 import signal
 import stat
+import struct
 import subprocess
+import termios
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -195,12 +198,24 @@ def fs_usage(message: dict[str, Any]) -> dict[str, Any]:
 # -- processes ----------------------------------------------------------------------------
 class _Process:
     def __init__(self, popen: subprocess.Popen[bytes], config: dict[str, Any],
-                 tag: str | None) -> None:
+                 tag: str | None, master: int | None = None) -> None:
         self.popen = popen
         self.config = config
         self.tag = tag
+        self.master = master  # the PTY's master side, for a terminal session
         self.subscribers: set[str] = set()
         self.lock = threading.Lock()
+
+
+def _set_size(fd: int, size: dict[str, Any]) -> None:
+    rows, cols = int(size.get("rows") or 24), int(size.get("cols") or 80)
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def _controlling_tty() -> None:
+    # Runs in the child after setsid(): make the PTY (its stdin) the controlling terminal,
+    # so job control and Ctrl-C work in the shell.
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 class Processes:
@@ -239,14 +254,31 @@ class Processes:
         cwd = _path({"path": message.get("cwd") or HOME})
         if not os.path.isdir(cwd):
             raise FileNotFoundError(f"cwd {cwd} does not exist")
-        popen = subprocess.Popen(
-            [cmd, *args], cwd=cwd, env={**os.environ, **envs},
-            stdin=subprocess.PIPE if message.get("stdin") else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True,  # its own process group: a signal reaches its children
-        )
+        size = message.get("pty")
+        master: int | None = None
+        if isinstance(size, dict):
+            master, slave = os.openpty()
+            try:
+                _set_size(slave, size)
+                popen = subprocess.Popen(
+                    [cmd, *args], cwd=cwd, env={**os.environ, **envs},
+                    stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                    preexec_fn=_controlling_tty,
+                )
+            except BaseException:
+                os.close(master)
+                raise
+            finally:
+                os.close(slave)
+        else:
+            popen = subprocess.Popen(
+                [cmd, *args], cwd=cwd, env={**os.environ, **envs},
+                stdin=subprocess.PIPE if message.get("stdin") else subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                start_new_session=True,  # its own process group: a signal reaches its children
+            )
         config = {"cmd": cmd, "args": args, "envs": envs, "cwd": cwd}
-        proc = _Process(popen, config, message.get("tag"))
+        proc = _Process(popen, config, message.get("tag"), master)
         key = message.get("key")
         if key:
             proc.subscribers.add(str(key))
@@ -257,8 +289,10 @@ class Processes:
 
     def _pump(self, pid: int, proc: _Process) -> None:
         readers = []
-        for name, pipe in (("stdout", proc.popen.stdout), ("stderr", proc.popen.stderr)):
-            thread = threading.Thread(target=self._read, args=(proc, name, pipe), daemon=True)
+        sources = ([("pty", proc.master)] if proc.master is not None
+                   else [("stdout", proc.popen.stdout), ("stderr", proc.popen.stderr)])
+        for name, source in sources:
+            thread = threading.Thread(target=self._read, args=(proc, name, source), daemon=True)
             thread.start()
             readers.append(thread)
         code = proc.popen.wait()
@@ -276,18 +310,21 @@ class Processes:
         self._send(proc, {"event": "end", "exitCode": code if code >= 0 else -1,
                           "exited": code >= 0, "status": status})
 
-    def _read(self, proc: _Process, name: str, pipe: Any) -> None:
-        fd = pipe.fileno()
+    def _read(self, proc: _Process, name: str, source: Any) -> None:
+        fd = source if isinstance(source, int) else source.fileno()
         while True:
             try:
                 chunk = os.read(fd, PIPE_READ)
-            except OSError:
+            except OSError:  # EIO: a PTY whose last user closed it
                 break
             if not chunk:
                 break
             self._send(proc, {"event": "data", "stream": name,
                               "data": base64.b64encode(chunk).decode("ascii")})
-        pipe.close()
+        if isinstance(source, int):
+            os.close(source)
+        else:
+            source.close()
 
     def subscribe(self, message: dict[str, Any]) -> dict[str, Any]:
         pid, proc = self._find(message)
@@ -314,11 +351,22 @@ class Processes:
 
     def send_input(self, message: dict[str, Any]) -> None:
         _, proc = self._find(message)
+        if message.get("pty"):
+            if proc.master is None:
+                raise BrokenPipeError("the process has no PTY")
+            os.write(proc.master, base64.b64decode(str(message.get("data") or "")))
+            return
         stdin = proc.popen.stdin
         if stdin is None or stdin.closed:
             raise BrokenPipeError("the process was not started with stdin, or it is closed")
         stdin.write(base64.b64decode(str(message.get("data") or "")))
         stdin.flush()
+
+    def resize(self, message: dict[str, Any]) -> None:
+        _, proc = self._find(message)
+        if proc.master is None:
+            raise BrokenPipeError("the process has no PTY")
+        _set_size(proc.master, message.get("size") or {})
 
     def close_stdin(self, message: dict[str, Any]) -> None:
         _, proc = self._find(message)
@@ -361,5 +409,6 @@ def ops(kernel: Any) -> dict[str, Op]:
         "proc_start": procs.start, "proc_subscribe": procs.subscribe,
         "proc_unsubscribe": procs.unsubscribe, "proc_signal": procs.signal,
         "proc_input": procs.send_input, "proc_close_stdin": procs.close_stdin,
+        "proc_resize": procs.resize,
         "proc_list": procs.list, "env_apply": env_apply, "context_list": context_list,
     }

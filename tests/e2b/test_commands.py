@@ -102,3 +102,23 @@ def test_a_left_behind_daemon_does_not_hang_the_command(sbx: Any) -> None:
     result = sbx.commands.run("sleep 30 & echo started")
     assert result.stdout == "started\n"
     assert time.monotonic() - started < 10
+
+
+def test_pty_session(sbx: Any) -> None:
+    from e2b import PtySize
+
+    output = bytearray()
+    terminal = sbx.pty.create(PtySize(rows=24, cols=80), timeout=30)
+    sbx.pty.send_stdin(terminal.pid, b"stty size; tty; echo $TERM; exit 5\n")
+    with pytest.raises(CommandExitException) as caught:
+        terminal.wait(on_pty=output.extend)
+    text = output.decode(errors="replace")
+    assert caught.value.exit_code == 5
+    assert "24 80" in text and "/dev/pts/" in text and "xterm-256color" in text
+
+    resized = bytearray()
+    terminal = sbx.pty.create(PtySize(rows=24, cols=80), timeout=30)
+    sbx.pty.resize(terminal.pid, PtySize(rows=40, cols=100))  # done before bash reads
+    sbx.pty.send_stdin(terminal.pid, b"stty size; exit\n")
+    assert terminal.wait(on_pty=resized.extend).exit_code == 0
+    assert "40 100" in resized.decode(errors="replace")
