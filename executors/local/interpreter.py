@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import decimal
+import random
 import re
 import sys
 import time
@@ -50,6 +52,8 @@ class Interpreter:
         self.policy.safe_ids.add(id(self.protected["final_answer"]))
         self.frame = Frame(self.globals, None, None)
         self.execution_count = 0
+        self._decimal_context = decimal.Context()
+        self._random_state = random.Random().getstate()
 
     # -- state -----------------------------------------------------------------------------
     def send_tools(self, tools: Mapping[str, Callable[..., Any]]) -> None:
@@ -159,6 +163,12 @@ class Interpreter:
         if wanted > old_limit:
             sys.setrecursionlimit(wanted)
         execution = Execution(execution_count=self.execution_count)
+        # Module-global state the sandbox may touch (decimal context, random stream) is swapped
+        # in and out, so the host's own state is left as it was.
+        host_decimal = decimal.getcontext()
+        decimal.setcontext(self._decimal_context)
+        host_random = random.getstate()
+        random.setstate(self._random_state)
         b.start(timeout_s)
         try:
             try:
@@ -180,6 +190,10 @@ class Interpreter:
             execution.stdout = b.take_output()
             b.stop()
             sys.setrecursionlimit(old_limit)
+            self._decimal_context = decimal.getcontext()
+            decimal.setcontext(host_decimal)
+            self._random_state = random.getstate()
+            random.setstate(host_random)
         execution.duration_s = time.perf_counter() - started
         return execution
 

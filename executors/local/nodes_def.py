@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from .compiler_support import annotate, invoke
-from .errors import RecursionLimitExceeded, SecurityError
+from .errors import InterpreterError, RecursionLimitExceeded, SecurityError
 from .frame import BREAK, CONTINUE, RETURN, ClassCell, Frame
 from .nodes_expr import USER_CODES
 from .nodes_gen import GenMixin
@@ -165,6 +165,17 @@ def _function(
     return user_function
 
 
+def _closing(exc: BaseException) -> bool:
+    ctx = exc.__context__
+    for _ in range(8):
+        if ctx is None:
+            return False
+        if isinstance(ctx, GeneratorExit):
+            return True
+        ctx = ctx.__context__
+    return False
+
+
 def _generator_function(
     binder: Any,
     body: Any,
@@ -176,7 +187,12 @@ def _generator_function(
     expr_body: bool,
 ) -> Callable[..., Any]:
     def run(fr: Frame) -> Any:
-        r = yield from body(fr)
+        try:
+            r = yield from body(fr)
+        except InterpreterError as exc:
+            if _closing(exc):
+                return None  # a budget stop while the generator is being closed: just close
+            raise
         if r is RETURN:
             return fr.ret
         return None
@@ -192,6 +208,24 @@ for _factory in (_function, _generator_function):
 
 
 class DefMixin(GenMixin, MatchMixin):
+    def check_class_namespace(self, ns: Any) -> None:
+        from .compiler import CLASS_DUNDERS
+
+        slots = ns.get("__slots__", ())
+        for slot in [slots] if isinstance(slots, str) else list(slots):
+            if not isinstance(slot, str) or not slot.isidentifier() or slot.startswith("__"):
+                raise SecurityError(f"slot name {slot!r} is not allowed")
+        for key in list(ns.keys()):
+            if (
+                isinstance(key, str)
+                and key.startswith("__")
+                and key.endswith("__")
+                and key not in CLASS_DUNDERS
+                and key not in ("__module__", "__qualname__", "__annotations__", "__orig_bases__")
+                and not key.startswith("__orig")
+            ):
+                raise SecurityError(f"special name {key!r} cannot be defined in the sandbox")
+
     def _frame_up(self, sc: Scope) -> Callable[[Frame], Frame | None]:
         """The frame a closure defined in ``sc`` should see as its enclosing function frame."""
         if sc.kind == "class":
@@ -287,6 +321,7 @@ class DefMixin(GenMixin, MatchMixin):
         up = self._frame_up(sc)
         call_native = self.guards.call_native
         qualname = name if sc.kind == "module" else f"{sc.name}.{name}"
+        check_namespace = self.check_class_namespace
 
         def define_class(f: Frame) -> None:
             decs = [d(f) for d in decorators]
@@ -307,12 +342,7 @@ class DefMixin(GenMixin, MatchMixin):
             cell = ClassCell()
             cf = Frame(ns, up(f), cell)
             body(cf)
-            slots = ns.get("__slots__", ())
-            for slot in [slots] if isinstance(slots, str) else list(slots):
-                if not isinstance(slot, str) or not slot.isidentifier() or slot.startswith("__"):
-                    raise SecurityError(f"slot name {slot!r} is not allowed")
-            if "__del__" in ns or "__getattribute__" in ns or "__class__" in ns:
-                raise SecurityError("this special method cannot be defined in the sandbox")
+            check_namespace(ns)
             cls = meta(name, resolved, ns, **kwds)
             cell.value = cls
             type.__setattr__(cls, USER_MARK_NAME, USER_MARK)

@@ -535,6 +535,7 @@ class ExprMixin(CompilerBase):
         if name not in SUPER_DUNDERS:
             raise self.security(node, f"access to dunder attribute {name!r} is not allowed")
         obj = self.expr(node.value, sc)
+        check_namespace = self.check_class_namespace
 
         def super_method(f: Frame) -> Any:
             o = obj(f)
@@ -542,7 +543,16 @@ class ExprMixin(CompilerBase):
                 raise SecurityError(
                     f"access to dunder attribute {name!r} is only allowed on super()"
                 )
-            return getattr(o, name)
+            method = getattr(o, name)
+            if name == "__new__" and issubclass(o.__thisclass__  # type: ignore[attr-defined], type):
+                # A user metaclass creating a class: its namespace obeys the class-body rules.
+                def checked_new(*args: Any, **kwargs: Any) -> Any:
+                    if len(args) >= 4 and isinstance(args[3], dict):
+                        check_namespace(args[3])
+                    return method(*args, **kwargs)
+
+                return checked_new
+            return method
 
         return super_method
 

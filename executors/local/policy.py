@@ -21,7 +21,7 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .errors import SecurityError
+from .errors import SecurityError, SizeLimitExceeded
 
 __all__ = [
     "DEFAULT_AUTHORIZED_IMPORTS",
@@ -66,7 +66,7 @@ SUPER_DUNDERS = frozenset({
     "__gt__", "__ge__", "__hash__", "__len__", "__iter__", "__contains__", "__getitem__",
     "__setitem__", "__delitem__", "__post_init__", "__init_subclass__", "__enter__",
     "__exit__", "__format__", "__call__", "__bool__", "__add__", "__sub__", "__mul__",
-    "__missing__", "__getattr__", "__setattr__",
+    "__missing__",
 })  # fmt: skip
 _INTROSPECTION_PREFIXES = ("gi_", "cr_", "ag_", "f_", "tb_", "co_", "func_", "im_")
 _INTROSPECTION_NAMES = frozenset({"cell_contents", "mro_entries"})
@@ -373,6 +373,8 @@ class Policy:
     def set_attr(self, obj: Any, name: Any, value: Any) -> None:
         name = self.check_name(obj, name, "assignment")
         self.check_writable(obj, name)
+        if type(obj) in _WRITABLE_NATIVE_TYPES and isinstance(value, int) and abs(value) > 100_000:
+            raise SizeLimitExceeded(f"decimal context {name}={value} is above the size budget")
         setattr(obj, name, value)
 
     def del_attr(self, obj: Any, name: Any) -> None:

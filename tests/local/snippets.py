@@ -21,7 +21,7 @@ SNIPPETS: list[str] = [
     # operators
     "7 / 2, 7 // 2, -7 // 2, 7 % 3, -7 % 3, 2 ** 10, 2 ** -1",
     "1 < 2 < 3, 1 < 3 < 2, 3 > 2 == 2, 1 == 1.0",
-    "'a' in 'abc', 3 not in [1, 2], None is None, 1 is not None",
+    "'a' in 'abc', 3 not in [1, 2], None is None, [] is not None",
     "~5, -(-3), +4, not 0, not []",
     "True and 'x', 0 or '', [] or [1], 1 and 0 and 2",
     "5 & 3, 5 | 3, 5 ^ 3, 1 << 10, 1024 >> 3",
