@@ -544,7 +544,8 @@ class ExprMixin(CompilerBase):
                     f"access to dunder attribute {name!r} is only allowed on super()"
                 )
             method = getattr(o, name)
-            if name == "__new__" and issubclass(o.__thisclass__  # type: ignore[attr-defined], type):
+            thisclass = getattr(o, "__thisclass__", None)
+            if name == "__new__" and isinstance(thisclass, type) and issubclass(thisclass, type):
                 # A user metaclass creating a class: its namespace obeys the class-body rules.
                 def checked_new(*args: Any, **kwargs: Any) -> Any:
                     if len(args) >= 4 and isinstance(args[3], dict):
