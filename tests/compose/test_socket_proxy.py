@@ -3,6 +3,7 @@ the rest of the Docker API is 403, and a container-create body must stay hardene
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -54,10 +55,19 @@ def proxy() -> Iterator[str]:
         pytest.skip(f"no Docker engine: {exc}")
     client.images.build(path=str(REPO_ROOT), dockerfile="images/socket-proxy/Dockerfile",
                         tag=IMAGE, buildargs={"BASE_IMAGE": base_image(client)}, rm=True)
+    with run_proxy(client) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def run_proxy(client: Any, config: Path | None = None) -> Iterator[str]:
+    """Run the proxy image on a loopback port (optionally with another haproxy.cfg)."""
+    volumes = {"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "ro"}}
+    if config is not None:
+        volumes[str(config)] = {"bind": "/etc/haproxy/haproxy.cfg", "mode": "ro"}
     container = client.containers.run(
         IMAGE, detach=True, read_only=True, cap_drop=["ALL"],
-        security_opt=["no-new-privileges:true"],
-        volumes={"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "ro"}},
+        security_opt=["no-new-privileges:true"], volumes=volumes,
         ports={"2375/tcp": ("127.0.0.1", None)}, labels={"io.selfbox.test": "socket-proxy"},
     )
     try:
@@ -171,6 +181,47 @@ def test_hardened_container_attach_start_and_remove(driver: DockerDriver) -> Non
     finally:
         driver.remove(container_id)
     assert driver.list({label("deployment"): "socket-proxy-test"}) == []
+
+
+def _echo_line(sock: socket.socket, line: bytes) -> bytes:
+    sock.sendall(line)
+    sock.settimeout(20)
+    out = bytearray()
+    while b"\n" not in out:
+        header = _read(sock, 8)
+        (size,) = struct.unpack(">I", header[4:])
+        chunk = _read(sock, size)
+        if header[0] == 1:
+            out.extend(chunk)
+    return bytes(out)
+
+
+def test_attach_stream_outlives_the_request_timeouts(proxy: str, tmp_path: Path) -> None:
+    """An idle sandbox's attach stream is governed by `timeout tunnel`, not by the client and
+    server timeouts: with those at 1 s, the stream still works after 4 s of silence."""
+    config = (REPO_ROOT / "images" / "socket-proxy" / "haproxy.cfg").read_text()
+    short = config.replace("timeout client 120s", "timeout client 1s").replace(
+        "timeout server 120s", "timeout server 1s")
+    assert short != config
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(short)
+    path.chmod(0o644)
+    client = docker.from_env(timeout=60)
+    with run_proxy(client, path) as url:
+        quick = DockerDriver(docker.DockerClient(base_url=url.replace("http", "tcp"),
+                                                 timeout=60))
+        loop = ("python3", "-c", "import sys\nfor line in sys.stdin:\n"
+                "    sys.stdout.write(line.upper()); sys.stdout.flush()")
+        container_id = quick.create(spec(command=loop), None)
+        try:
+            sock = quick.attach(container_id)
+            quick.start(container_id)
+            assert _echo_line(sock, b"first\n") == b"FIRST\n"
+            time.sleep(4)
+            assert _echo_line(sock, b"after a pause\n") == b"AFTER A PAUSE\n"
+            sock.close()
+        finally:
+            quick.remove(container_id)
 
 
 def _read(sock: socket.socket, size: int) -> bytes:
