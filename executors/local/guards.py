@@ -60,6 +60,8 @@ class Guards:
     def check_size(self, what: str, size: int | float) -> None:
         if size > self.max_size:
             raise self.too_big(what, size)
+        if size > 100_000:
+            self.budget.check_memory()  # big allocations: look at the process size right away
 
     def check_bits(self, what: str, bits: int | float) -> None:
         if bits > self.max_bits:
@@ -198,8 +200,8 @@ class Guards:
         result = fn(*args, **kwargs) if kwargs else fn(*args)
         tr = type(result)
         if tr in _SIZED_RESULT_TYPES:
-            if len(result) > self.max_size:
-                raise self.too_big("result of a native call", len(result))
+            if len(result) > 100_000:
+                self.check_size("result of a native call", len(result))
         elif tr not in PLAIN_TYPES:
             result = self.policy.guard_slow(result)
         if t is types.BuiltinMethodType and isinstance(fn.__self__, _MUTATING_CONTAINERS):

@@ -106,3 +106,16 @@ def test_budget_error_cannot_be_caught_in_generators_or_finally() -> None:
 def test_operation_budget_allows_legit_work() -> None:
     r = run("total = 0\nfor i in range(200_000):\n    total += i\ntotal")
     assert r.text == str(sum(range(200_000)))
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "x = [[0] * 10**6 for _ in range(10**4)]",
+        "x = []\nfor i in range(10**4):\n    x.append('y' * 10**7)",
+    ],
+)
+def test_memory_growth_stopped_in_process(code: str) -> None:
+    r = run(code, max_memory_mb=300, timeout_s=10)
+    assert r.error is not None and r.error.name in ("MemoryLimitExceeded", "MemoryError"), r.error
+    assert r.duration_s < 5
