@@ -1,21 +1,33 @@
-"""envd's ``filesystem.Filesystem`` RPCs (unary, JSON codec): ListDir, Stat, MakeDir, Remove,
-Move. Each is one runner op, done inside the sandbox as the sandbox user."""
+"""envd's ``filesystem.Filesystem`` RPCs (JSON codec): ListDir, Stat, MakeDir, Remove, Move,
+and directory watching (CreateWatcher / GetWatcherEvents / RemoveWatcher, polled by the sync
+SDK; the WatchDir stream, used by the async one). Each is a runner op, done inside the sandbox
+as the sandbox user."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncGenerator, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from ..channel import EOF_MESSAGE
+from ..manager import SandboxManager
 from ..routers.deps import Manager
+from ..sandbox import Sandbox
 from .auth import DataSandbox
 from .connect import ConnectError
-from .rpc import serve_unary
+from .rpc import read_stream_request, serve_stream, serve_unary, timeout_s
 from .runner_ops import call_op
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/filesystem.Filesystem", tags=["e2b envd filesystem"])
+
+KEEPALIVE_S = 10.0
+_background: set[asyncio.Task[Any]] = set()
 
 
 def _path(message: dict[str, Any], key: str = "path") -> str:
@@ -72,6 +84,101 @@ async def move(request: Request, sandbox: DataSandbox, manager: Manager) -> Resp
         return {"entry": reply["entry"]}
 
     return await serve_unary(request, handle)
+
+
+@router.post("/CreateWatcher")
+async def create_watcher(request: Request, sandbox: DataSandbox, manager: Manager) -> Response:
+    async def handle(message: dict[str, Any]) -> dict[str, Any]:
+        reply = await call_op(manager, sandbox, "watch_create", path=_path(message),
+                              recursive=bool(message.get("recursive")))
+        return {"watcherId": reply["watcherId"]}
+
+    return await serve_unary(request, handle)
+
+
+@router.post("/GetWatcherEvents")
+async def get_watcher_events(request: Request, sandbox: DataSandbox,
+                             manager: Manager) -> Response:
+    async def handle(message: dict[str, Any]) -> dict[str, Any]:
+        reply = await call_op(manager, sandbox, "watch_events",
+                              watcherId=_path(message, "watcherId"))
+        return {"events": reply["events"]}
+
+    return await serve_unary(request, handle)
+
+
+@router.post("/RemoveWatcher")
+async def remove_watcher(request: Request, sandbox: DataSandbox, manager: Manager) -> Response:
+    async def handle(message: dict[str, Any]) -> dict[str, Any]:
+        await call_op(manager, sandbox, "watch_remove", watcherId=_path(message, "watcherId"))
+        return {}
+
+    return await serve_unary(request, handle)
+
+
+async def _watch(manager: SandboxManager, sandbox: Sandbox, path: str, recursive: bool,
+                 deadline_s: float | None) -> AsyncGenerator[dict[str, Any], None]:
+    """The WatchDir stream: start, then filesystem events (and keepalives) until the client
+    goes away or its deadline passes."""
+    channel = sandbox.channel
+    if channel is None or not sandbox.alive:
+        raise ConnectError("unavailable", f"sandbox {sandbox.id} was not found")
+    key = secrets.token_hex(8)
+    queue = channel.subscribe(key)
+    watcher_id: str | None = None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + deadline_s if deadline_s else None
+    try:
+        reply = await call_op(manager, sandbox, "watch_create", path=path, recursive=recursive,
+                              key=key)
+        watcher_id = str(reply["watcherId"])
+        # WatchDirResponse's oneof is named "event", and a oneof's name is not in its JSON.
+        yield {"start": {}}
+        while True:
+            wait = KEEPALIVE_S if deadline is None else min(KEEPALIVE_S, deadline - loop.time())
+            if wait <= 0:
+                return  # the client's own deadline: a normal end of the watch
+            try:
+                message = await asyncio.wait_for(queue.get(), wait)
+            except TimeoutError:
+                yield {"keepalive": {}}
+                continue
+            if message is EOF_MESSAGE or message.get("type") == "eof":
+                raise ConnectError("unavailable", f"sandbox {sandbox.id} was not found")
+            if isinstance(message.get("event"), dict):
+                yield {"filesystem": message["event"]}
+    finally:
+        channel.unsubscribe(key)
+        if watcher_id is not None and sandbox.alive:
+            _later(call_op(manager, sandbox, "watch_remove", timeout_s=5.0,
+                           watcherId=watcher_id))
+
+
+def _later(coro: Coroutine[Any, Any, Any]) -> None:
+    # From a finally that may be unwinding a cancelled stream: awaiting is not safe there.
+    async def quietly() -> None:
+        with contextlib.suppress(ConnectError):
+            await coro
+
+    task = asyncio.get_running_loop().create_task(quietly())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+@router.post("/WatchDir")
+async def watch_dir(request: Request, sandbox: DataSandbox, manager: Manager) -> Response:
+    try:
+        message = await read_stream_request(request)
+        path = _path(message)
+    except ConnectError as exc:
+        return serve_stream(_failing(exc))
+    return serve_stream(_watch(manager, sandbox, path, bool(message.get("recursive")),
+                               timeout_s(request)))
+
+
+async def _failing(error: ConnectError) -> AsyncGenerator[dict[str, Any], None]:
+    raise error
+    yield {}  # pragma: no cover  (makes this an async generator)
 
 
 @router.post("/{method}")

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .channel import Channel
+from .watch import Watchers
 
 Op = Callable[[dict[str, Any]], dict[str, Any] | None]
 
@@ -388,6 +389,10 @@ class Processes:
 def ops(kernel: Any) -> dict[str, Op]:
     """The ops to merge into ``kernel.extra_ops``."""
     procs = Processes(kernel.channel)
+    watchers = Watchers(kernel.channel)
+
+    def watch_create(message: dict[str, Any]) -> dict[str, Any]:
+        return watchers.create({**message, "path": _path(message)})
 
     def env_apply(message: dict[str, Any]) -> dict[str, Any]:
         # Per-execution env vars (E2B's run_code(envs=...)): apply, hand back what to restore.
@@ -409,6 +414,7 @@ def ops(kernel: Any) -> dict[str, Op]:
         "proc_start": procs.start, "proc_subscribe": procs.subscribe,
         "proc_unsubscribe": procs.unsubscribe, "proc_signal": procs.signal,
         "proc_input": procs.send_input, "proc_close_stdin": procs.close_stdin,
-        "proc_resize": procs.resize,
+        "proc_resize": procs.resize, "watch_create": watch_create,
+        "watch_events": watchers.events, "watch_remove": watchers.remove,
         "proc_list": procs.list, "env_apply": env_apply, "context_list": context_list,
     }

@@ -51,3 +51,27 @@ def test_async_sandbox_basics(e2b_env: LiveServer) -> None:
         assert await sandbox.is_running() is False
 
     asyncio.run(scenario())
+
+
+def test_async_watch_dir_stream(e2b_env: LiveServer) -> None:
+    from e2b import FilesystemEventType
+    from e2b_code_interpreter import AsyncSandbox
+
+    async def scenario() -> None:
+        sandbox = await AsyncSandbox.create()
+        try:
+            events: list[tuple[str, FilesystemEventType]] = []
+            handle = await sandbox.files.watch_dir("/home/user", events.append, timeout=30)
+            await sandbox.files.write("/home/user/watched.txt", "x")
+            for _ in range(50):
+                if ("watched.txt", FilesystemEventType.CREATE) in [
+                        (e.name, e.type) for e in events]:
+                    break
+                await asyncio.sleep(0.1)
+            await handle.stop()
+            assert ("watched.txt", FilesystemEventType.CREATE) in [
+                (e.name, e.type) for e in events]
+        finally:
+            await sandbox.kill()
+
+    asyncio.run(scenario())

@@ -145,3 +145,33 @@ def test_signed_download_and_upload_urls(sbx: Any) -> None:
     assert httpx.post(upload, files=two).status_code == 400  # only the signed path
     expired = sbx.download_url("/tmp/shared.txt", use_signature_expiration=-10)
     assert httpx.get(expired).status_code == 401
+
+
+def test_watch_dir_polled(sbx: Any) -> None:
+    import time
+
+    from e2b import FilesystemEventType
+
+    sbx.files.make_dir("/tmp/w/sub")
+    handle = sbx.files.watch_dir("/tmp/w", recursive=True)
+    sbx.files.write("/tmp/w/new.txt", "1")
+    sbx.commands.run("echo more >> /tmp/w/new.txt; mkdir /tmp/w/sub/deeper; "
+                     "touch /tmp/w/sub/deeper/x; mv /tmp/w/new.txt /tmp/w/moved.txt; "
+                     "rm /tmp/w/moved.txt")
+    seen: set[tuple[str, FilesystemEventType]] = set()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (
+            ("sub/deeper/x", FilesystemEventType.CREATE) not in seen
+            or ("moved.txt", FilesystemEventType.REMOVE) not in seen):
+        seen |= {(e.name, e.type) for e in handle.get_new_events()}
+        time.sleep(0.2)
+    handle.stop()
+    assert ("new.txt", FilesystemEventType.CREATE) in seen
+    assert ("new.txt", FilesystemEventType.WRITE) in seen
+    assert ("new.txt", FilesystemEventType.RENAME) in seen
+    assert ("moved.txt", FilesystemEventType.CREATE) in seen
+    assert ("moved.txt", FilesystemEventType.REMOVE) in seen
+    assert ("sub/deeper", FilesystemEventType.CREATE) in seen
+    assert ("sub/deeper/x", FilesystemEventType.CREATE) in seen  # a directory made later
+    with pytest.raises(FileNotFoundException):
+        sbx.files.watch_dir("/tmp/no-such-dir")
