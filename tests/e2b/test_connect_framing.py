@@ -74,6 +74,7 @@ def test_error_codes_and_statuses() -> None:
         ConnectError("no_such_code", "x")
 
 
+@pytest.mark.e2b
 def test_the_sdk_reader_decodes_our_process_stream() -> None:
     from connectrpc._compression import IdentityCompression
     from connectrpc._protocol_connect import ConnectEnvelopeReader
@@ -105,6 +106,7 @@ def test_the_sdk_reader_decodes_our_process_stream() -> None:
     assert caught.value.code == Code.NOT_FOUND
 
 
+@pytest.mark.e2b
 def test_result_line_maps_the_mime_bundle() -> None:
     line = result_line({"text/plain": "'s'", "text/html": "<b>", "image/png": "iVBO",
                         "application/json": {"a": 1}, "text/markdown": "*m*",

@@ -12,6 +12,8 @@ from sandbox_server.e2b.schemas import ENVD_VERSION, listed_sandbox, sandbox_cre
 from sandbox_server.exceptions import InvalidRequest
 from sandbox_server.sandbox import Limits, Sandbox
 
+pytestmark = pytest.mark.e2b  # the SDK's models, no Docker
+
 
 def _sandbox() -> Sandbox:
     now = time.time()
