@@ -1,7 +1,8 @@
-"""envd's ``process.Process`` RPCs: Start and Connect (server streams), List, SendSignal,
-SendInput, CloseStdin, Update (unary), PTY sessions included. Commands run inside the sandbox,
-as the sandbox user, under the sandbox's limits; they outlive the stream that started them
-(background commands), and any number of streams may follow one process (Connect).
+"""envd's ``process.Process`` RPCs: Start and Connect (server streams), StreamInput (a client
+stream), List, SendSignal, SendInput, CloseStdin, Update (unary), PTY sessions included.
+Commands run inside the sandbox, as the sandbox user, under the sandbox's limits; they outlive
+the stream that started them (background commands), and any number of streams may follow one
+process (Connect).
 
 Output arrives from the runner as ``{"type": "proc", "id": <key>, ...}`` messages, routed by
 the channel to the queue subscribed under a key chosen here, per stream.
@@ -22,7 +23,7 @@ from ..manager import SandboxManager
 from ..routers.deps import Manager
 from ..sandbox import Sandbox
 from .auth import DataSandbox
-from .connect import ConnectError
+from .connect import END_STREAM, ConnectError, EnvelopeDecoder
 from .rpc import read_stream_request, serve_stream, serve_unary, timeout_s
 from .runner_ops import call_op
 
@@ -204,6 +205,40 @@ async def close_stdin(request: Request, sandbox: DataSandbox, manager: Manager) 
         return {}
 
     return await serve_unary(request, handle)
+
+
+async def _one(message: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+    yield message
+
+
+@router.post("/StreamInput")
+async def stream_input(request: Request, sandbox: DataSandbox, manager: Manager) -> Response:
+    """A client stream: a start envelope naming the process, then input envelopes, each
+    written to the process as it arrives (not buffered to the end)."""
+    decoder = EnvelopeDecoder()
+    selector: dict[str, Any] | None = None
+    try:
+        async for chunk in request.stream():
+            for flags, message in decoder.feed(chunk):
+                if flags & END_STREAM or not isinstance(message, dict):
+                    continue
+                if isinstance(message.get("start"), dict):
+                    selector = _selector(message["start"])
+                    continue
+                data = message.get("data")
+                given = data.get("input") if isinstance(data, dict) else None
+                if not isinstance(given, dict):
+                    continue  # a keepalive
+                if selector is None:
+                    raise ConnectError("invalid_argument", "the first message must be start")
+                pty = "pty" in given
+                await call_op(manager, sandbox, "proc_input", pty=pty,
+                              data=str(given.get("pty" if pty else "stdin") or ""), **selector)
+        if decoder.pending:
+            raise ConnectError("invalid_argument", "the input stream ended mid-envelope")
+    except ConnectError as exc:
+        return serve_stream(_failing(exc))
+    return serve_stream(_one({}))
 
 
 @router.post("/{method}")

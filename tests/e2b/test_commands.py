@@ -122,3 +122,10 @@ def test_pty_session(sbx: Any) -> None:
     sbx.pty.send_stdin(terminal.pid, b"stty size; exit\n")
     assert terminal.wait(on_pty=resized.extend).exit_code == 0
     assert "40 100" in resized.decode(errors="replace")
+
+
+def test_stream_input_and_close_stdin(sbx: Any) -> None:
+    handle = sbx.commands.run("cat", background=True, stdin=True)
+    sbx.commands.stream_input(handle.pid, ["first ", b"second\n", "third\n"])
+    sbx.commands.close_stdin(handle.pid)  # EOF: cat ends
+    assert handle.wait().stdout == "first second\nthird\n"
