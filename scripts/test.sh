@@ -11,7 +11,7 @@ cd "$REPO_ROOT"
 
 ensure_venv dev
 bash scripts/ensure-docker.sh
-bash scripts/ensure-compose.sh
+PYTHON="$VENV/bin/python" bash scripts/install-compose.sh
 build_images runtime
 log "running the test suite"
 exec "$VENV/bin/python" -m pytest "$@"
