@@ -19,7 +19,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..exceptions import ContextNotFound, InvalidRequest, ServerError
+from ..exceptions import Conflict, ContextNotFound, InvalidRequest, ServerError
 from ..manager import SandboxManager
 from ..routers.deps import Manager
 from ..sandbox import Sandbox
@@ -116,6 +116,8 @@ async def _op(manager: SandboxManager, sandbox: Sandbox, op: str, **fields: Any)
             raise InvalidRequest(exc.message) from exc
         if exc.code == "unavailable":
             raise SandboxNotFound(exc.message) from exc
+        if exc.code == "failed_precondition":
+            raise Conflict(exc.message) from exc  # e.g. a paused sandbox
         raise ServerError(exc.message) from exc
 
 
