@@ -1,5 +1,6 @@
-"""Runner ops behind selfbox's E2B-compatible data plane: files and processes, done INSIDE the
-sandbox (as the sandbox user, within its limits). Stdlib only, like the rest of the runner.
+"""Runner ops behind selfbox's E2B-compatible data plane: files, processes (pipes or a PTY),
+directory watchers (:mod:`.watch`), done INSIDE the sandbox (as the sandbox user, within its
+limits). Stdlib only, like the rest of the runner.
 
 Each op takes the host's message and returns the reply fields (or raises: the kernel turns the
 exception into ``{"ok": false, "error": {"name": ..., "value": ...}}``, and the server maps
