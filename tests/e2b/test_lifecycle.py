@@ -205,3 +205,29 @@ def test_data_plane_needs_the_sandbox_access_token(sbx: Any, e2b_env: LiveServer
     assert reply.status_code == 502
     assert reply.json()["message"] == "sandbox nope was not found"
     assert reply.json()["code"] == 502
+
+
+def test_killed_while_working(e2b_env: LiveServer) -> None:
+    import threading
+
+    from e2b import SandboxNotRunningException
+
+    sandbox = Sandbox.create()
+    killer = threading.Timer(1.0, Sandbox.kill, args=(sandbox.sandbox_id,))
+    killer.start()
+    try:
+        with pytest.raises(SandboxNotRunningException):
+            sandbox.commands.run("sleep 20")
+    finally:
+        killer.cancel()
+
+    sandbox = Sandbox.create()
+    killer = threading.Timer(1.0, Sandbox.kill, args=(sandbox.sandbox_id,))
+    killer.start()
+    try:
+        # selfbox reports the end of the run as data (E2B would raise TimeoutException).
+        execution = sandbox.run_code("import time\ntime.sleep(20)")
+        assert execution.error is not None and execution.error.name == "SandboxDied"
+        assert "killed" in execution.error.value
+    finally:
+        killer.cancel()
