@@ -231,3 +231,30 @@ def test_killed_while_working(e2b_env: LiveServer) -> None:
         assert "killed" in execution.error.value
     finally:
         killer.cancel()
+
+
+def test_older_sdk_paths_and_error_bodies(e2b_env: LiveServer) -> None:
+    """What e2b < 2.55 sends (v1 create/connect, extra create fields), and the error shape
+    ({code, message}) the generated client parses."""
+    headers = {"X-API-KEY": API_KEYS[0]}
+    url = e2b_env.url
+    made = httpx.post(f"{url}/sandboxes", headers=headers, json={
+        "templateID": "base", "secure": True, "allow_internet_access": True, "timeout": 60})
+    assert made.status_code == 201, made.text
+    body = made.json()
+    assert {"templateID", "sandboxID", "clientID", "envdVersion"} <= set(body)
+    sandbox_id = body["sandboxID"]
+    try:
+        again = httpx.post(f"{url}/sandboxes/{sandbox_id}/connect", headers=headers,
+                           json={"timeout": 120})
+        assert again.status_code == 200 and again.json()["sandboxID"] == sandbox_id
+        listed = httpx.get(f"{url}/sandboxes", headers=headers)
+        assert sandbox_id in [s["sandboxID"] for s in listed.json()]
+    finally:
+        assert httpx.delete(f"{url}/sandboxes/{sandbox_id}", headers=headers).status_code == 204
+    gone = httpx.delete(f"{url}/sandboxes/{sandbox_id}", headers=headers)
+    assert gone.status_code == 404
+    assert gone.json()["code"] == 404 and isinstance(gone.json()["message"], str)
+    denied = httpx.get(f"{url}/v2/sandboxes", headers={"X-API-KEY": "wrong"})
+    assert denied.status_code == 401 and denied.json()["code"] == 401
+    assert "message" in denied.json()
