@@ -200,9 +200,13 @@ class Budget:
     # -- native iteration ------------------------------------------------------------------
     def iterate(self, iterable: Iterable[Any]) -> Iterator[Any]:
         """Feed an iterator to native code one budgeted item at a time."""
-        for item in iterable:
+        for n, item in enumerate(iterable, 1):
             self.left -= 1
             if self.left < 0:
+                self.refill()
+            if not n & 63 and time.monotonic() > self._deadline:
+                # native consumers may do much more than one operation per item (quadratic
+                # concatenation in reduce()...): look at the clock more often here.
                 self.refill()
             self.iters -= 1
             if self.iters < 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import collections
+import functools
 import string
 import time
 from collections.abc import Callable
@@ -146,6 +147,25 @@ def make_builtins(budget: Budget, policy: Policy, guards: Guards) -> dict[str, A
     def safe_pow(base: Any, exp: Any, mod: Any = None) -> Any:
         return guards.pow(base, exp, mod)
 
+    def safe_sum(iterable: Any, /, start: Any = 0) -> Any:
+        if isinstance(start, (str, bytes, bytearray)):
+            raise TypeError("sum() can't sum strings [use ''.join(seq) instead]")
+        if type(start) is list or type(start) is tuple:
+            # Linear, budgeted concatenation instead of CPython's quadratic list + list.
+            acc = list(start)
+            kind = type(start)
+            for item in budget.iterate(iterable):
+                if type(item) is not kind:
+                    raise TypeError(
+                        f'can only concatenate {kind.__name__} (not "{type(item).__name__}") '
+                        f"to {kind.__name__}"
+                    )
+                acc.extend(item)
+                if len(acc) > guards.max_size:
+                    guards.check_size("sum() result", len(acc))
+            return acc if kind is list else tuple(acc)
+        return sum(iterable, start)
+
     def safe_super(*args: Any) -> Any:
         if not args:
             raise RuntimeError("super(): no arguments")
@@ -201,6 +221,7 @@ def make_builtins(budget: Budget, policy: Policy, guards: Guards) -> dict[str, A
         "pow": safe_pow,
         "super": safe_super,
         "dir": safe_dir,
+        "sum": safe_sum,
     }
     table.update(replacements)
     for name, fn in replacements.items():
@@ -225,6 +246,14 @@ def make_builtins(budget: Budget, policy: Policy, guards: Guards) -> dict[str, A
         return cls
 
     policy.overrides["collections"] = {"namedtuple": namedtuple}
+
+    def reduce(function: Any, iterable: Any, *initial: Any) -> Any:
+        # Every item is budgeted (and the clock looked at often): the folding function may be
+        # a native doing work proportional to the accumulator (operator.add on lists).
+        return functools.reduce(function, budget.iterate(iterable), *initial)
+
+    policy.overrides["functools"] = {"reduce": reduce}
+    policy.safe_ids.add(id(reduce))
     policy.safe_ids.add(id(namedtuple))
     for fn in (
         *replacements.values(),

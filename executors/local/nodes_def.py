@@ -138,6 +138,9 @@ def _function(
     n = len(params) if params is not None else -1
 
     def user_function(*args: Any, **kwargs: Any) -> Any:
+        b.left -= 1
+        if b.left < 0:
+            b.refill()
         if len(args) == n and not kwargs:
             fr = Frame(dict(zip(params, args, strict=False)), up, cls)  # type: ignore[arg-type]
         else:

@@ -572,3 +572,15 @@ def test_pickle_never_used_for_results() -> None:
     assert r.is_final_answer and r.final_answer == "{'k': [1, P!]}"
     r = run("final_answer({'k': [1, 2.5, None, 'x', (3,)]})")
     assert r.final_answer == {"k": [1, 2.5, None, "x", [3]]}
+
+
+def test_quadratic_native_folds_are_bounded() -> None:
+    r = run("import functools, operator\nfunctools.reduce(operator.add, [[1]] * 10**6)", timeout_s=1.0)
+    limited(r, max_s=3)
+    r = run("len(sum([[1]] * 10**6, []))", timeout_s=5.0)
+    assert r.text == "1000000" and r.duration_s < 3
+
+
+def test_sorted_with_user_key_is_budgeted() -> None:
+    r = run("sorted(range(10**6), key=lambda v: -v)[0]", max_operations=100_000)
+    limited(r)
