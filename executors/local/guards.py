@@ -9,6 +9,7 @@ Iterators and huge ranges handed to native code are wrapped so that native consu
 
 from __future__ import annotations
 
+import decimal
 import math
 import re
 import types
@@ -33,6 +34,12 @@ _PERCENT_RE = re.compile(r"%[-#0 +(]*(?:\*|(\d{4,}))?(?:\.(?:\*|(\d{4,})))?")
 _MUTATING_CONTAINERS = (list, dict, set, bytearray)
 _FAST_OWNERS = frozenset({list, dict, set, bytearray, str, bytes, tuple, frozenset, int, float})
 _GROWING = frozenset({list, dict, set, bytearray})
+
+
+def _type_one_arg(*args: Any) -> type:
+    if len(args) != 1:
+        raise SecurityError("type() with three arguments is not allowed; use a class statement")
+    return type(args[0])
 
 
 class Guards:
@@ -154,6 +161,11 @@ class Guards:
             return
         budget = self.budget
         for i, a in enumerate(args):
+            if a is type:
+                # Native code handed ``type`` could call it with three arguments (a class
+                # built from an unchecked namespace): it gets the one-argument form only.
+                args[i] = _type_one_arg
+                continue
             t = type(a)
             if t in _NO_ITER_TYPES:
                 continue
@@ -194,9 +206,13 @@ class Guards:
             if check is not None:
                 check(owner, tuple(args))
         for a in args:
-            if type(a) not in _NO_ITER_TYPES:
+            if type(a) not in _NO_ITER_TYPES or a is type:
                 self.prepare_args(fn, args)
                 break
+        if kwargs:
+            for k, v in kwargs.items():
+                if v is type:
+                    kwargs[k] = _type_one_arg
         result = fn(*args, **kwargs) if kwargs else fn(*args)
         tr = type(result)
         if tr in _SIZED_RESULT_TYPES:
@@ -272,6 +288,16 @@ class Guards:
                     "type() with three arguments is not allowed; use a class statement"
                 )
 
+        def decimal_context(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            values = [*args[:1], kwargs.get("prec"), kwargs.get("Emax"), kwargs.get("Emin")]
+            for v in values:
+                if isinstance(v, int) and abs(v) > 100_000:
+                    raise SizeLimitExceeded(
+                        f"decimal precision/exponent {v} is above the size budget"
+                    )
+
+        self.by_id[id(decimal.Context)] = decimal_context
+        self.by_id[id(decimal.localcontext)] = lambda a, k: decimal_context(a[1:], k)
         self.by_id[id(bytes)] = alloc
         self.by_id[id(bytearray)] = alloc
         self.by_id[id(math.factorial)] = fact

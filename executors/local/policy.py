@@ -59,6 +59,113 @@ def mark_safe(fn: Any) -> Any:
     return fn
 
 
+# Dunder names a class body may bind (protocol methods); everything else is refused.
+CLASS_DUNDERS = frozenset(
+    [
+        "__init__",
+        "__new__",
+        "__repr__",
+        "__str__",
+        "__eq__",
+        "__ne__",
+        "__lt__",
+        "__le__",
+        "__gt__",
+        "__ge__",
+        "__hash__",
+        "__bool__",
+        "__len__",
+        "__iter__",
+        "__next__",
+        "__reversed__",
+        "__contains__",
+        "__getitem__",
+        "__setitem__",
+        "__delitem__",
+        "__missing__",
+        "__call__",
+        "__enter__",
+        "__exit__",
+        "__add__",
+        "__radd__",
+        "__iadd__",
+        "__sub__",
+        "__rsub__",
+        "__isub__",
+        "__mul__",
+        "__rmul__",
+        "__imul__",
+        "__matmul__",
+        "__rmatmul__",
+        "__truediv__",
+        "__rtruediv__",
+        "__itruediv__",
+        "__floordiv__",
+        "__rfloordiv__",
+        "__ifloordiv__",
+        "__mod__",
+        "__rmod__",
+        "__imod__",
+        "__divmod__",
+        "__rdivmod__",
+        "__pow__",
+        "__rpow__",
+        "__ipow__",
+        "__lshift__",
+        "__rlshift__",
+        "__rshift__",
+        "__rrshift__",
+        "__and__",
+        "__rand__",
+        "__iand__",
+        "__or__",
+        "__ror__",
+        "__ior__",
+        "__xor__",
+        "__rxor__",
+        "__ixor__",
+        "__neg__",
+        "__pos__",
+        "__abs__",
+        "__invert__",
+        "__int__",
+        "__float__",
+        "__complex__",
+        "__index__",
+        "__round__",
+        "__trunc__",
+        "__floor__",
+        "__ceil__",
+        "__format__",
+        "__post_init__",
+        "__getattr__",
+        "__setattr__",
+        "__delattr__",
+        "__get__",
+        "__set__",
+        "__delete__",
+        "__set_name__",
+        "__init_subclass__",
+        "__class_getitem__",
+        "__match_args__",
+        "__slots__",
+        "__doc__",
+        "__instancecheck__",
+        "__subclasscheck__",
+        "__length_hint__",
+        "__bytes__",
+        "__sizeof__",
+        "__dir__",
+    ]
+)
+# Extra names native class factories (namedtuple, NamedTuple, dataclasses) put in a class dict.
+_FACTORY_DUNDERS = frozenset(
+    {"__module__", "__qualname__", "__doc__", "__dict__", "__weakref__", "__annotations__",
+     "__orig_bases__", "__getnewargs__", "__parameters__", "__abstractmethods__",
+     "__dataclass_fields__", "__dataclass_params__", "__replace__"}
+)  # fmt: skip
+_DYNAMIC_CLASS_MODULES = frozenset({"executors.local.guards", "executors.local.natives"})
+
 READABLE_DUNDERS = frozenset({"__name__", "__qualname__", "__doc__"})
 # Dunder methods that may be called on a super() object (super().__init__(...)).
 SUPER_DUNDERS = frozenset({
@@ -293,6 +400,8 @@ class Policy:
                 return self.safe_str_method(value.__name__, None)
             return value
         if isinstance(value, type):
+            if value.__module__ in _DYNAMIC_CLASS_MODULES and not is_user_owned(value):
+                return self.adopt_class(value)
             if self.root_denied(value.__module__) and value.__module__ != "builtins":
                 raise SecurityError(f"class {value.__module__}.{value.__qualname__} is not allowed")
             if value.__module__ == "builtins" and value.__name__ in ("type",):
@@ -316,6 +425,18 @@ class Policy:
         ):
             raise SecurityError(f"objects of type {mod}.{t.__qualname__} are not allowed")
         return value
+
+    def adopt_class(self, cls: type) -> type:
+        """A class a native factory (``type()``, NamedTuple(...)) built for the sandbox: it must
+        obey the class-body rules; then it is the sandbox's own."""
+        if cls.__qualname__ in ("Guards", "FinalAnswer") or "<locals>" in cls.__qualname__:
+            raise SecurityError(f"class {cls.__qualname__} is not available in the sandbox")
+        for key in vars(cls):
+            if is_dunder(key) and key not in CLASS_DUNDERS and key not in _FACTORY_DUNDERS:
+                raise SecurityError(f"special name {key!r} cannot be defined in the sandbox")
+        type.__setattr__(cls, USER_MARK_NAME, USER_MARK)
+        type.__setattr__(cls, "__module__", "__selfbox__")
+        return cls
 
     def root_denied(self, module_name: object) -> bool:
         """Members of these modules are refused unless the user authorized the module itself."""

@@ -575,7 +575,9 @@ def test_pickle_never_used_for_results() -> None:
 
 
 def test_quadratic_native_folds_are_bounded() -> None:
-    r = run("import functools, operator\nfunctools.reduce(operator.add, [[1]] * 10**6)", timeout_s=1.0)
+    r = run(
+        "import functools, operator\nfunctools.reduce(operator.add, [[1]] * 10**6)", timeout_s=1.0
+    )
     limited(r, max_s=3)
     r = run("len(sum([[1]] * 10**6, []))", timeout_s=5.0)
     assert r.text == "1000000" and r.duration_s < 3
@@ -584,3 +586,23 @@ def test_quadratic_native_folds_are_bounded() -> None:
 def test_sorted_with_user_key_is_budgeted() -> None:
     r = run("sorted(range(10**6), key=lambda v: -v)[0]", max_operations=100_000)
     limited(r)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import functools\nfunctools.partial(type, 'X', (), {'__del__': print})()",
+        "list(map(type, ['X'], [()], [{'__getattribute__': print}]))",
+        "import decimal\ndecimal.getcontext().prec = 10**9",
+        "import decimal\ndecimal.Context(prec=10**9)",
+        "import decimal\nwith decimal.localcontext(prec=10**9):\n    pass",
+    ],
+)
+def test_native_class_and_context_factories_checked(code: str) -> None:
+    r = run(code)
+    assert r.error is not None and r.error.name in SECURITY | BUDGET, r
+
+
+def test_functional_namedtuple_is_adopted() -> None:
+    r = run("import typing\nX = typing.NamedTuple('X', [('a', int)])\nX(1)._asdict()")
+    assert r.text == "{'a': 1}"
