@@ -61,6 +61,9 @@ class ContainerSpec:
     command: tuple[str, ...] = ("python3", "-m", "selfbox_runner")
 
     def host_config(self, api: docker.APIClient) -> dict[str, Any]:
+        # Docker mounts tmpfs noexec unless told otherwise. /tmp stays noexec; the home
+        # directory (the working directory, as on E2B) may hold scripts users run. Code in the
+        # sandbox can already run anything Python can, so exec there opens no new door.
         tmpfs_opts = "nosuid,nodev"
         result: dict[str, Any] = api.create_host_config(
             init=True,  # a real PID 1 reaps zombies and forwards signals
@@ -73,8 +76,9 @@ class ContainerSpec:
             nano_cpus=int(self.cpu * 1e9),
             pids_limit=self.pids,
             tmpfs={
-                "/tmp": f"size={self.disk_mb}m,mode=1777,{tmpfs_opts}",
-                SANDBOX_HOME: f"size={self.disk_mb}m,uid=1000,gid=1000,mode=0755,{tmpfs_opts}",
+                "/tmp": f"size={self.disk_mb}m,mode=1777,noexec,{tmpfs_opts}",
+                SANDBOX_HOME: f"size={self.disk_mb}m,uid=1000,gid=1000,mode=0755,exec,"
+                              f"{tmpfs_opts}",
             },
             shm_size=f"{min(self.disk_mb, 64)}m",
             ulimits=[docker.types.Ulimit(name="nofile", soft=4096, hard=4096)],

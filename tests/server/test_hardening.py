@@ -197,3 +197,20 @@ def test_the_docker_socket_and_host_are_out_of_reach(client: httpx.Client, sandb
     )
     text = run(client, sandbox, code)["results"][0]["data"]["text/plain"]
     assert text == "(False, False, [])"
+
+
+def test_scripts_run_from_home_but_not_from_tmp(client: httpx.Client, sandbox: str) -> None:
+    code = (
+        "import os, subprocess\n"
+        "ran = []\n"
+        "for d in ('/home/user', '/tmp'):\n"
+        "    path = d + '/x.sh'\n"
+        "    open(path, 'w').write('#!/bin/sh\\necho ran')\n"
+        "    os.chmod(path, 0o755)\n"
+        "    try:\n"
+        "        ran.append(subprocess.run([path], capture_output=True).stdout)\n"
+        "    except PermissionError:\n"
+        "        ran.append('noexec')\n"
+        "ran"
+    )
+    assert run(client, sandbox, code)["results"][0]["data"]["text/plain"] == "[b'ran\\n', 'noexec']"
