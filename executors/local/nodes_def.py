@@ -196,6 +196,10 @@ def _generator_function(
             if _closing(exc):
                 return None  # a budget stop while the generator is being closed: just close
             raise
+        except BaseException as exc:
+            with contextlib.suppress(AttributeError):
+                exc.__dict__["@sb_open"] = True  # the caller's line goes into the traceback
+            raise
         if r is RETURN:
             return fr.ret
         return None

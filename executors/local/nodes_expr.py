@@ -147,6 +147,43 @@ class ExprMixin(CompilerBase):
                 return left(f) - right(f)
 
             return sub
+        g = self.guards
+        max_bits = g.max_bits
+        _int, _float = int, float
+        if op is g.add:
+
+            def add_checked(f: Frame) -> Any:
+                a = left(f)
+                c = right(f)
+                ta = type(a)
+                if (ta is _int or ta is _float) and type(c) in (_int, _float):
+                    return a + c
+                return op(a, c)
+
+            return add_checked
+        if op is g.mod:
+
+            def mod(f: Frame) -> Any:
+                a = left(f)
+                if type(a) is _int:
+                    return a % right(f)
+                return op(a, right(f))
+
+            return mod
+        if op is g.mul:
+
+            def mul(f: Frame) -> Any:
+                a = left(f)
+                c = right(f)
+                ta = type(a)
+                tc = type(c)
+                if ta is _float and (tc is _float or tc is _int):
+                    return a * c
+                if ta is _int and tc is _int and a.bit_length() + c.bit_length() < max_bits:
+                    return a * c
+                return op(a, c)
+
+            return mul
 
         def binop(f: Frame) -> Any:
             return op(left(f), right(f))

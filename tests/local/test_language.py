@@ -210,3 +210,13 @@ def test_host_global_state_isolated(ex: Executor) -> None:
     assert random.random() == expected
     assert decimal.getcontext().prec == 28
     assert value(ex, "decimal.getcontext().prec") == "3"
+
+
+def test_traceback_inside_loops(ex: Executor) -> None:
+    r = ex.run(
+        "def gen():\n    yield 1\n    raise ValueError('in gen')\nfor v in gen():\n    w = v\n"
+    )
+    tb = r.error.traceback  # type: ignore[union-attr]
+    assert "line 4, col 1" in tb and "line 3, col 5, in gen" in tb and "line 5" not in tb
+    r = ex.run("for i in range(3):\n    x = 1\n    y = 1 / (i - 2)\n")
+    assert "line 3, col 5" in r.error.traceback  # type: ignore[union-attr]
