@@ -22,7 +22,7 @@ from .guards import Guards
 from .nodes_def import DefMixin
 from .nodes_expr import ExprMixin
 from .nodes_stmt import StmtMixin
-from .policy import CLASS_DUNDERS, Policy, is_dunder
+from .policy import CLASS_DUNDERS, USER_MARK, USER_MARK_NAME, Policy, is_dunder
 from .scope import Scope
 
 __all__ = ["Compiler", "Fn", "annotate"]
@@ -240,7 +240,11 @@ class Compiler(ExprMixin, StmtMixin, DefMixin):
             set_attr = self.p.set_attr
 
             def store_attr(f: Frame, v: Any) -> None:
-                set_attr(obj(f), attr, v)
+                o = obj(f)
+                if getattr(type(o), USER_MARK_NAME, None) is USER_MARK:
+                    setattr(o, attr, v)  # the sandbox's own instance; the name was checked above
+                else:
+                    set_attr(o, attr, v)
 
             return store_attr
         if isinstance(target, ast.Subscript):

@@ -34,6 +34,14 @@ _PERCENT_RE = re.compile(r"%[-#0 +(]*(?:\*|(\d{4,}))?(?:\.(?:\*|(\d{4,})))?")
 _MUTATING_CONTAINERS = (list, dict, set, bytearray)
 _FAST_OWNERS = frozenset({list, dict, set, bytearray, str, bytes, tuple, frozenset, int, float})
 _GROWING = frozenset({list, dict, set, bytearray})
+_CHECKED_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs", "replace", "join"})
+_PURE_IDS = frozenset(
+    id(f)
+    for f in (
+        len, abs, str, int, float, bool, repr, isinstance, issubclass, hash, ord, chr, round,
+        divmod, hex, oct, bin, callable, id, ascii,
+    )
+)  # fmt: skip
 
 
 def _type_one_arg(*args: Any) -> type:
@@ -176,15 +184,24 @@ class Guards:
                 args[i] = budget.iterate(a)
 
     def call_native(self, fn: Any, args: list[Any], kwargs: dict[str, Any] | None) -> Any:
+        if id(fn) in _PURE_IDS:
+            # len(), str(), abs()...: nothing to check unless an argument is an iterator.
+            for a in args:
+                if type(a) not in _NO_ITER_TYPES:
+                    break
+            else:
+                return fn(*args, **kwargs) if kwargs else fn(*args)
         t = type(fn)
         if t is types.BuiltinMethodType:
             owner = fn.__self__
             to = type(owner)
             if to in _FAST_OWNERS:
                 # A method of a builtin container/str: plain results, only sizes to check.
-                check = self.by_method.get((to, fn.__name__))
-                if check is not None:
-                    check(owner, tuple(args))
+                name = fn.__name__
+                if name in _CHECKED_METHODS:
+                    check = self.by_method.get((to, name))
+                    if check is not None:
+                        check(owner, tuple(args))
                 for a in args:
                     if type(a) not in _NO_ITER_TYPES:
                         self.prepare_args(fn, args)

@@ -136,13 +136,20 @@ def _function(
 ) -> Callable[..., Any]:
     params = getattr(binder, "params", None)
     n = len(params) if params is not None else -1
+    first_default = n - len(defaults) if params is not None else 1 << 30
 
     def user_function(*args: Any, **kwargs: Any) -> Any:
         b.left -= 1
         if b.left < 0:
             b.refill()
-        if len(args) == n and not kwargs:
+        na = len(args)
+        if na == n and not kwargs:
             fr = Frame(dict(zip(params, args, strict=False)), up, cls)  # type: ignore[arg-type]
+        elif first_default <= na < n and not kwargs:
+            l = dict(zip(params, args, strict=False))  # type: ignore[arg-type]  # noqa: E741
+            for i in range(na, n):
+                l[params[i]] = defaults[i - first_default]  # type: ignore[index]
+            fr = Frame(l, up, cls)
         else:
             fr = Frame(binder(args, kwargs, defaults, kwdefaults), up, cls)
         b.depth += 1

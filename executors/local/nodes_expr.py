@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .compiler_support import CompilerBase
 from .errors import SecurityError
+from .fastpaths import binop_closure, compare_closure
 from .frame import Frame
-from .policy import PLAIN_TYPES, SUPER_DUNDERS, is_dunder
+from .policy import PLAIN_TYPES, SUPER_DUNDERS, USER_MARK, USER_MARK_NAME, is_dunder
 
 if TYPE_CHECKING:
     from .compiler import Fn
@@ -21,6 +22,7 @@ __all__ = ["USER_CODES", "ExprMixin"]
 # Code objects of the closures that implement user functions (set by nodes_def).
 USER_CODES: set[types.CodeType] = set()
 _FunctionType = types.FunctionType
+_NO_ITER_ARGS = frozenset({int, float, str, bool, type(None), bytes, tuple, complex})
 _MethodType = types.MethodType
 _METHOD_FAST_TYPES = frozenset(
     {list, dict, str, set, int, float, tuple, bytes, frozenset, bytearray, complex, bool}
@@ -133,7 +135,15 @@ class ExprMixin(CompilerBase):
 
     def e_BinOp(self, node: ast.BinOp, sc: Scope) -> Fn:
         left = self.expr(node.left, sc)
+        opname = type(node.op).__name__
+        if isinstance(node.right, ast.Constant):
+            fast = binop_closure(opname, left, None, node.right.value)
+            if fast is not None:
+                return fast
         right = self.expr(node.right, sc)
+        fast = binop_closure(opname, left, right)
+        if fast is not None:
+            return fast
         op = self.binop(node.op, node.right)
         if op is operator.add:
 
@@ -150,7 +160,7 @@ class ExprMixin(CompilerBase):
         g = self.guards
         max_bits = g.max_bits
         _int, _float = int, float
-        if op is g.add:
+        if op == g.add:
 
             def add_checked(f: Frame) -> Any:
                 a = left(f)
@@ -161,7 +171,7 @@ class ExprMixin(CompilerBase):
                 return op(a, c)
 
             return add_checked
-        if op is g.mod:
+        if op == g.mod:
 
             def mod(f: Frame) -> Any:
                 a = left(f)
@@ -170,7 +180,7 @@ class ExprMixin(CompilerBase):
                 return op(a, right(f))
 
             return mod
-        if op is g.mul:
+        if op == g.mul:
 
             def mul(f: Frame) -> Any:
                 a = left(f)
@@ -238,6 +248,12 @@ class ExprMixin(CompilerBase):
     def e_Compare(self, node: ast.Compare, sc: Scope) -> Fn:
         left = self.expr(node.left, sc)
         ops = [_CMP[type(o)] for o in node.ops]
+        if len(ops) == 1:
+            right_node = node.comparators[0]
+            opname = type(node.ops[0]).__name__
+            if isinstance(right_node, ast.Constant):
+                return compare_closure(opname, left, None, right_node.value)
+            return compare_closure(opname, left, self.expr(right_node, sc))
         rights = [self.expr(c, sc) for c in node.comparators]
         if len(ops) == 1:
             op, right = ops[0], rights[0]
@@ -615,6 +631,12 @@ class ExprMixin(CompilerBase):
 
 def _call_slow(fn: Any, a: list[Any], kw: dict[str, Any] | None, call_native: Any) -> Any:
     t = type(fn)
+    if t is type and getattr(fn, USER_MARK_NAME, None) is USER_MARK and not kw:
+        for x in a:
+            if type(x) not in _NO_ITER_ARGS:
+                break
+        else:
+            return fn(*a)  # a sandbox class with plain arguments: __init__ is interpreted
     if t is _MethodType:
         func = fn.__func__
         if type(func) is _FunctionType and func.__code__ in USER_CODES:

@@ -1,0 +1,74 @@
+"""Specialised closures for the most frequent expression shapes.
+
+A closure-compiled interpreter pays one Python call per node; for comparisons and arithmetic
+with a constant operand, or a global function call, one call can be saved by generating the
+closure for the exact operator. The templates below are fixed host code (no user input).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["binop_closure", "compare_closure"]
+
+Fn = Callable[[Any], Any]
+
+_COMPARE_OPS = {
+    "Eq": "==", "NotEq": "!=", "Lt": "<", "LtE": "<=", "Gt": ">", "GtE": ">=",
+    "Is": "is", "IsNot": "is not", "In": "in", "NotIn": "not in",
+}  # fmt: skip
+# Operators that can never allocate more than their operands (no size check needed).
+_PLAIN_BINOPS = {
+    "Sub": "-", "Div": "/", "FloorDiv": "//", "RShift": ">>", "BitOr": "|", "BitXor": "^",
+    "BitAnd": "&",
+}  # fmt: skip
+
+_TEMPLATE = """
+def make(left, right):
+    def node(f):
+        return left(f) {op} right(f)
+    return node
+
+def make_const(left, c):
+    def node(f):
+        return left(f) {op} c
+    return node
+"""
+
+
+def _build(ops: dict[str, str]) -> dict[str, tuple[Any, Any]]:
+    out = {}
+    for name, op in ops.items():
+        ns: dict[str, Any] = {}
+        exec(_TEMPLATE.format(op=op), ns)  # fixed templates: an operator from the table above
+        out[name] = (ns["make"], ns["make_const"])
+    return out
+
+
+_COMPARE = _build(_COMPARE_OPS)
+_NUMERIC_CONST = _build({"Add": "+", "Mult": "*"})
+_BINOPS = _build(_PLAIN_BINOPS)
+_MISSING = object()
+
+
+def compare_closure(op: str, left: Fn, right: Fn | None, const: Any = _MISSING) -> Fn:
+    make, make_const = _COMPARE[op]
+    if right is None:
+        return make_const(left, const)  # type: ignore[no-any-return]
+    return make(left, right)  # type: ignore[no-any-return]
+
+
+def binop_closure(op: str, left: Fn, right: Fn | None, const: Any = _MISSING) -> Fn | None:
+    """A closure for an operator that needs no size guard, or None."""
+    pair = _BINOPS.get(op)
+    if pair is None and right is None and type(const) is float and op in _NUMERIC_CONST:
+        pair = _NUMERIC_CONST[op]  # x + 1.5, x * 0.5: no sequence can grow
+    elif pair is None and right is None and type(const) is int and op == "Add":
+        pair = _NUMERIC_CONST[op]  # x + 1: a sequence + int is a TypeError anyway
+    if pair is None:
+        return None
+    make, make_const = pair
+    if right is None:
+        return make_const(left, const)  # type: ignore[no-any-return]
+    return make(left, right)  # type: ignore[no-any-return]
