@@ -55,8 +55,8 @@ _MISSING = object()
 def compare_closure(op: str, left: Fn, right: Fn | None, const: Any = _MISSING) -> Fn:
     make, make_const = _COMPARE[op]
     if right is None:
-        return make_const(left, const)  # type: ignore[no-any-return]
-    return make(left, right)  # type: ignore[no-any-return]
+        return make_const(left, const)
+    return make(left, right)
 
 
 def binop_closure(op: str, left: Fn, right: Fn | None, const: Any = _MISSING) -> Fn | None:
@@ -70,5 +70,5 @@ def binop_closure(op: str, left: Fn, right: Fn | None, const: Any = _MISSING) ->
         return None
     make, make_const = pair
     if right is None:
-        return make_const(left, const)  # type: ignore[no-any-return]
-    return make(left, right)  # type: ignore[no-any-return]
+        return make_const(left, const)
+    return make(left, right)
