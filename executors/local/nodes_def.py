@@ -8,6 +8,7 @@ import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
+from .arity import MAX_ARITY, arity_factory
 from .compiler_support import annotate, invoke
 from .errors import InterpreterError, RecursionLimitExceeded, SecurityError
 from .frame import BREAK, CONTINUE, RETURN, ClassCell, Frame
@@ -217,6 +218,39 @@ def _generator_function(
     return user_generator
 
 
+_NA = object()  # "argument not given" in the generated fixed-arity functions
+
+
+def _too_deep(b: Budget) -> RecursionLimitExceeded:
+    return RecursionLimitExceeded(
+        f"maximum recursion depth exceeded (max_recursion_depth={b.max_depth})"
+    )
+
+
+def _mark_open(e: BaseException) -> None:
+    with contextlib.suppress(AttributeError):
+        e.__dict__["@sb_open"] = True
+
+
+def _fixed_arity_function(
+    binder: Any,
+    body: Any,
+    defaults: tuple[Any, ...],
+    kwdefaults: dict[str, Any],
+    up: Frame | None,
+    cls: ClassCell | None,
+    b: Budget,
+    expr_body: bool,
+) -> Callable[..., Any]:
+    params = binder.params
+    factory = arity_factory(len(params), len(defaults))
+    fn: Callable[..., Any] = factory(
+        params, binder, body, defaults, kwdefaults, up, cls, b, expr_body,
+        Frame, RETURN, _NA, _too_deep, _mark_open,
+    )  # fmt: skip
+    return fn
+
+
 for _factory in (_function, _generator_function):
     USER_CODES.add(_factory(None, None, (), {}, None, None, None, False).__code__)  # type: ignore[arg-type]
 
@@ -275,6 +309,8 @@ class DefMixin(GenMixin, MatchMixin):
             body = self.block(node.body, fsc)
             factory = _function
             expr_body = False
+        if factory is _function and len(getattr(binder, "params", (0,) * 99)) <= MAX_ARITY:
+            factory = _fixed_arity_function
         up = self._frame_up(sc)
         b = self.b
         qualname = name if sc.kind == "module" else f"{sc.name}.{name}"

@@ -221,4 +221,15 @@ SNIPPETS: list[str] = [
     "x = 0\nfor i in range(5):\n    x += i if i % 2 else -i\nx",
     "'%5s|%-5s|%05d|%x|%e' % ('a', 'b', 42, 255, 12345.678)",
     "a = 1; b = 2; a, b = b, a; (a, b)",
+    # call shapes of fixed-arity functions
+    "def f(a, b=2, c=3):\n    return a, b, c\nf(1), f(1, 5), f(1, 5, 6), f(a=0), f(1, c=9), f(*[7, 8])",
+    "def f(a, b=2):\n    return a + b\nf()",
+    "def f(a, b=2):\n    return a + b\nf(1, 2, 3)",
+    "def f(a, b):\n    return a - b\nf(1)",
+    "def f(a):\n    return a\nf(b=1)",
+    "g = lambda x, y=10: x * y\ng(2), g(2, 3), g(y=1, x=5)",
+    "def f():\n    return 'none'\nf(), list(map(lambda v: v + 1, [1, 2]))",
+    "def f(a, b, c, d):\n    return a + b + c + d\nf(1, 2, 3, 4), f(1, 2, *(3, 4)), f(d=1, c=2, b=3, a=4)",
+    "def f(a, b, c, d, e):\n    return e\nf(1, 2, 3, 4, 5)",
+    "class A:\n    def m(self, x=1):\n        return x\nA().m(), A().m(5), A.m(A(), 3)",
 ]
