@@ -183,6 +183,25 @@ class Guards:
             elif self._is_iterator_type(t):
                 args[i] = budget.iterate(a)
 
+    def call_method(self, owner: Any, method: Any, name: str, args: list[Any]) -> Any:
+        """``owner.name(*args)`` where ``owner`` is exactly a builtin str/list/dict/...."""
+        if name in _CHECKED_METHODS:
+            check = self.by_method.get((type(owner), name))
+            if check is not None:
+                check(owner, tuple(args))
+        for a in args:
+            if type(a) not in _NO_ITER_TYPES:
+                self.prepare_args(method, args)
+                break
+        result = method(*args)
+        if type(owner) in _GROWING and len(owner) > self.max_size:
+            n = len(owner)
+            owner.clear()
+            raise self.too_big(type(owner).__name__, n)
+        if type(result) in _SIZED_RESULT_TYPES and len(result) > 100_000:
+            self.check_size("result of a native call", len(result))
+        return result
+
     def call_native(self, fn: Any, args: list[Any], kwargs: dict[str, Any] | None) -> Any:
         if id(fn) in _PURE_IDS:
             # len(), str(), abs()...: nothing to check unless an argument is an iterator.

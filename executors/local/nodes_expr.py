@@ -11,7 +11,7 @@ from .compiler_support import CompilerBase
 from .errors import SecurityError
 from .fastpaths import binop_closure, compare_closure
 from .frame import Frame
-from .policy import PLAIN_TYPES, SUPER_DUNDERS, USER_MARK, USER_MARK_NAME, is_dunder
+from .policy import PLAIN_TYPES, SUPER_DUNDERS, USER_MARK_NAME, is_dunder
 
 if TYPE_CHECKING:
     from .compiler import Fn
@@ -514,15 +514,20 @@ class ExprMixin(CompilerBase):
             a0 = argf[0] if n > 0 else None
             a1 = argf[1] if n > 1 else None
 
+            call_method = self.guards.call_method
+
             def method_call_fast(f: Frame) -> Any:
                 o = obj(f)
-                m = getattr(o, name) if type(o) in _METHOD_FAST_TYPES else get(o)
+                builtin_owner = type(o) in _METHOD_FAST_TYPES
+                m = getattr(o, name) if builtin_owner else get(o)
                 if n == 0:
                     a: list[Any] = []
                 elif n == 1:
                     a = [a0(f)]  # type: ignore[misc]
                 else:
                     a = [a0(f), a1(f)]  # type: ignore[misc]
+                if builtin_owner:
+                    return call_method(o, m, name, a)
                 return _call_slow(m, a, None, call_native)
 
             return method_call_fast
@@ -631,7 +636,7 @@ class ExprMixin(CompilerBase):
 
 def _call_slow(fn: Any, a: list[Any], kw: dict[str, Any] | None, call_native: Any) -> Any:
     t = type(fn)
-    if t is type and getattr(fn, USER_MARK_NAME, None) is USER_MARK and not kw:
+    if t is type and USER_MARK_NAME in fn.__dict__ and not kw:
         for x in a:
             if type(x) not in _NO_ITER_ARGS:
                 break
