@@ -636,7 +636,7 @@ class ExprMixin(CompilerBase):
 
 def _call_slow(fn: Any, a: list[Any], kw: dict[str, Any] | None, call_native: Any) -> Any:
     t = type(fn)
-    if t is type and USER_MARK_NAME in fn.__dict__ and not kw:
+    if t is type and USER_MARK_NAME in fn.__dict__ and not kw and not issubclass(fn, type):
         for x in a:
             if type(x) not in _NO_ITER_ARGS:
                 break

@@ -368,8 +368,8 @@ class Policy:
 
     def guard_slow(self, value: Any) -> Any:
         t = type(value)
-        if getattr(t, USER_MARK_NAME, None) is USER_MARK:
-            return value  # an instance of a sandbox class
+        if getattr(t, USER_MARK_NAME, None) is USER_MARK and not isinstance(value, type):
+            return value  # an instance of a sandbox class (classes made by metaclasses: below)
         if isinstance(value, types.ModuleType):
             if not self.is_authorized(value.__name__):
                 raise SecurityError(f"module {value.__name__} is not authorized")
@@ -484,10 +484,11 @@ class Policy:
 
     def get_attr(self, obj: Any, name: Any) -> Any:
         name = self.check_name(obj, name, "read")
-        if isinstance(obj, str) and name in ("format", "format_map"):
-            return self.safe_str_method(name, obj)
-        if isinstance(obj, type) and issubclass(obj, str) and name in ("format", "format_map"):
-            return self.safe_str_method(name, None)
+        if name in ("format", "format_map"):
+            owner = obj if isinstance(obj, type) else type(obj)
+            # str's own format (not a user override in a str subclass) gets the safe version
+            if issubclass(owner, str) and getattr(owner, name) is getattr(str, name):
+                return self.safe_str_method(name, None if isinstance(obj, type) else obj)
         value = getattr(obj, name)
         if type(value) in PLAIN_TYPES:
             return value

@@ -606,3 +606,60 @@ def test_native_class_and_context_factories_checked(code: str) -> None:
 def test_functional_namedtuple_is_adopted() -> None:
     r = run("import typing\nX = typing.NamedTuple('X', [('a', int)])\nX(1)._asdict()")
     assert r.text == "{'a': 1}"
+
+
+CLASS_TRICKS = [
+    # decorators returning builtins or dunder-bearing objects
+    "def deco(f):\n    return getattr\n@deco\ndef g():\n    pass\ng(1, '__class__')",
+    "def deco(c):\n    return c.__base__\n@deco\nclass A:\n    pass",
+    "@property\ndef p(self):\n    return self.__class__\n",
+    # class-body name tricks
+    "class A:\n    __getattribute__ = lambda self, n: 1",
+    "class A:\n    __reduce_ex__ = lambda self, p: (print, ('x',))",
+    "class A:\n    __class_getitem__ = classmethod(lambda c, i: c.__mro__)\nA[0]",
+    "class A:\n    x = __class__",
+    "class A:\n    locals()",
+    "class A:\n    __qualname__ = 'B'",
+    "class A:\n    __module__ = 'os'",
+    "class A:\n    __dict__ = 1",
+    "class A:\n    __weakref__ = 1",
+    "class A:\n    __init_subclass__ = print\n    __set_name__ = getattr\nA.__set_name__",
+    # descriptors
+    "class D:\n    def __get__(self, obj, owner):\n        return owner.__dict__\nclass A:\n    d = D()\nA.d",
+    "class D:\n    def __get__(self, obj, owner):\n        return getattr(owner, '__dict__')\nclass A:\n    d = D()\nA().d",
+    # super() tricks
+    "class A:\n    def f(self):\n        return super().__getattribute__('__dict__')\nA().f()",
+    "class A:\n    def f(self):\n        return super().__class__\nA().f()",
+    "class A:\n    def f(self):\n        return super().__thisclass__\nA().f()",
+    "class A:\n    def f(self):\n        return super().__self__\nA().f()",
+    "class A:\n    def f(self):\n        s = super()\n        return s.__setattr__('__class__', int)\nA().f()",
+    "super(type, int).__subclasses__()",
+    # metaclasses
+    "class M(type):\n    def __getattr__(cls, n):\n        return 1\nclass A(metaclass=M):\n    pass\nA.__dict__",
+    "class M(type):\n    pass\nM('X', (), {'__del__': print})",
+    "class M(type):\n    def __new__(m, n, b, ns):\n        ns['__del__'] = print\n        return super().__new__(m, n, b, ns)\nclass A(metaclass=M):\n    pass",
+    "class A(metaclass=print):\n    pass",
+    # format/str subclass tricks
+    "class S(str):\n    pass\nS('{0.__class__}').format_map({'0': 1})",
+    "'{0.__class__!r:>10}'.format(1)",
+    "'{0:{1.__class__}}'.format(1, 2)",
+    "'{0[0].__class__}'.format([1])",
+    # protected names via routes other than assignment
+    "import math as final_answer",
+    "def f():\n    nonlocal final_answer",
+    "for final_answer, x in [(1, 2)]:\n    pass",
+    "with open('x') as (final_answer, y):\n    pass",
+    "match 1:\n    case final_answer:\n        pass",
+]
+
+
+@pytest.mark.parametrize("code", CLASS_TRICKS)
+def test_class_decorator_descriptor_super_tricks(code: str) -> None:
+    r = run(code)
+    assert r.status == "error", r
+    assert r.error is not None and r.error.name in SECURITY | {"NameError", "SyntaxError"}, r.error
+
+
+def test_str_subclass_may_override_format() -> None:
+    r = run("class S(str):\n    def format(self, *a):\n        return 'own'\nS('x').format(1)")
+    assert r.text == "'own'"
