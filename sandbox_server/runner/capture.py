@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 
 _READ_SIZE = 1 << 16
+DRAIN_TIMEOUT_S = 2.0
 
 
 class StreamCapture:
@@ -48,8 +49,9 @@ class StreamCapture:
             pass
         os.dup2(self._write_fd, self.fd)
 
-    def drain(self, timeout_s: float = 2.0) -> None:
-        """Wait until everything written to the fd so far has been forwarded.
+    def mark(self) -> threading.Event | None:
+        """Start a drain: the returned event is set once everything written to the fd so far
+        has been forwarded (None if the fd cannot be written).
 
         A random marker goes through the pipe behind the pending data (one write below
         PIPE_BUF is atomic); when the pump sees it, all earlier bytes have been emitted.
@@ -61,8 +63,8 @@ class StreamCapture:
         try:
             os.write(self.fd, marker)
         except OSError:
-            return
-        self._drained.wait(timeout_s)
+            return None
+        return self._drained
 
     def _pump(self) -> None:
         pending = b""
@@ -122,5 +124,8 @@ class Captures:
                     stream.flush()
             except Exception:  # a user's replacement stream may be anything
                 pass
-        self.out.drain()
-        self.err.drain()
+        # Both markers first, then both waits: the two pumps drain in parallel.
+        pending = [capture.mark() for capture in (self.out, self.err)]
+        for event in pending:
+            if event is not None:
+                event.wait(DRAIN_TIMEOUT_S)
