@@ -81,6 +81,12 @@ class LocalExecutor(Executor):
                 raise ConfigurationError(
                     f"{name} must be a positive integer, got {value!r}", argument=name
                 )
+            if name == "max_recursion_depth" and value > 2000:
+                raise ConfigurationError(
+                    "max_recursion_depth must be at most 2000 (deeper recursion would risk the "
+                    "host's C stack)",
+                    argument=name,
+                )
             values[name] = value
         self.limits = Limits(timeout_s=self.timeout_s, **values)
         self.isolation: Isolation = isolation

@@ -33,6 +33,7 @@ from .scope import analyze
 
 __all__ = ["Interpreter"]
 
+_MAX_HOST_RECURSION = 25_000
 _SUSPICIOUS = re.compile(r"(?:[-+~]\s*){40,}|(?:\bnot\s+){40,}|[(\[{]{40,}")
 
 
@@ -159,7 +160,9 @@ class Interpreter:
         self.execution_count += 1
         b = self.budget
         old_limit = sys.getrecursionlimit()
-        wanted = min(self.limits.max_recursion_depth * 20 + 3000, 60_000)
+        # Enough host frames for the allowed depth, but few enough that nested native recursion
+        # (repr of a deeply nested list, generator chains) ends in RecursionError, not a crash.
+        wanted = min(self.limits.max_recursion_depth * 20 + 3000, _MAX_HOST_RECURSION)
         if wanted > old_limit:
             sys.setrecursionlimit(wanted)
         execution = Execution(execution_count=self.execution_count)

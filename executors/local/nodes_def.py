@@ -197,9 +197,41 @@ def _generator_function(
     b: Budget,
     expr_body: bool,
 ) -> Callable[..., Any]:
+    def drive(fr: Frame) -> Any:
+        # ``yield from body(fr)`` written out, so that the recursion depth counts while the
+        # body runs (between a resume and the next yield) and not while it is suspended:
+        # a chain of generators resuming each other is recursion on the host's C stack.
+        gen = body(fr)
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            b.depth += 1
+            if b.depth > b.max_depth:
+                b.depth -= 1
+                gen.close()
+                raise _too_deep(b)
+            try:
+                if error is None:
+                    item = gen.send(value)
+                else:
+                    item = gen.throw(error)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                b.depth -= 1
+                error = None
+            try:
+                value = yield item
+            except GeneratorExit:
+                gen.close()
+                raise
+            except BaseException as exc:
+                error = exc
+                value = None
+
     def run(fr: Frame) -> Any:
         try:
-            r = yield from body(fr)
+            r = yield from drive(fr)
         except InterpreterError as exc:
             if _closing(exc):
                 return None  # a budget stop while the generator is being closed: just close

@@ -119,3 +119,29 @@ def test_memory_growth_stopped_in_process(code: str) -> None:
     r = run(code, max_memory_mb=300, timeout_s=10)
     assert r.error is not None and r.error.name in ("MemoryLimitExceeded", "MemoryError"), r.error
     assert r.duration_s < 5
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "def g(n):\n    yield from g(n + 1)\nnext(g(0))",
+        "def g(n):\n    for x in g(n + 1):\n        yield x\nlist(g(0))",
+        "def f(n):\n    return sorted([1, 2], key=lambda v: f(n + 1))\nf(0)",
+        "x = []\nfor i in range(10**5):\n    x = [x]\nrepr(x)",
+        "import json\nx = []\nfor i in range(10**5):\n    x = [x]\njson.dumps(x)",
+        "class A:\n    def __eq__(self, o):\n        return [self] == [o]\nA() == A()",
+    ],
+)
+@pytest.mark.parametrize("depth", [1000, 2000])
+def test_deep_native_recursion_is_an_error_not_a_crash(code: str, depth: int) -> None:
+    r = run(code, max_recursion_depth=depth)
+    assert r.error is not None and r.error.name in ("RecursionLimitExceeded", "RecursionError")
+
+
+def test_recursion_depth_configurable_up_to_2000() -> None:
+    r = run(
+        "def s(n):\n    return 0 if n == 0 else n + s(n - 1)\ns(1990)", max_recursion_depth=2000
+    )
+    assert r.text == str(sum(range(1991))), r.error
+    with pytest.raises(Exception, match="max_recursion_depth"):
+        run("1", max_recursion_depth=10_000)
