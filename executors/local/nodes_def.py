@@ -211,10 +211,7 @@ def _generator_function(
                 gen.close()
                 raise _too_deep(b)
             try:
-                if error is None:
-                    item = gen.send(value)
-                else:
-                    item = gen.throw(error)
+                item = gen.send(value) if error is None else gen.throw(error)
             except StopIteration as stop:
                 return stop.value
             finally:
