@@ -25,7 +25,7 @@ def _presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-def require_key(request: Request) -> str:
+async def require_key(request: Request) -> str:
     """FastAPI dependency: the caller's key id, or 401."""
     presented = _presented_key(request)
     if presented is None:

@@ -12,7 +12,7 @@ from ..manager import SandboxManager
 __all__ = ["Manager", "Owner"]
 
 
-def _manager(request: Request) -> SandboxManager:
+async def _manager(request: Request) -> SandboxManager:
     manager: SandboxManager = request.app.state.manager
     return manager
 
