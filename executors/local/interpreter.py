@@ -129,6 +129,7 @@ class Interpreter:
         except (RecursionError, MemoryError):
             raise SourceLimitExceeded("source is too deeply nested to parse") from None
         _check_depth(tree, self.limits.max_nesting_depth * 5)
+        _check_loops(tree)
         module_scope, scopes = analyze(tree)
         compiler = Compiler(
             budget=self.budget,
@@ -212,6 +213,31 @@ class Interpreter:
         except UNCATCHABLE:
             tb = f"{type(exc).__name__}: {safe_str(exc)}"
         execution.error = ExecutionError(type(exc).__name__, safe_str(exc), tb)
+
+
+def _check_loops(tree: ast.AST) -> None:
+    """``break``/``continue`` outside a loop are SyntaxErrors in CPython (ast.parse allows them)."""
+    stack: list[tuple[ast.AST, bool]] = [(tree, False)]
+    while stack:
+        node, in_loop = stack.pop()
+        if isinstance(node, (ast.Break, ast.Continue)) and not in_loop:
+            word = "break" if isinstance(node, ast.Break) else "continue"
+            err = SyntaxError(f"'{word}' outside loop")
+            err.lineno, err.offset = node.lineno, node.col_offset + 1
+            raise err
+        for field, value in ast.iter_fields(node):
+            children = value if isinstance(value, list) else [value]
+            for child in children:
+                if not isinstance(child, ast.AST):
+                    continue
+                if isinstance(
+                    node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+                ):
+                    stack.append((child, False))
+                elif isinstance(node, (ast.For, ast.While, ast.AsyncFor)) and field == "body":
+                    stack.append((child, True))
+                else:
+                    stack.append((child, in_loop))
 
 
 def _check_depth(tree: ast.AST, limit: int) -> None:

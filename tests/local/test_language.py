@@ -220,3 +220,20 @@ def test_traceback_inside_loops(ex: Executor) -> None:
     assert "line 4, col 1" in tb and "line 3, col 5, in gen" in tb and "line 5" not in tb
     r = ex.run("for i in range(3):\n    x = 1\n    y = 1 / (i - 2)\n")
     assert "line 3, col 5" in r.error.traceback  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "break",
+        "continue",
+        "def f():\n    break",
+        "for i in range(2):\n    def g():\n        continue",
+        "while False:\n    pass\nelse:\n    break",
+        "return 1",
+        "class A:\n    return 1",
+    ],
+)
+def test_misplaced_control_flow_is_a_syntax_error(ex: Executor, code: str) -> None:
+    r = ex.run(code)
+    assert r.error is not None and r.error.name == "SyntaxError", r
