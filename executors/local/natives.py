@@ -252,8 +252,40 @@ def make_builtins(budget: Budget, policy: Policy, guards: Guards) -> dict[str, A
         # a native doing work proportional to the accumulator (operator.add on lists).
         return functools.reduce(function, budget.iterate(iterable), *initial)
 
-    policy.overrides["functools"] = {"reduce": reduce}
-    policy.safe_ids.add(id(reduce))
+    allowed_assigned = frozenset(functools.WRAPPER_ASSIGNMENTS)
+    allowed_updated = frozenset(functools.WRAPPER_UPDATES)
+
+    def update_wrapper(
+        wrapper: Any,
+        wrapped: Any,
+        assigned: Any = functools.WRAPPER_ASSIGNMENTS,
+        updated: Any = functools.WRAPPER_UPDATES,
+    ) -> Any:
+        # The native version reads and writes attributes by (dunder) name: only the standard
+        # names, and only onto the sandbox's own objects.
+        if not is_user_owned(wrapper):
+            raise SecurityError("update_wrapper() can only update functions defined in the sandbox")
+        if not (set(assigned) <= allowed_assigned and set(updated) <= allowed_updated):
+            raise SecurityError("update_wrapper() only copies the standard attributes")
+        return functools.update_wrapper(wrapper, wrapped, tuple(assigned), tuple(updated))
+
+    def wraps(
+        wrapped: Any,
+        assigned: Any = functools.WRAPPER_ASSIGNMENTS,
+        updated: Any = functools.WRAPPER_UPDATES,
+    ) -> Any:
+        def decorator(wrapper: Any) -> Any:
+            return update_wrapper(wrapper, wrapped, assigned, updated)
+
+        return mark_safe(decorator)
+
+    policy.overrides["functools"] = {
+        "reduce": reduce,
+        "update_wrapper": update_wrapper,
+        "wraps": wraps,
+    }
+    for fn in (reduce, update_wrapper, wraps):
+        policy.safe_ids.add(id(fn))
     policy.safe_ids.add(id(namedtuple))
     for fn in (
         *replacements.values(),

@@ -663,3 +663,15 @@ def test_class_decorator_descriptor_super_tricks(code: str) -> None:
 def test_str_subclass_may_override_format() -> None:
     r = run("class S(str):\n    def format(self, *a):\n        return 'own'\nS('x').format(1)")
     assert r.text == "'own'"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import functools\nclass H:\n    pass\nh = H()\nfunctools.update_wrapper(h, print, assigned=('__globals__',))",
+        "import functools\ndef f():\n    pass\nfunctools.update_wrapper(print, f)",
+        "import functools\ndef f():\n    pass\nfunctools.wraps(f, assigned=('__code__',))(lambda: 0)",
+    ],
+)
+def test_update_wrapper_restricted(code: str) -> None:
+    blocked(run(code))
