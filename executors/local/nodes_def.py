@@ -334,6 +334,28 @@ class DefMixin(GenMixin, MatchMixin):
             body = self.gen_block(node.body, fsc)
             factory = _generator_function
             expr_body = False
+        elif (
+            len(node.body) == 1
+            and isinstance(node.body[0], ast.Return)
+            and node.body[0].value is not None
+        ):
+            # def f(...): return <expr> -- evaluated like a lambda body (no block, no signal)
+            ret = node.body[0]
+            value = self.expr(ret.value, fsc)
+            pos = (ret.lineno, ret.col_offset, fsc.name)
+            b_ = self.b
+
+            def return_body(fr: Frame) -> Any:
+                b_.left -= 1
+                try:
+                    return value(fr)
+                except BaseException as e:
+                    annotate(e, pos)
+                    raise
+
+            body = return_body
+            factory = _function
+            expr_body = True
         else:
             body = self.block(node.body, fsc)
             factory = _function

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 from .compiler_support import CompilerBase
 from .errors import SecurityError
 from .fastpaths import binop_closure, compare_closure
+from .frame import MISSING as _MISS
 from .frame import Frame
 from .policy import PLAIN_TYPES, SUPER_DUNDERS, USER_MARK_NAME, is_dunder
 
@@ -454,6 +455,50 @@ class ExprMixin(CompilerBase):
                     return _call_slow(fn, [], None, call_native)
 
                 return call0
+            func_node = node.func
+            if (
+                len(argf) in (1, 2)
+                and isinstance(func_node, ast.Name)
+                and func_node.id not in self.protected
+                and not is_dunder(func_node.id)
+                and sc.resolve(func_node.id)[0] == "global"
+            ):
+                # f(x) / f(x, y) with f a global or builtin: the name lookup inlined.
+                fname = func_node.id
+                g_get = self.g.get
+                b_get = self.builtins.get
+                missing = self.name_missing
+                miss = _MISS
+                if len(argf) == 1:
+                    a0 = argf[0]
+
+                    def call_global1(f: Frame) -> Any:
+                        fn = g_get(fname, miss)
+                        if fn is miss:
+                            fn = b_get(fname, miss)
+                            if fn is miss:
+                                fn = missing(fname)
+                        x = a0(f)
+                        if type(fn) is _FunctionType and fn.__code__ in codes:
+                            return fn(x)
+                        return _call_slow(fn, [x], None, call_native)
+
+                    return call_global1
+                a0, a1 = argf
+
+                def call_global2(f: Frame) -> Any:
+                    fn = g_get(fname, miss)
+                    if fn is miss:
+                        fn = b_get(fname, miss)
+                        if fn is miss:
+                            fn = missing(fname)
+                    x = a0(f)
+                    y = a1(f)
+                    if type(fn) is _FunctionType and fn.__code__ in codes:
+                        return fn(x, y)
+                    return _call_slow(fn, [x, y], None, call_native)
+
+                return call_global2
             if len(argf) == 1:
                 a0 = argf[0]
 
