@@ -519,14 +519,23 @@ class DefMixin(GenMixin, MatchMixin):
             check_size("comprehension result", len(out))
             return out
 
-        if kind == "list" and len(levels) == 1 and not levels[0][1]:
-            store0 = levels[0][0]
+        if len(levels) == 1:
+            # One ``for`` clause (the usual case): a flat loop, the target stored inline when
+            # it is a plain name of the comprehension's own scope.
+            store0, conds, _ = levels[0]
+            gen0 = node.generators[0]
+            target = gen0.target.id if isinstance(gen0.target, ast.Name) else None
+            if target is not None and csc.resolve(target)[0] != "local":
+                target = None
+            conds_t = tuple(conds)
+            is_list = kind == "list"
+            is_set = kind == "set"
 
-            def list_comprehension(f: Frame) -> Any:
+            def flat_comprehension(f: Frame) -> Any:
                 iterable = first(f)
                 cf = Frame({}, up(f), f.cls)
-                out: list[Any] = []
-                append = out.append
+                ns = cf.l
+                out: Any = [] if is_list else set() if is_set else {}
                 for x in iterable:
                     b.left -= 1
                     if b.left < 0:
@@ -534,12 +543,29 @@ class DefMixin(GenMixin, MatchMixin):
                     b.iters -= 1
                     if b.iters < 0:
                         b.iterations_exceeded()
-                    store0(cf, x)
-                    append(elt(cf))
-                check_size("comprehension result", len(out))
+                    if target is not None:
+                        ns[target] = x
+                    else:
+                        store0(cf, x)
+                    if conds_t:
+                        for c in conds_t:
+                            if not c(cf):
+                                break
+                        else:
+                            c = None
+                        if c is not None:
+                            continue
+                    if is_list:
+                        out.append(elt(cf))
+                    elif is_set:
+                        out.add(elt(cf))
+                    else:
+                        out[key(cf)] = value(cf)
+                if len(out) > 100_000:
+                    check_size("comprehension result", len(out))
                 return out
 
-            return list_comprehension
+            return flat_comprehension
         return comprehension
 
     def e_ListComp(self, node: ast.ListComp, sc: Scope) -> Fn:
