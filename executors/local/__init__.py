@@ -19,7 +19,7 @@ from .errors import (
 )
 from .executor import LocalExecutor
 from .interpreter import Interpreter
-from .policy import DEFAULT_AUTHORIZED_IMPORTS
+from .rules import DEFAULT_AUTHORIZED_IMPORTS
 
 __all__ = [
     "DEFAULT_AUTHORIZED_IMPORTS",

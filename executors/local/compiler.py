@@ -19,10 +19,14 @@ from .compiler_support import annotate
 from .errors import UNCATCHABLE, SecurityError, UnsupportedSyntaxError
 from .frame import BREAK, CONTINUE, MISSING, RETURN, Frame
 from .guards import Guards
+from .nodes_call import CallMixin
+from .nodes_comp import CompMixin
 from .nodes_def import DefMixin
+from .nodes_exc import ExcMixin
 from .nodes_expr import ExprMixin
 from .nodes_stmt import StmtMixin
-from .policy import CLASS_DUNDERS, USER_MARK, USER_MARK_NAME, Policy, is_dunder
+from .policy import Policy
+from .rules import CLASS_DUNDERS, USER_MARK, USER_MARK_NAME, is_dunder
 from .scope import Scope
 
 __all__ = ["Compiler", "Fn", "annotate"]
@@ -33,7 +37,7 @@ Store = Callable[[Frame, Any], None]
 READABLE_NAMES = frozenset({"__name__"})
 
 
-class Compiler(ExprMixin, StmtMixin, DefMixin):
+class Compiler(ExprMixin, CallMixin, StmtMixin, ExcMixin, DefMixin, CompMixin):
     def __init__(
         self,
         *,

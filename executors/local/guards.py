@@ -19,7 +19,8 @@ from typing import Any
 
 from .budget import Budget
 from .errors import SecurityError, SizeLimitExceeded
-from .policy import PLAIN_TYPES, Policy
+from .policy import Policy
+from .rules import PLAIN_TYPES
 
 __all__ = ["Guards"]
 

@@ -28,7 +28,8 @@ from .formatting import format_traceback, safe_repr, safe_str, to_plain
 from .frame import Frame
 from .guards import Guards
 from .natives import FinalAnswer, make_builtins
-from .policy import DEFAULT_AUTHORIZED_IMPORTS, PLAIN_TYPES, Policy
+from .policy import Policy
+from .rules import DEFAULT_AUTHORIZED_IMPORTS, PLAIN_TYPES
 from .scope import analyze
 
 __all__ = ["Interpreter"]

@@ -19,7 +19,8 @@ from typing import Any, cast
 from .budget import Budget
 from .errors import FinalAnswerSignal, SecurityError, TimeoutExceeded
 from .guards import Guards
-from .policy import USER_MARK, USER_MARK_NAME, Policy, is_user_owned, mark_safe
+from .policy import Policy
+from .rules import USER_MARK, USER_MARK_NAME, is_user_owned, mark_safe
 
 __all__ = ["FinalAnswer", "make_builtins"]
 

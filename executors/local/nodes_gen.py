@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .compiler_support import CompilerBase, annotate
 from .errors import UNCATCHABLE
 from .frame import BREAK, CONTINUE, Frame
-from .policy import is_user_owned
+from .rules import is_user_owned
 
 if TYPE_CHECKING:
     from .compiler import Fn
@@ -183,7 +183,7 @@ class GenMixin(CompilerBase):
         raise self.unsupported(node, f"yield inside {type(node).__name__}")
 
     def _gtry(self, node: ast.Try, sc: Scope) -> Fn:
-        from .nodes_stmt import _valid_except_type
+        from .nodes_exc import _valid_except_type
 
         body = self.gen_block(node.body, sc)
         handlers = []

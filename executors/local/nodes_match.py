@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from .compiler_support import CompilerBase
 from .frame import Frame
-from .policy import is_dunder
+from .rules import is_dunder
 
 if TYPE_CHECKING:
     from .compiler import Fn
