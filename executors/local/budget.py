@@ -126,6 +126,10 @@ class Budget:
         self._rss_limit = None if base is None else base + lim.max_memory_mb * 2**20
         self.refill()
 
+    def abort(self) -> None:
+        """Stop the running code at its next step (called from another thread)."""
+        self._trip(TimeoutExceeded("execution was interrupted by the host"))
+
     def stop(self) -> None:
         self.active = False
         self.left = -(2**62)

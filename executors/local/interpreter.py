@@ -7,6 +7,7 @@ import decimal
 import random
 import re
 import sys
+import threading
 import time
 import tokenize
 from collections.abc import Callable, Iterable, Mapping
@@ -42,7 +43,11 @@ class Interpreter:
     """State (namespace, tools) and policy of one sandbox; :meth:`run` executes code in it."""
 
     def __init__(
-        self, *, additional_authorized_imports: Iterable[str] = (), limits: Limits | None = None
+        self,
+        *,
+        additional_authorized_imports: Iterable[str] = (),
+        limits: Limits | None = None,
+        big_stack: bool = True,
     ) -> None:
         self.limits = limits or Limits()
         self.budget = Budget(self.limits)
@@ -54,6 +59,7 @@ class Interpreter:
         self.policy.safe_ids.add(id(self.protected["final_answer"]))
         self.frame = Frame(self.globals, None, None)
         self.execution_count = 0
+        self.big_stack = big_stack
         self._decimal_context = decimal.Context()
         self._random_state = random.Random().getstate()
 
@@ -158,6 +164,27 @@ class Interpreter:
 
     # -- running ---------------------------------------------------------------------------
     def run(self, code: str, timeout_s: float | None = None) -> Execution:
+        """Run ``code``; by default on a worker thread with a very large C stack.
+
+        Some native recursion has no depth guard in CPython (hashing a tuple nested 150,000
+        levels deep overflows an 8 MB stack and kills the process). With a 1 GiB stack such a
+        structure would need more loop iterations than the budgets allow.
+        """
+        if not self.big_stack:
+            return self._run(code, timeout_s)
+        box: list[Execution] = []
+        thread = _start_big_stack_thread(lambda: box.append(self._run(code, timeout_s)))
+        if thread is None:  # the system refused the stack: run here (8 MB main stack)
+            return self._run(code, timeout_s)
+        try:
+            thread.join()
+        except BaseException:  # e.g. KeyboardInterrupt in the caller: stop the code, then leave
+            self.budget.abort()
+            thread.join()
+            raise
+        return box[0]
+
+    def _run(self, code: str, timeout_s: float | None = None) -> Execution:
         started = time.perf_counter()
         self.execution_count += 1
         b = self.budget
@@ -214,6 +241,26 @@ class Interpreter:
         except UNCATCHABLE:
             tb = f"{type(exc).__name__}: {safe_str(exc)}"
         execution.error = ExecutionError(type(exc).__name__, safe_str(exc), tb)
+
+
+_STACK_LOCK = threading.Lock()
+_BIG_STACK = 1 << 30
+
+
+def _start_big_stack_thread(target: Callable[[], None]) -> threading.Thread | None:
+    with _STACK_LOCK:  # threading.stack_size() is process-wide: set it only around start()
+        try:
+            old = threading.stack_size(_BIG_STACK)
+        except (ValueError, RuntimeError):
+            return None
+        try:
+            thread = threading.Thread(target=target, name="selfbox-local", daemon=True)
+            thread.start()
+        except RuntimeError:
+            return None
+        finally:
+            threading.stack_size(old)
+    return thread
 
 
 def _check_loops(tree: ast.AST) -> None:

@@ -236,13 +236,40 @@ def child_main() -> None:
         return message
 
     init = recv()
-    from .interpreter import Interpreter
+    from .interpreter import _BIG_STACK, _start_big_stack_thread
 
     limits = Limits(**init["limits"])
-    _apply_rlimits(limits)
+    # Serve from a thread with a 1 GiB C stack (see Interpreter.run), created before the
+    # address-space limit, which then has to leave room for it.
+    done: list[BaseException | None] = []
+
+    def serve_thread() -> None:
+        try:
+            _serve(init, limits, send, recv)
+        except BaseException as exc:
+            done.append(exc)
+
+    thread = _start_big_stack_thread(serve_thread)
+    _apply_rlimits(limits, extra=_BIG_STACK if thread is not None else 0)
+    if thread is None:
+        _serve(init, limits, send, recv)
+        return
+    thread.join()
+
+
+def _serve(
+    init: dict[str, Any],
+    limits: Limits,
+    send: Callable[[dict[str, Any]], None],
+    recv: Callable[[], dict[str, Any]],
+) -> None:
+    from .interpreter import Interpreter
+
     if hasattr(sys, "set_int_max_str_digits"):
         sys.set_int_max_str_digits(4300)
-    interp = Interpreter(additional_authorized_imports=init["imports"], limits=limits)
+    interp = Interpreter(
+        additional_authorized_imports=init["imports"], limits=limits, big_stack=False
+    )
     interp.budget.on_output = lambda text: send({"op": "output", "text": text})
 
     def make_tool(tool_name: str) -> Callable[..., Any]:
@@ -279,12 +306,12 @@ def child_main() -> None:
             send({"op": "result", "execution": _json_plain(execution.to_dict())})
 
 
-def _apply_rlimits(limits: Limits) -> None:
+def _apply_rlimits(limits: Limits, extra: int = 0) -> None:
     try:
         import resource
     except ImportError:  # not on POSIX: the kill on timeout is still there
         return
-    address_space = (limits.max_memory_mb + 512) * 2**20
+    address_space = (limits.max_memory_mb + 512) * 2**20 + extra
     cpu = int(max(60, limits.timeout_s * 20))
     for which, value in (
         (resource.RLIMIT_AS, address_space),

@@ -145,3 +145,16 @@ def test_recursion_depth_configurable_up_to_2000() -> None:
     assert r.text == str(sum(range(1991))), r.error
     with pytest.raises(Exception, match="max_recursion_depth"):
         run("1", max_recursion_depth=10_000)
+
+
+def test_unguarded_native_recursion_does_not_crash_the_host() -> None:
+    # CPython's tuple hash recurses without a depth check: 150k levels overflow an 8 MB stack.
+    code = "x = ()\nfor i in range(300_000):\n    x = (x,)\nhash(x) == hash(x)"
+    r = run(code, timeout_s=20)
+    assert r.text == "True", r.error
+
+
+def test_unguarded_native_recursion_in_child() -> None:
+    code = "x = ()\nfor i in range(300_000):\n    x = (x,)\nhash(x) == hash(x)"
+    r = run(code, timeout_s=20, isolation="process")
+    assert r.text == "True" or r.status == "sandbox_died", r
