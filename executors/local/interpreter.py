@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import decimal
+import queue
 import random
 import re
 import sys
@@ -60,6 +61,7 @@ class Interpreter:
         self.frame = Frame(self.globals, None, None)
         self.execution_count = 0
         self.big_stack = big_stack
+        self._tool_requests: queue.SimpleQueue[Any] | None = None
         self._decimal_context = decimal.Context()
         self._random_state = random.Random().getstate()
 
@@ -173,16 +175,51 @@ class Interpreter:
         if not self.big_stack:
             return self._run(code, timeout_s)
         box: list[Execution] = []
-        thread = _start_big_stack_thread(lambda: box.append(self._run(code, timeout_s)))
-        if thread is None:  # the system refused the stack: run here (8 MB main stack)
-            return self._run(code, timeout_s)
+        requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+        def target() -> None:
+            try:
+                box.append(self._run(code, timeout_s))
+            finally:
+                requests.put(_DONE)
+
+        self._tool_requests = requests
         try:
+            thread = _start_big_stack_thread(target)
+            if thread is None:  # the system refused the stack: run here (8 MB main stack)
+                self._tool_requests = None
+                return self._run(code, timeout_s)
+            try:
+                # Tools run here, on the caller's thread (they may hold thread-bound state such
+                # as SQLite connections); the sandboxed code waits for them.
+                while True:
+                    item = requests.get()
+                    if item is _DONE:
+                        break
+                    fn, args, kwargs, reply = item
+                    try:
+                        reply.put((True, fn(*args, **kwargs)))
+                    except BaseException as exc:  # delivered to the sandboxed caller
+                        reply.put((False, exc))
+            except BaseException:  # e.g. KeyboardInterrupt in the caller: stop the code, leave
+                self.budget.abort()
+                thread.join()
+                raise
             thread.join()
-        except BaseException:  # e.g. KeyboardInterrupt in the caller: stop the code, then leave
-            self.budget.abort()
-            thread.join()
-            raise
+        finally:
+            self._tool_requests = None
         return box[0]
+
+    def call_tool(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+        requests = self._tool_requests
+        if requests is None:
+            return fn(*args, **kwargs)
+        reply: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+        requests.put((fn, args, kwargs, reply))
+        ok, value = reply.get()
+        if not ok:
+            raise value
+        return value
 
     def _run(self, code: str, timeout_s: float | None = None) -> Execution:
         started = time.perf_counter()
@@ -243,6 +280,7 @@ class Interpreter:
         execution.error = ExecutionError(type(exc).__name__, safe_str(exc), tb)
 
 
+_DONE = object()
 _STACK_LOCK = threading.Lock()
 _BIG_STACK = 1 << 30
 
@@ -301,12 +339,13 @@ def _check_depth(tree: ast.AST, limit: int) -> None:
 def _make_tool(name: str, fn: Callable[..., Any], interp: Interpreter) -> Any:
     """Wrap a host callable: only calling it is possible; its results are checked deeply."""
     deep_guard = interp.deep_guard
+    call_tool = interp.call_tool
 
     class _Tool:
         __slots__ = ()
 
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
-            return deep_guard(fn(*args, **kwargs))
+            return deep_guard(call_tool(fn, args, kwargs))
 
         def __repr__(self) -> str:
             return f"<tool {name}>"

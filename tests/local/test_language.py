@@ -237,3 +237,21 @@ def test_traceback_inside_loops(ex: Executor) -> None:
 def test_misplaced_control_flow_is_a_syntax_error(ex: Executor, code: str) -> None:
     r = ex.run(code)
     assert r.error is not None and r.error.name == "SyntaxError", r
+
+
+def test_tools_run_on_the_callers_thread(ex: Executor) -> None:
+    import threading
+
+    seen = []
+    ex.send_tools({"where": lambda: seen.append(threading.current_thread()) or len(seen)})
+    assert ex.run("where() + where()").text == "3"
+    assert seen == [threading.current_thread()] * 2
+
+
+def test_tool_exceptions_reach_the_code(ex: Executor) -> None:
+    def boom() -> None:
+        raise KeyError("missing")
+
+    ex.send_tools({"boom": boom})
+    r = ex.run("try:\n    boom()\nexcept KeyError as e:\n    r = 'caught ' + str(e)\nr")
+    assert r.text == "\"caught 'missing'\""
