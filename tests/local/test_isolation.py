@@ -110,3 +110,17 @@ def test_output_streams_before_a_kill() -> None:
         r = ex.run(code, timeout_s=0.5)
         assert r.status == "timeout"
         assert r.stdout.startswith("0\n1\n2\n")
+
+
+def test_child_death_is_reported_and_recovered() -> None:
+    import threading
+
+    with create_executor("local", isolation="process", timeout_s=10.0) as ex:
+        ex.run("state = 1")
+        proc = ex._interp._proc  # type: ignore[attr-defined]
+        threading.Timer(0.3, proc.kill).start()
+        r = ex.run("while True:\n    pass")
+        assert r.status == "sandbox_died" and r.error is not None
+        r = ex.run("1 + 1")
+        assert r.text == "2" and "restarted" in r.stderr
+        assert ex.run("state").error.name == "NameError"  # type: ignore[union-attr]
