@@ -10,6 +10,7 @@ from ..base import Executor, Tool, validate_tools, validate_variables
 from ..exceptions import ConfigurationError
 from ..models import Execution
 from .budget import Limits
+from .errors import InterpreterError
 from .interpreter import Interpreter
 
 __all__ = ["LocalExecutor"]
@@ -113,7 +114,12 @@ class LocalExecutor(Executor):
 
     def send_variables(self, variables: Mapping[str, Any]) -> None:
         self._check_open()
-        self._interp.send_variables(validate_variables(variables))
+        try:
+            self._interp.send_variables(validate_variables(variables))
+        except InterpreterError as exc:  # e.g. a module among the values
+            raise ConfigurationError(
+                f"variables cannot enter the sandbox: {exc}", argument="variables"
+            ) from None
 
     def close(self) -> None:
         if not self._closed and self.isolation == "process":

@@ -255,3 +255,12 @@ def test_tool_exceptions_reach_the_code(ex: Executor) -> None:
     ex.send_tools({"boom": boom})
     r = ex.run("try:\n    boom()\nexcept KeyError as e:\n    r = 'caught ' + str(e)\nr")
     assert r.text == "\"caught 'missing'\""
+
+
+def test_unsafe_variables_are_a_configuration_error(ex: Executor) -> None:
+    import os
+
+    with pytest.raises(ConfigurationError, match="variables"):
+        ex.send_variables({"mod": os})
+    with pytest.raises(ConfigurationError):
+        ex.send_variables({"nested": {"k": [os]}})
