@@ -139,6 +139,8 @@ class ExprMixin(CompilerBase):
             fast = binop_closure(opname, left, None, node.right.value)
             if fast is not None:
                 return fast
+        if opname in ("Mod", "Mult") and isinstance(node.right, ast.Constant):
+            return self._binop_int_const(opname, left, node.right.value)
         right = self.expr(node.right, sc)
         fast = binop_closure(opname, left, right)
         if fast is not None:
@@ -198,6 +200,31 @@ class ExprMixin(CompilerBase):
             return op(left(f), right(f))
 
         return binop
+
+    def _binop_int_const(self, opname: str, left: Fn, c: Any) -> Fn:
+        """``x % 3`` / ``x * 2``: integers directly, everything else through the guards."""
+        g = self.guards
+        guarded = g.mod if opname == "Mod" else g.mul
+        _int = int
+        if opname == "Mod":
+
+            def mod_const(f: Frame) -> Any:
+                a = left(f)
+                if type(a) is _int:
+                    return a % c
+                return guarded(a, c)
+
+            return mod_const
+        small = type(c) is _int and abs(c) < 2**31
+        limit = g.max_bits - 32
+
+        def mul_const(f: Frame) -> Any:
+            a = left(f)
+            if small and type(a) is _int and a.bit_length() < limit:
+                return a * c
+            return guarded(a, c)
+
+        return mul_const
 
     def e_UnaryOp(self, node: ast.UnaryOp, sc: Scope) -> Fn:
         operand = self.expr(node.operand, sc)

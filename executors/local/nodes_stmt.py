@@ -114,6 +114,25 @@ class StmtMixin(CompilerBase):
         if isinstance(target, ast.Name):
             load = self.load_name(target, target.id, sc)
             store = self.store_name(target, target.id, sc)
+            kind = sc.resolve(target.id)[0]
+            if isinstance(node.op, (ast.Add, ast.Sub)) and kind in ("global", "local"):
+                # total += i: numbers take the direct route, anything else the guarded op.
+                name = target.id
+                g = self.g
+                is_global = kind == "global"
+                is_add = isinstance(node.op, ast.Add)
+                num = (int, float)
+
+                def aug_number(f: Frame) -> None:
+                    ns = g if is_global else f.l
+                    a = ns[name] if name in ns else load(f)
+                    v = value(f)
+                    if type(a) in num and type(v) in num:
+                        ns[name] = a + v if is_add else a - v
+                    else:
+                        ns[name] = op(a, v)
+
+                return aug_number
 
             def aug_name(f: Frame) -> None:
                 store(f, op(load(f), value(f)))
