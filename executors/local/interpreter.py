@@ -277,7 +277,9 @@ class Interpreter:
             tb = format_traceback(exc, code)
         except UNCATCHABLE:
             tb = f"{type(exc).__name__}: {safe_str(exc)}"
-        execution.error = ExecutionError(type(exc).__name__, safe_str(exc), tb)
+        # Every back end names a timeout the same way (the docker and e2b ones say TimeoutError).
+        name = "TimeoutError" if isinstance(exc, TimeoutExceeded) else type(exc).__name__
+        execution.error = ExecutionError(name, safe_str(exc), tb)
 
 
 _DONE = object()

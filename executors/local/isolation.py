@@ -150,7 +150,7 @@ class ProcessInterpreter:
                     self._note = _RESTART_NOTE.format(reason="timeout")
                     return self._failure(
                         "timeout",
-                        "TimeoutExceeded",
+                        "TimeoutError",
                         f"execution exceeded the time budget (timeout_s={timeout_s:g}); the sandbox "  # noqa: E501
                         "process was killed and its state lost",
                         output,

@@ -152,7 +152,7 @@ def test_timeout_keeps_the_executor_usable(ex: Executor) -> None:
     elapsed = time.monotonic() - started
     assert_well_formed(execution)
     assert execution.status == "timeout"
-    assert execution.error is not None
+    assert execution.error is not None and execution.error.name == "TimeoutError"
     assert elapsed < 15
     after = ex.run("kept")
     assert after.ok and after.text == "['state']"

@@ -10,7 +10,7 @@ from executors.models import Execution
 
 SECURITY = {"SecurityError", "InterpreterError"}
 BUDGET_NAMES = {
-    "OperationLimitExceeded", "IterationLimitExceeded", "TimeoutExceeded", "OutputLimitExceeded",
+    "OperationLimitExceeded", "IterationLimitExceeded", "TimeoutExceeded", "TimeoutError", "OutputLimitExceeded",
     "RecursionLimitExceeded", "MemoryLimitExceeded", "SizeLimitExceeded", "SourceLimitExceeded",
 }  # fmt: skip
 

@@ -16,7 +16,7 @@ from executors.models import Execution
 
 SECURITY = {"SecurityError", "InterpreterError", "UnsupportedSyntaxError"}
 BUDGET = {
-    "OperationLimitExceeded", "IterationLimitExceeded", "TimeoutExceeded", "OutputLimitExceeded",
+    "OperationLimitExceeded", "IterationLimitExceeded", "TimeoutExceeded", "TimeoutError", "OutputLimitExceeded",
     "RecursionLimitExceeded", "MemoryLimitExceeded", "SizeLimitExceeded", "SourceLimitExceeded",
 }  # fmt: skip
 

@@ -38,7 +38,7 @@ def run(code: str, **kw: object) -> Execution:
             "IterationLimitExceeded",
             "max_iterations",
         ),
-        ("while True:\n    pass", {"timeout_s": 0.2}, "TimeoutExceeded", "timeout_s"),
+        ("while True:\n    pass", {"timeout_s": 0.2}, "TimeoutError", "timeout_s"),
         (
             "while True:\n    print('x' * 50)",
             {"max_output_bytes": 1000},
@@ -70,7 +70,7 @@ def test_budget_named(code: str, kwargs: dict[str, object], name: str, setting: 
     assert r.error.name == name, r.error
     assert setting in r.error.value
     assert time.perf_counter() - start < 3
-    expected = {"TimeoutExceeded": "timeout", "OutputLimitExceeded": "output_truncated"}
+    expected = {"TimeoutError": "timeout", "OutputLimitExceeded": "output_truncated"}
     assert r.status == expected.get(name, "error")
 
 
