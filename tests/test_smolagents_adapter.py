@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import ast
 import base64
-import contextlib
-import importlib.util
 import inspect
 import io
 import subprocess
 import sys
-import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,85 +23,19 @@ from smolagents import (  # noqa: E402
 from smolagents.local_python_executor import CodeOutput, InterpreterError, PythonExecutor  # noqa: E402
 from smolagents.models import ChatMessage, MessageRole, Model  # noqa: E402
 
-from executors.base import Executor, validate_tools, validate_variables  # noqa: E402
+from executors.base import Executor  # noqa: E402
 from executors.exceptions import MissingDependencyError  # noqa: E402
-from executors.models import Execution, ExecutionError, Result  # noqa: E402
+from executors.models import Execution, Result  # noqa: E402
 from executors.smolagents import SelfboxPythonExecutor  # noqa: E402
-
-
-class _Final(BaseException):
-    def __init__(self, value: object) -> None:
-        self.value = value
-
-
-class ExecExecutor(Executor):
-    """A minimal selfbox executor on plain ``exec`` (the protocol without isolation)."""
-
-    executor_type = "exec"
-
-    def __init__(self) -> None:
-        self.namespace: dict[str, Any] = {"final_answer": self._final}
-        self.scripted: list[Execution] = []  # when set, returned instead of running the code
-
-    @staticmethod
-    def _final(value: object) -> None:
-        raise _Final(value)
-
-    def send_tools(self, tools: Mapping[str, Callable[..., Any]]) -> None:
-        self.namespace.update(validate_tools(tools))
-
-    def send_variables(self, variables: Mapping[str, Any]) -> None:
-        self.namespace.update(validate_variables(variables))
-
-    def run(self, code: str, *, timeout_s: float | None = None) -> Execution:
-        self._check_open()
-        if self.scripted:
-            return self.scripted.pop(0)
-        out = io.StringIO()
-        execution = Execution()
-        try:
-            tree = ast.parse(code)
-            last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-            with contextlib.redirect_stdout(out):
-                exec(compile(tree, "<code>", "exec"), self.namespace)
-                if last is not None:
-                    value = eval(compile(ast.Expression(last.value), "<code>", "eval"),
-                                 self.namespace)
-                    if value is not None:
-                        execution.results.append(Result({"text/plain": repr(value)}))
-        except _Final as final:
-            execution.is_final_answer, execution.final_answer = True, final.value
-        except Exception as exc:
-            execution.error = ExecutionError(type(exc).__name__, str(exc), traceback.format_exc())
-            execution.status = "error"
-        execution.stdout = out.getvalue()
-        return execution
-
-
-def _local_available() -> bool:
-    # Transitional, until executors.local (written concurrently) provides LocalExecutor.
-    if importlib.util.find_spec("executors.local") is None:
-        return False
-    try:
-        from executors.local import LocalExecutor  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
+from tests.fakes import ExecExecutor  # noqa: E402
 
 # Executor types the end-to-end tests run on; docker uses the root conftest's live ``server``
 # (real Docker sandboxes) and carries its marker. e2b is not listed: it ships tools as source,
 # and smolagents tools are objects, not plain functions (see the module's known gaps).
 EXECUTOR_TYPES = [
     "exec",
-    pytest.param(
-        "local",
-        marks=pytest.mark.skipif(not _local_available(), reason="executors.local not merged yet"),
-    ),
-    pytest.param(
-        "local-process",
-        marks=pytest.mark.skipif(not _local_available(), reason="executors.local not merged yet"),
-    ),
+    "local",
+    "local-process",
     pytest.param("docker", marks=pytest.mark.docker),
 ]
 

@@ -332,7 +332,6 @@ def test_invented_observations_are_cut_from_the_reply(agent_factory):
 
 
 def test_local_prompt_lists_every_importable_module():
-    pytest.importorskip("executors.local", reason="executors.local not merged yet")
     from executors.local import DEFAULT_AUTHORIZED_IMPORTS
 
     model = ScriptedModel([code("import math\nimport fractions\nfinal_answer(math.gcd(12, 18))")])
@@ -345,7 +344,6 @@ def test_local_prompt_lists_every_importable_module():
 
 
 def test_local_unauthorized_import_is_an_observation():
-    pytest.importorskip("executors.local", reason="executors.local not merged yet")
     model = ScriptedModel([code("import os\nos.getcwd()"), code("final_answer('ok')")])
     with CodeAgent([], model) as agent:
         assert agent.run("t") == "ok"

@@ -10,7 +10,6 @@ same timeout semantics.
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,22 +20,8 @@ from executors import STATUSES, Execution, Executor, create_executor
 from executors.exceptions import ConfigurationError, ExecutorClosedError
 from tests.conftest import API_KEYS, LiveServer
 
-
-def _local_problem() -> str | None:
-    try:
-        module = importlib.import_module("executors.local")
-    except ImportError as exc:
-        return f"executors.local is not importable yet ({exc})"
-    if not hasattr(module, "LocalExecutor"):
-        return "executors.local has no LocalExecutor yet"
-    return None
-
-
-_LOCAL_PROBLEM = _local_problem()
-
 BACKENDS = [
-    pytest.param("local", id="local",
-                 marks=[pytest.mark.skip(reason=_LOCAL_PROBLEM)] if _LOCAL_PROBLEM else []),
+    pytest.param("local", id="local"),
     pytest.param("docker", id="docker", marks=pytest.mark.docker),
     pytest.param("e2b", id="e2b", marks=[pytest.mark.docker, pytest.mark.e2b]),
 ]
