@@ -29,8 +29,16 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"selfbox serve needs the server extra: pip install 'selfbox[server]' ({exc})",
               file=sys.stderr)
         return 2
+    from pydantic import ValidationError
+
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    settings = Settings(**overrides)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "SELFBOX_" + "_".join(str(part) for part in error["loc"][:1]).upper()
+            print(f"invalid setting {name}: {error['msg']}", file=sys.stderr)
+        return 2
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_level=settings.log_level, timeout_graceful_shutdown=int(
                     settings.shutdown_timeout_s),

@@ -13,6 +13,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings"]
 
+EXAMPLE_KEY = "change-me"  # the placeholder in .env.example, refused as a real key
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SELFBOX_", env_file=".env", extra="ignore")
@@ -88,6 +90,15 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _no_example_key(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        if any(key.get_secret_value() == EXAMPLE_KEY for key in keys):
+            raise ValueError(f"SELFBOX_API_KEYS still holds the example key {EXAMPLE_KEY!r} from "
+                             ".env.example: set a real key (python3 -c \"import secrets; "
+                             "print(secrets.token_urlsafe(32))\")")
+        return keys
 
     def templates(self) -> set[str]:
         return {self.runtime_image, *self.allowed_templates}

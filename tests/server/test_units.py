@@ -48,6 +48,12 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "key-one" not in repr(settings)  # keys are secrets
 
 
+def test_the_example_key_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SELFBOX_API_KEYS", "good-key-123,change-me")
+    with pytest.raises(ValueError, match="example key"):
+        Settings()
+
+
 def manager(**overrides: object) -> SandboxManager:
     return SandboxManager(Settings(api_keys=["k"], **overrides))  # type: ignore[arg-type]
 
