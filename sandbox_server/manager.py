@@ -116,7 +116,16 @@ class SandboxManager(Executions):
             )
         for task in list(self._tasks):
             task.cancel()
+        # Last, anything of this instance still on the engine (a create cut short, say).
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._remove_own_containers(),
+                                   self.settings.shutdown_timeout_s)
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _remove_own_containers(self) -> None:
+        mine = await self._call(self.driver.list, {label("instance"): self.instance_id})
+        await asyncio.gather(*(self._call(self.driver.remove, c["Id"]) for c in mine),
+                             return_exceptions=True)
 
     async def sweep(self, everything: bool = False) -> int:
         """Remove this deployment's containers that no live sandbox of ours owns."""
@@ -222,7 +231,16 @@ class SandboxManager(Executions):
             disk_mb=sandbox.limits.disk_mb, network=sandbox.limits.network, env=sandbox.env,
             runtime=self.settings.docker_runtime,
         )
-        sandbox.container_id = await self._call(self.driver.create, spec, f"selfbox-{sandbox.id}")
+        creating = asyncio.ensure_future(
+            self._call(self.driver.create, spec, f"selfbox-{sandbox.id}"))
+        try:
+            sandbox.container_id = await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            # The thread goes on creating the container: learn its id, so that whoever
+            # cleans up after this cancelled start can remove it.
+            with contextlib.suppress(Exception):
+                sandbox.container_id = await creating
+            raise
         sock = await self._call(self.driver.attach, sandbox.container_id)
         channel = RunnerChannel(sock, sandbox.id)
         sandbox.channel = channel

@@ -117,7 +117,9 @@ def test_sandboxes_stop_when_the_server_dies(tmp_path: Path, docker_ready: None)
         container.reload()
         assert container.status == "exited"
     finally:
-        subprocess.run(["docker", "rm", "-f", container.id], capture_output=True)
+        # No server of this deployment will start again to sweep: clean up here.
+        for leftover in containers_of(live):
+            subprocess.run(["docker", "rm", "-f", leftover], capture_output=True)
 
 
 def test_sigterm_shutdown_cleans_up_in_bounded_time(tmp_path: Path, docker_ready: None) -> None:
