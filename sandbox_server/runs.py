@@ -65,7 +65,6 @@ class Executions:
                                     "output_limit_bytes": self.settings.output_limit_bytes})
             except ChannelClosed:
                 queue.put_nowait(EOF_MESSAGE)
-            sandbox.executing = True
             yield {"type": "start", "sandbox_id": sandbox.id}
             async for event in self._drive(sandbox, channel, execution_id, queue, builder,
                                            timeout, tools_answerable):
@@ -74,11 +73,12 @@ class Executions:
             if execution.execution_count is not None:
                 sandbox.execution_count = execution.execution_count
             self._notify("executed", sandbox=sandbox, execution=execution)
-            yield {"type": "execution", "execution": execution.to_dict()}
+            # Finished: free the sandbox before the last yield, so that a consumer that stops
+            # reading after the final event does not look like one that walked away mid-run.
             channel.unsubscribe(execution_id)
-            sandbox.executing = False
             sandbox.lock.release()
             released = True
+            yield {"type": "execution", "execution": execution.to_dict()}
         finally:
             if not released:
                 # The client went away mid-run: stop the code before the next one may start.
@@ -105,7 +105,6 @@ class Executions:
         finally:
             if channel is not None and execution_id:
                 channel.unsubscribe(execution_id)
-            sandbox.executing = False
             sandbox.lock.release()
 
     async def _drive(

@@ -40,7 +40,6 @@ class Sandbox:
     channel: RunnerChannel | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     execution_count: int = 0
-    executing: bool = False
     tool_calls: set[str] = field(default_factory=set)
     extra: dict[str, Any] = field(default_factory=dict)
 

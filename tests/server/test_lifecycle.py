@@ -132,3 +132,36 @@ def test_sigterm_shutdown_cleans_up_in_bounded_time(tmp_path: Path, docker_ready
     live.process.wait(30)
     assert time.monotonic() - started < 15
     assert containers_of(live) == []
+
+
+def test_a_consumer_that_stops_after_the_final_event_leaves_the_sandbox_free(
+    docker_ready: None,
+) -> None:
+    import asyncio
+
+    from executors.models import SandboxSpec
+    from sandbox_server import SandboxManager, Settings
+
+    async def scenario() -> None:
+        manager = SandboxManager(Settings(api_keys=["k"], warm_pool_size=0,
+                                          deployment=f"test-inproc-{os.getpid()}"))
+        await manager.start()
+        try:
+            sandbox = await manager.create("owner", SandboxSpec())
+            events = manager.execute(sandbox, "x = 1\nx")
+            async for event in events:
+                if event["type"] == "execution":
+                    break  # stop reading; the generator is left suspended
+            async def second() -> dict:
+                async for event in manager.execute(sandbox, "x + 1"):
+                    last = event
+                return last
+
+            last = await asyncio.wait_for(second(), 10)  # not blocked by the first run
+            assert last["execution"]["results"][0]["data"]["text/plain"] == "2"
+            assert sandbox.alive
+            await events.aclose()
+        finally:
+            await manager.close()
+
+    asyncio.run(scenario())
