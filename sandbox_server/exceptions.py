@@ -14,6 +14,7 @@ Rooted at the library's base, :class:`executors.exceptions.SandboxError`::
           ├── InvalidRequest (422)          bad input
           │    └── LimitExceeded (422)      a limit beyond the server's maximum (names it)
           ├── TooManySandboxes (429)        a cap on live sandboxes (names it)
+          ├── NotSupported (501)            a feature selfbox does not offer (names it)
           ├── EngineUnavailable (503)       the Docker engine cannot be reached
           └── SandboxStartError (500)       a container did not come up
 """
@@ -29,6 +30,7 @@ __all__ = [
     "InvalidRequest",
     "LimitExceeded",
     "NotFound",
+    "NotSupported",
     "PayloadTooLarge",
     "SandboxError",
     "SandboxGone",
@@ -85,6 +87,11 @@ class LimitExceeded(InvalidRequest):
 class TooManySandboxes(ServerError):
     status_code = 429
     error_code = "too_many_sandboxes"
+
+
+class NotSupported(ServerError):
+    status_code = 501
+    error_code = "not_supported"
 
 
 class EngineUnavailable(ServerError):

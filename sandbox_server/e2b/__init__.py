@@ -5,6 +5,7 @@ against a selfbox server when ``E2B_API_URL`` and ``E2B_SANDBOX_URL`` point at i
 * code interpreter (access token): :mod:`.interpreter` — ``/execute``, ``/contexts``
 * envd (access token): :mod:`.envd_files` (``/files``, ``/health``), :mod:`.filesystem` and
   :mod:`.process` (Connect RPC, framing in :mod:`.connect`)
+* features selfbox does not offer (fork, snapshots, templates, ...): :mod:`.unsupported` (501)
 
 Everything runs through the one :class:`~sandbox_server.manager.SandboxManager`.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import control, envd_files, filesystem, interpreter, process
+from . import control, envd_files, filesystem, interpreter, process, unsupported
 
 __all__ = ["routers"]
 
@@ -23,4 +24,5 @@ routers: tuple[APIRouter, ...] = (
     envd_files.router,
     filesystem.router,
     process.router,
+    unsupported.router,
 )

@@ -258,3 +258,33 @@ def test_older_sdk_paths_and_error_bodies(e2b_env: LiveServer) -> None:
     denied = httpx.get(f"{url}/v2/sandboxes", headers={"X-API-KEY": "wrong"})
     assert denied.status_code == 401 and denied.json()["code"] == 401
     assert "message" in denied.json()
+
+
+def test_features_selfbox_lacks_are_named_not_reported_as_a_missing_sandbox(sbx: Any) -> None:
+    from e2b import SandboxException
+
+    attempts = {
+        "Sandbox.fork": lambda: sbx.fork(),
+        "Sandbox.create_snapshot": lambda: sbx.create_snapshot(),
+        "Sandbox.list_snapshots": lambda: Sandbox.list_snapshots().next_items(),
+        "Sandbox.update_network": lambda: sbx.update_network({"deny_out": ["0.0.0.0/0"]}),
+    }
+    for feature, attempt in attempts.items():
+        with pytest.raises(SandboxException, match=r"501.*not supported") as caught:
+            attempt()
+        assert not isinstance(caught.value, SandboxNotFoundException)
+        assert feature in str(caught.value)
+    assert sbx.run_code("40 + 2").text == "42"  # the sandbox is untouched
+
+
+def test_unsupported_features_still_check_the_key(e2b_env: LiveServer) -> None:
+    refused = httpx.post(f"{e2b_env.url}/sandboxes/abc/fork", json={})
+    assert refused.status_code == 401
+    answer = httpx.get(f"{e2b_env.url}/templates/some/builds",
+                       headers={"X-API-KEY": API_KEYS[0]})
+    assert answer.status_code == 501
+    assert answer.json() == {
+        "code": 501, "error_code": "not_supported",
+        "message": "building templates (selfbox templates are images) is not supported "
+                   "by selfbox (see docs/e2b-compat.md)",
+        "details": {"feature": "building templates (selfbox templates are images)"}}
