@@ -283,3 +283,28 @@ def test_back_end_refusing_host_tools_gets_a_clear_error():
         adapter.send_tools({"add": add, "final_answer": FinalAnswerTool()})
     assert isinstance(caught.value.__cause__, ToolError)
     adapter.send_tools({"final_answer": FinalAnswerTool()})  # no tools to send: fine
+
+
+@pytest.mark.docker
+@pytest.mark.e2b
+def test_smolagents_own_e2b_executor_runs_on_selfbox(server, monkeypatch):
+    """smolagents' built-in ``executor_type="e2b"``, unmodified, pointed at selfbox's E2B API."""
+    from tests.conftest import API_KEYS
+
+    monkeypatch.setenv("E2B_API_URL", server.url)
+    monkeypatch.setenv("E2B_SANDBOX_URL", server.url)
+    monkeypatch.setenv("E2B_API_KEY", API_KEYS[0])
+    model = ScriptedSmolModel([
+        code("import numpy as np\ntotal = add(2, 3)\nprint('total is', total, np.arange(3).sum())"),
+        code("print(undefined_name)"),
+        code("final_answer({'total': total * 10, 'kept': total})"),
+    ])
+    agent = CodeAgent(tools=[add], model=model, executor_type="e2b",
+                      additional_authorized_imports=["numpy"], max_steps=5)
+    try:
+        assert agent.run("Add 2 and 3, times ten.") == {"total": 50, "kept": 5}
+        steps = [s for s in agent.memory.steps if type(s).__name__ == "ActionStep"]
+        assert "total is 5 3" in steps[0].observations
+        assert "NameError" in str(steps[1].error)
+    finally:
+        agent.cleanup()

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import display
+from . import display, magics
 from .capture import Captures
 from .channel import Channel
 
@@ -260,6 +260,8 @@ class Kernel:
             self._send_error(execution_id, type(exc).__name__, _safe_str(exc), "")
         finally:
             self._executing = False
+        with contextlib.suppress(OSError):
+            context.cwd = os.getcwd()  # os.chdir and %cd last, as in a Jupyter kernel
         self._finish(execution_id, context, status, interrupted)
 
     def _execute_in(self, context: Context, execution_id: str, code: str) -> tuple[str, bool]:
@@ -293,7 +295,7 @@ class Kernel:
 
     def _run_code(self, code: str, context: Context) -> Any:
         filename = f"<cell-{context.id}-{context.execution_count}>"
-        tree = ast.parse(code, filename, "exec")
+        tree = _parse(code, filename)
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
         last: ast.expr | None = None
         if tree.body and isinstance(tree.body[-1], ast.Expr):
@@ -329,6 +331,25 @@ class Kernel:
             "truncated": truncated,
             "execution_count": context.execution_count if context else None,
         })
+
+
+def _parse(code: str, filename: str) -> ast.Module:
+    """Plain Python first; a cell that does not parse may be notebook syntax (magics)."""
+    try:
+        return ast.parse(code, filename, "exec")
+    except SyntaxError as error:
+        rewritten = magics.transform(code)
+        if rewritten is None:
+            raise
+        try:
+            return ast.parse(rewritten, filename, "exec")
+        except SyntaxError as second:
+            # A mistake on a line of plain Python is reported there, not at the magic.
+            original, changed = code.splitlines(), rewritten.splitlines()
+            line = (second.lineno or 0) - 1
+            if 0 <= line < min(len(original), len(changed)) and original[line] == changed[line]:
+                raise second from None
+            raise error from None
 
 
 def _safe_str(exc: BaseException) -> str:
