@@ -19,7 +19,7 @@ def _seed_matplotlib_config() -> None:
 
 def main() -> None:
     _seed_matplotlib_config()
-    from . import mplbackend_hook
+    from . import ipython_hook, mplbackend_hook
     from .channel import Channel
     from .kernel import Kernel
 
@@ -28,6 +28,7 @@ def main() -> None:
     from .envd import ops as envd_ops  # the E2B-compatible data plane: files, processes
     kernel.extra_ops.update(envd_ops(kernel))
     mplbackend_hook.install(kernel)
+    ipython_hook.install(kernel)
     try:
         kernel.serve()
     finally:

@@ -95,11 +95,29 @@ class Kernel:
              "is_main_result": main}
         )
 
+    def show(self, *values: Any, raw: bool = False, **_ignored: Any) -> None:
+        """IPython's ``display()``: each value as a result (``raw``: each is a MIME bundle)."""
+        for value in values:
+            if raw and isinstance(value, dict):
+                self.display_bundle(value)
+            else:
+                self.display(value)
+
+    def display_bundle(self, data: dict[str, Any]) -> None:
+        """A MIME bundle given as is (``display(..., raw=True)``); ``text/plain`` is required."""
+        current = self.current
+        if current is None:
+            return
+        bundle = {str(k): v for k, v in data.items() if isinstance(v, (str, dict, list))}
+        bundle.setdefault("text/plain", "")
+        self.channel.send({"type": "result", "id": current.id, "data": bundle,
+                           "is_main_result": False})
+
     # -- contexts -------------------------------------------------------------------------
     def new_context(self, context_id: str, cwd: str) -> Context:
         namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
         namespace["final_answer"] = self._final_answer
-        namespace["display"] = lambda value: self.display(value)
+        namespace["display"] = self.show
         for name in self.tools:
             namespace[name] = self._tool_proxy(name)
         context = Context(context_id, cwd, namespace)

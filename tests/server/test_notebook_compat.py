@@ -1,5 +1,6 @@
-"""Notebook syntax in cells (``!cmd``, ``%pip``, ``%%bash`` ...), as E2B's Jupyter kernel
-takes it: the rewrite on its own, then for real inside a sandbox."""
+"""Notebook compatibility, as E2B's Jupyter kernel offers it: syntax in cells (``!cmd``,
+``%pip``, ``%%bash`` ...), the rewrite on its own and for real inside a sandbox; and
+``IPython.display`` in an image without IPython."""
 
 from __future__ import annotations
 
@@ -88,3 +89,26 @@ def test_unknown_magics_and_real_syntax_errors_are_named(client: httpx.Client,
     out = run(client, sandbox, "!echo fine\nx = (1,\n")
     assert out["error"]["name"] == "SyntaxError"
     assert "line 2" in out["error"]["traceback"]
+
+
+@pytest.mark.docker
+def test_ipython_display_works_without_ipython(client: httpx.Client, sandbox: str) -> None:
+    out = run(client, sandbox, (
+        "from IPython.display import display, HTML, Markdown, Image, JSON\n"
+        "import IPython\n"
+        "display(HTML('<b>hi</b>'), Markdown('# title'))\n"
+        "display({'text/plain': 'raw', 'text/html': '<i>raw</i>'}, raw=True)\n"
+        "display(JSON({'a': 1}))\n"
+        "display(Image(data=b'\\x89PNG fake', format='png'))\n"
+        "IPython.get_ipython() is None"))
+    assert out["status"] == "ok", out
+    data = [r["data"] for r in out["results"]]
+    assert data[0]["text/html"] == "<b>hi</b>"
+    assert data[1]["text/markdown"] == "# title"
+    assert data[2] == {"text/plain": "raw", "text/html": "<i>raw</i>"}
+    assert data[3]["application/json"] == {"a": 1}
+    assert data[4]["image/png"] == "iVBORyBmYWtl"  # base64 of the bytes
+    assert data[5]["text/plain"] == "True" and out["results"][5]["is_main_result"]
+    # The built-in display takes several values too.
+    out = run(client, sandbox, "display(1, 2)")
+    assert [r["data"]["text/plain"] for r in out["results"]] == ["1", "2"]
