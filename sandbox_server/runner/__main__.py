@@ -17,8 +17,25 @@ def _seed_matplotlib_config() -> None:
             shutil.copytree(seed, target)
 
 
+def _enable_user_site() -> None:
+    # The image's packages are read-only; `pip install` (with network) goes to the user's
+    # site-packages on the writable home. Python adds that directory only if it exists at
+    # start, so make it now: packages installed later import without a restart.
+    import site
+
+    if not site.ENABLE_USER_SITE:
+        return
+    path = site.getusersitepackages()
+    with contextlib.suppress(OSError):
+        os.makedirs(path, exist_ok=True)
+        if path not in sys.path:  # ahead of the image's packages, as Python would put it
+            first = next((i for i, p in enumerate(sys.path) if "-packages" in p), len(sys.path))
+            sys.path.insert(first, path)
+
+
 def main() -> None:
     _seed_matplotlib_config()
+    _enable_user_site()
     from . import ipython_hook, mplbackend_hook
     from .channel import Channel
     from .kernel import Kernel

@@ -17,6 +17,7 @@ Anything else raises ``UsageError`` naming the magic, never runs as something el
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import re
@@ -144,6 +145,7 @@ def system(command: str, capture: bool = False) -> Any:
     sys.stderr.flush()
     done = subprocess.run([_SHELL, "-c", command], stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE if capture else None, check=False)
+    importlib.invalidate_caches()  # a package the command installed imports at once
     if capture:
         return done.stdout.decode("utf-8", "replace").splitlines()
     return done.returncode

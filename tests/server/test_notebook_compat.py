@@ -112,3 +112,22 @@ def test_ipython_display_works_without_ipython(client: httpx.Client, sandbox: st
     # The built-in display takes several values too.
     out = run(client, sandbox, "display(1, 2)")
     assert [r["data"]["text/plain"] for r in out["results"]] == ["1", "2"]
+
+
+@pytest.mark.docker
+def test_pip_installs_into_the_home_and_imports_without_a_restart(client: httpx.Client,
+                                                                   sandbox: str) -> None:
+    # Offline, from a local project: the same path a download from an index would take.
+    out = run(client, sandbox, (
+        "import os\n"
+        "os.makedirs('/tmp/tiny/tinypkg', exist_ok=True)\n"
+        "open('/tmp/tiny/tinypkg/__init__.py', 'w').write('VALUE = 42\\n')\n"
+        "open('/tmp/tiny/pyproject.toml', 'w').write('[build-system]\\nrequires = []\\n"
+        "build-backend = \"setuptools.build_meta\"\\n[project]\\nname = \"tinypkg\"\\n"
+        "version = \"1.0\"\\n')\n"
+        "%pip install --no-index --no-build-isolation /tmp/tiny\n"
+        "import tinypkg\n"
+        "tinypkg.VALUE, tinypkg.__file__.startswith('/home/user/.local/')"))
+    assert out["status"] == "ok", out
+    assert "Successfully installed tinypkg-1.0" in out["stdout"]
+    assert out["results"][-1]["data"]["text/plain"] == "(42, True)"
