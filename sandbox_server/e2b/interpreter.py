@@ -31,7 +31,8 @@ __all__ = ["result_line", "router"]
 
 router = APIRouter(tags=["e2b code interpreter"])
 
-LANGUAGES = (None, "python")
+# A language's default context: python's is the runner's own; bash's is made on first use.
+DEFAULT_CONTEXTS = {None: "default", "python": "default", "bash": "default-bash"}
 DEFAULT_CONTEXT = "default"
 
 # Jupyter MIME type -> the field of the SDK's Result; the rest goes to "extra".
@@ -97,13 +98,16 @@ def _line(message: dict[str, Any]) -> bytes:
 
 
 def _check_language(language: str | None) -> None:
-    if language not in LANGUAGES:
-        raise InvalidRequest(f"language {language!r} is not supported; selfbox runs python")
+    if language not in DEFAULT_CONTEXTS:
+        raise InvalidRequest(f"language {language!r} is not supported; selfbox runs python "
+                             "and bash")
 
 
-async def _context_ids(manager: SandboxManager, sandbox: Sandbox) -> dict[str, str]:
+async def _contexts(manager: SandboxManager, sandbox: Sandbox) -> dict[str, dict[str, str]]:
     reply = await _op(manager, sandbox, "context_list")
-    return {str(c["id"]): str(c["cwd"]) for c in reply.get("contexts", [])}
+    return {str(c["id"]): _context_json(str(c["id"]), str(c["cwd"]),
+                                        str(c.get("language") or "python"))
+            for c in reply.get("contexts", [])}
 
 
 async def _op(manager: SandboxManager, sandbox: Sandbox, op: str, **fields: Any) -> dict[str, Any]:
@@ -141,9 +145,12 @@ async def execute(body: ExecuteBody, sandbox: DataSandbox, manager: Manager) -> 
     if body.language and body.context_id:
         raise InvalidRequest("give context_id or language, not both")
     _check_language(body.language)
-    context = body.context_id or DEFAULT_CONTEXT
-    if context != DEFAULT_CONTEXT and context not in await _context_ids(manager, sandbox):
-        raise ContextNotFound(f"context {context!r} not found")
+    context = body.context_id or DEFAULT_CONTEXTS[body.language]
+    if context != DEFAULT_CONTEXT and context not in await _contexts(manager, sandbox):
+        if body.context_id:
+            raise ContextNotFound(f"context {context!r} not found")
+        await _op(manager, sandbox, "context_create", context=context, cwd="/home/user",
+                  language=body.language)
     previous: dict[str, Any] | None = None
     if body.env_vars:
         previous = (await _op(manager, sandbox, "env_apply", env=body.env_vars))["previous"]
@@ -199,8 +206,8 @@ async def execute(body: ExecuteBody, sandbox: DataSandbox, manager: Manager) -> 
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-def _context_json(context_id: str, cwd: str) -> dict[str, str]:
-    return {"id": context_id, "language": "python", "cwd": cwd}
+def _context_json(context_id: str, cwd: str, language: str = "python") -> dict[str, str]:
+    return {"id": context_id, "language": language, "cwd": cwd}
 
 
 @router.post("/contexts", summary="Create a code context (a separate namespace)")
@@ -209,13 +216,13 @@ async def create_context(body: ContextBody, sandbox: DataSandbox,
     _check_language(body.language)
     context_id = secrets.token_hex(8)
     reply = await _op(manager, sandbox, "context_create", context=context_id,
-                      cwd=body.cwd or "/home/user")
-    return _context_json(context_id, str(reply.get("cwd")))
+                      cwd=body.cwd or "/home/user", language=body.language or "python")
+    return _context_json(context_id, str(reply.get("cwd")), str(reply.get("language")))
 
 
 @router.get("/contexts", summary="List code contexts")
 async def list_contexts(sandbox: DataSandbox, manager: Manager) -> list[dict[str, str]]:
-    return [_context_json(cid, cwd) for cid, cwd in (await _context_ids(manager, sandbox)).items()]
+    return list((await _contexts(manager, sandbox)).values())
 
 
 @router.post("/contexts/{context_id}/restart", status_code=204,

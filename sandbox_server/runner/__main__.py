@@ -20,17 +20,15 @@ def _seed_matplotlib_config() -> None:
 def _enable_user_site() -> None:
     # The image's packages are read-only; `pip install` (with network) goes to the user's
     # site-packages on the writable home. Python adds that directory only if it exists at
-    # start, so make it now: packages installed later import without a restart.
+    # start; list it anyway (the home stays empty), and a package installed later imports
+    # without a restart once import caches are invalidated (the magics do it).
     import site
 
-    if not site.ENABLE_USER_SITE:
-        return
     path = site.getusersitepackages()
-    with contextlib.suppress(OSError):
-        os.makedirs(path, exist_ok=True)
-        if path not in sys.path:  # ahead of the image's packages, as Python would put it
-            first = next((i for i, p in enumerate(sys.path) if "-packages" in p), len(sys.path))
-            sys.path.insert(first, path)
+    if site.ENABLE_USER_SITE and path not in sys.path:
+        # Ahead of the image's packages, where Python would have put it.
+        first = next((i for i, p in enumerate(sys.path) if "-packages" in p), len(sys.path))
+        sys.path.insert(first, path)
 
 
 def main() -> None:

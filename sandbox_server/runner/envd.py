@@ -407,7 +407,8 @@ def ops(kernel: Any) -> dict[str, Op]:
         return {"previous": previous}
 
     def context_list(message: dict[str, Any]) -> dict[str, Any]:
-        return {"contexts": [{"id": c.id, "cwd": c.cwd} for c in list(kernel.contexts.values())]}
+        return {"contexts": [{"id": c.id, "cwd": c.cwd, "language": c.language}
+                             for c in list(kernel.contexts.values())]}
 
     return {
         "fs_stat": fs_stat, "fs_list": fs_list, "fs_mkdir": fs_mkdir, "fs_remove": fs_remove,

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import display, magics
+from .bash import BashSession
 from .capture import Captures
 from .channel import Channel
 
@@ -44,6 +45,8 @@ class Context:
     cwd: str
     namespace: dict[str, Any] = field(default_factory=dict)
     execution_count: int = 0
+    language: str = "python"
+    shell: BashSession | None = None  # for language "bash"
 
 
 @dataclass
@@ -114,15 +117,25 @@ class Kernel:
                            "is_main_result": False})
 
     # -- contexts -------------------------------------------------------------------------
-    def new_context(self, context_id: str, cwd: str) -> Context:
+    def new_context(self, context_id: str, cwd: str, language: str = "python") -> Context:
         namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
         namespace["final_answer"] = self._final_answer
         namespace["display"] = self.show
         for name in self.tools:
             namespace[name] = self._tool_proxy(name)
-        context = Context(context_id, cwd, namespace)
+        if language not in ("python", "bash"):
+            raise ValueError(f"language {language!r} is not supported (python, bash)")
+        context = Context(context_id, cwd, namespace, language=language)
+        if language == "bash":
+            context.shell = BashSession(cwd)
+        self.drop_context(context_id)
         self.contexts[context_id] = context
         return context
+
+    def drop_context(self, context_id: str) -> None:
+        context = self.contexts.pop(context_id, None)
+        if context is not None and context.shell is not None:
+            context.shell.close()
 
     @staticmethod
     def _final_answer(answer: Any) -> None:
@@ -212,14 +225,18 @@ class Kernel:
             context.namespace.update(message.get("variables") or {})
             return None
         if op == "context_create":
-            context = self.new_context(str(message["context"]), str(message.get("cwd") or HOME))
-            return {"context": context.id, "cwd": context.cwd}
+            context = self.new_context(str(message["context"]), str(message.get("cwd") or HOME),
+                                       str(message.get("language") or "python"))
+            return {"context": context.id, "cwd": context.cwd, "language": context.language}
         if op == "context_restart":
             old = self.contexts[str(message["context"])]
-            self.new_context(old.id, old.cwd)
+            self.new_context(old.id, old.cwd, old.language)
             return None
         if op == "context_remove":
-            self.contexts.pop(str(message["context"]))
+            context_id = str(message["context"])
+            if context_id not in self.contexts:
+                raise KeyError(context_id)
+            self.drop_context(context_id)
             return None
         handler = self.extra_ops.get(op)
         if handler is None:
@@ -312,6 +329,9 @@ class Kernel:
         return "ok", False
 
     def _run_code(self, code: str, context: Context) -> Any:
+        if context.shell is not None:
+            context.shell.run(code)
+            return None
         filename = f"<cell-{context.id}-{context.execution_count}>"
         tree = _parse(code, filename)
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
