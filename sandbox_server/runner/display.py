@@ -8,6 +8,8 @@ import json
 import sys
 from typing import Any
 
+from .charts import figure_chart
+
 MAX_TEXT_CHARS = 1_000_000
 
 
@@ -32,7 +34,13 @@ def bundle(value: Any) -> dict[str, Any]:
     """The MIME bundle of ``value``: ``text/plain`` always, richer forms when it offers them."""
     data: dict[str, Any] = {}
     if _is_figure(value):
-        data["image/png"] = figure_png(value)
+        data["image/png"] = figure_png(value)  # draws it, which also fills in tick labels
+        try:
+            chart = figure_chart(value)
+        except Exception:  # the picture matters more than the data behind it
+            chart = None
+        if chart is not None:
+            data["e2b/chart"] = chart
     hook = getattr(value, "_repr_mimebundle_", None)
     if callable(hook) and not isinstance(value, type):
         try:
