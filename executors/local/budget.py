@@ -193,6 +193,13 @@ class Budget:
                 )
             )
 
+    def check_clock(self) -> None:
+        """Before/after one expensive native operation: the deadline, right now."""
+        if self.tripped is not None:
+            raise type(self.tripped)(self.tripped.message)
+        if self.active and time.monotonic() > self._deadline:
+            raise self.timeout_now()
+
     def remaining_time(self) -> float:
         return self._deadline - time.monotonic()
 

@@ -37,6 +37,9 @@ Store = Callable[[Frame, Any], None]
 READABLE_NAMES = frozenset({"__name__"})
 
 
+_SIZED_VALUES = frozenset({list, tuple, str, bytes, bytearray, dict, set, frozenset, range})
+
+
 class Compiler(ExprMixin, CallMixin, StmtMixin, ExcMixin, DefMixin, CompMixin):
     def __init__(
         self,
@@ -255,9 +258,24 @@ class Compiler(ExprMixin, CallMixin, StmtMixin, ExcMixin, DefMixin, CompMixin):
             obj = self.expr(target.value, sc)
             key = self.expr(target.slice, sc)
 
+            iterate = self.b.iterate
+            too_big = self.guards.too_big
+            max_size = self.guards.max_size
+
             def store_item(f: Frame, v: Any) -> None:
                 o = obj(f)
-                o[key(f)] = v
+                k = key(f)
+                if type(k) is slice:
+                    # x[:] = iterator is consumed natively (no budget), and x[n:] = x doubles
+                    if type(v) not in _SIZED_VALUES and hasattr(type(v), "__iter__"):
+                        v = list(iterate(v))
+                    o[k] = v
+                    if type(o) in _SIZED_VALUES and len(o) > max_size:
+                        n = len(o)
+                        o.clear()
+                        raise too_big(type(o).__name__, n)
+                    return
+                o[k] = v
 
             return store_item
         if isinstance(target, (ast.Tuple, ast.List)):

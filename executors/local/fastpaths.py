@@ -19,10 +19,10 @@ _COMPARE_OPS = {
     "Is": "is", "IsNot": "is not", "In": "in", "NotIn": "not in",
 }  # fmt: skip
 # Operators that can never allocate more than their operands (no size check needed).
-_PLAIN_BINOPS = {
-    "Sub": "-", "Div": "/", "FloorDiv": "//", "RShift": ">>", "BitOr": "|", "BitXor": "^",
-    "BitAnd": "&",
-}  # fmt: skip
+_PLAIN_BINOPS = {"RShift": ">>", "BitOr": "|", "BitXor": "^", "BitAnd": "&"}
+# Operators whose result may still be big: fractions' denominators multiply under - and /, and
+# dividing big integers is slow. Plain numbers pass straight through; the rest goes to ``post``.
+_POST_BINOPS = {"Sub": "-", "Div": "/", "FloorDiv": "//"}
 
 _TEMPLATE = """
 def make(left, right):
@@ -37,11 +37,30 @@ def make_const(left, c):
 """
 
 
-def _build(ops: dict[str, str]) -> dict[str, tuple[Any, Any]]:
+_POST_TEMPLATE = """
+def make(left, right, post):
+    def node(f):
+        r = left(f) {op} right(f)
+        if type(r) is float or (type(r) is int and -BIG < r < BIG):
+            return r
+        return post(r)
+    return node
+
+def make_const(left, c, post):
+    def node(f):
+        r = left(f) {op} c
+        if type(r) is float or (type(r) is int and -BIG < r < BIG):
+            return r
+        return post(r)
+    return node
+"""
+
+
+def _build(ops: dict[str, str], template: str = _TEMPLATE) -> dict[str, tuple[Any, Any]]:
     out = {}
     for name, op in ops.items():
-        ns: dict[str, Any] = {}
-        exec(_TEMPLATE.format(op=op), ns)  # fixed templates: an operator from the table above
+        ns: dict[str, Any] = {"BIG": 1 << 50_000}
+        exec(template.format(op=op), ns)  # fixed templates: an operator from the table above
         out[name] = (ns["make"], ns["make_const"])
     return out
 
@@ -49,6 +68,7 @@ def _build(ops: dict[str, str]) -> dict[str, tuple[Any, Any]]:
 _COMPARE = _build(_COMPARE_OPS)
 _NUMERIC_CONST = _build({"Add": "+", "Mult": "*"})
 _BINOPS = _build(_PLAIN_BINOPS)
+_POST = _build(_POST_BINOPS, _POST_TEMPLATE)
 _MISSING = object()
 
 
@@ -59,8 +79,13 @@ def compare_closure(op: str, left: Fn, right: Fn | None, const: Any = _MISSING) 
     return make(left, right)
 
 
-def binop_closure(op: str, left: Fn, right: Fn | None, const: Any = _MISSING) -> Fn | None:
-    """A closure for an operator that needs no size guard, or None."""
+def binop_closure(
+    op: str, left: Fn, right: Fn | None, const: Any = _MISSING, post: Any = None
+) -> Fn | None:
+    """A closure for an operator that needs no size guard (or only ``post``), or None."""
+    if op in _POST and post is not None:
+        pmake, pmake_const = _POST[op]
+        return pmake_const(left, const, post) if right is None else pmake(left, right, post)
     pair = _BINOPS.get(op)
     if pair is None and right is None and type(const) is float and op in _NUMERIC_CONST:
         pair = _NUMERIC_CONST[op]  # x + 1.5, x * 0.5: no sequence can grow

@@ -9,8 +9,8 @@ Iterators and huge ranges handed to native code are wrapped so that native consu
 
 from __future__ import annotations
 
-import decimal
 import math
+import operator
 import re
 import types
 from collections.abc import Callable
@@ -20,7 +20,7 @@ from typing import Any
 from .budget import Budget
 from .errors import SecurityError, SizeLimitExceeded
 from .policy import Policy
-from .rules import PLAIN_TYPES
+from .rules import PLAIN_TYPES, SAFE_MARK_NAME
 
 __all__ = ["Guards"]
 
@@ -35,7 +35,12 @@ _PERCENT_RE = re.compile(r"%[-#0 +(]*(?:\*|(\d{4,}))?(?:\.(?:\*|(\d{4,})))?")
 _MUTATING_CONTAINERS = (list, dict, set, bytearray)
 _FAST_OWNERS = frozenset({list, dict, set, bytearray, str, bytes, tuple, frozenset, int, float})
 _GROWING = frozenset({list, dict, set, bytearray})
-_CHECKED_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs", "replace", "join"})
+_CHECKED_METHODS = frozenset({
+    "center", "ljust", "rjust", "zfill", "expandtabs", "replace", "join", "translate", "to_bytes",
+})  # fmt: skip
+_BIG_BITS = 50_000  # integers above this many bits: look at the clock around the operation
+_BUILTIN_CONTAINERS = frozenset({list, tuple, set, frozenset, dict, str, bytes, bytearray, range})
+_TEXT_FUNCS = frozenset({str, repr, ascii})
 _PURE_IDS = frozenset(
     id(f)
     for f in (
@@ -51,6 +56,65 @@ def _type_one_arg(*args: Any) -> type:
     return type(args[0])
 
 
+def _is_metaclass(obj: Any) -> bool:
+    return isinstance(obj, type) and issubclass(obj, type)
+
+
+def _meta_one_arg(meta: type) -> Any:
+    """A metaclass handed to native code: calling it may not build a class from a namespace."""
+
+    def one_arg(*args: Any, **kwargs: Any) -> Any:
+        if len(args) != 1 or kwargs:
+            raise SecurityError("calling a metaclass to build a class is not allowed")
+        return meta(args[0])
+
+    return one_arg
+
+
+def _num_bits(x: Any) -> int:
+    if isinstance(x, int):
+        return x.bit_length()
+    if isinstance(x, Fraction):
+        return x.numerator.bit_length() + x.denominator.bit_length()
+    return 0
+
+
+_TEXT_CONTAINERS = frozenset({list, tuple, dict, set, frozenset})
+_SMALL_SCALARS = frozenset({int, float, bool, type(None), complex})
+
+
+def _text_size(value: Any, cap: int, depth: int) -> int:
+    """An upper-ish estimate of ``len(repr(value))``, computed at C speed for flat containers;
+    stops counting once above ``cap``. Shared references count once per occurrence."""
+    t = type(value)
+    if t is str or t is bytes or t is bytearray:
+        return len(value) + 3
+    if t is int:
+        return value.bit_length() // 3 + 2
+    if t not in _TEXT_CONTAINERS:
+        return 24
+    if depth > 40:
+        return 24
+    items: Any = value
+    n = len(items)
+    if t is dict:
+        items = [*value.keys(), *value.values()]
+    kinds = set(map(type, items))
+    if kinds <= _SMALL_SCALARS:
+        if int in kinds:
+            big = max(x.bit_length() for x in items if type(x) is int)
+            return 2 + n * (big // 3 + 4)
+        return 2 + n * 26
+    if kinds <= {str}:
+        return 2 + sum(map(len, items)) + 4 * n
+    total = 2
+    for x in items:
+        total += _text_size(x, cap, depth + 1) + 2
+        if total > cap:
+            return total
+    return total
+
+
 class Guards:
     """Pre/post checks bound to one interpreter's budget and policy."""
 
@@ -61,11 +125,17 @@ class Guards:
         self.max_size = lim.max_collection_size
         self.max_bits = lim.max_int_bits
         self.max_width = lim.max_format_width
-        self.by_id: dict[int, Callable[[tuple[Any, ...], dict[str, Any]], None]] = {}
-        self.by_method: dict[tuple[type, str], Callable[[Any, tuple[Any, ...]], None]] = {}
+        # Pre-checks of native calls (they may replace arguments in the list they are given):
+        # by the callable's id, by (owner type, method name), by a Python method's function id.
+        self.by_id: dict[int, Callable[[list[Any], dict[str, Any]], None]] = {}
+        self.by_method: dict[tuple[type, str], Callable[..., None]] = {}
+        self.by_func: dict[int, Callable[[Any, list[Any], dict[str, Any]], None]] = {}
+        self.safe_round: Callable[..., Any] = round
         self.no_wrap: set[int] = set()
         self._iter_cache: dict[type, bool] = {}
-        self._install()
+        from .size_checks import install_size_checks
+
+        install_size_checks(self)
 
     # -- errors ----------------------------------------------------------------------------
     def too_big(self, what: str, size: int | float) -> SizeLimitExceeded:
@@ -94,20 +164,66 @@ class Guards:
                         f"{self.max_width}"
                     )
 
+    # -- numbers ---------------------------------------------------------------------------
+    def as_index(self, v: Any) -> int:
+        """``operator.index(v)`` once (a user ``__index__`` may answer differently each time)."""
+        if type(v) is int:
+            return v
+        if isinstance(v, int):
+            return int(v)
+        if hasattr(type(v), "__index__"):
+            return operator.index(v)
+        raise TypeError(f"'{type(v).__name__}' object cannot be interpreted as an integer")
+
+    def check_numeric(self, what: str, a: Any, b: Any) -> None:
+        """Bound operations on big ints/fractions (int subclasses and Fraction included)."""
+        bits = _num_bits(a) + _num_bits(b)
+        if bits > _BIG_BITS:
+            self.check_bits(what, bits)
+            self.budget.check_clock()
+
+    def post(self, r: Any) -> Any:
+        """After ``-``, ``/``, ``//``, ``%``: results that grew (fractions) or cost (big ints)."""
+        if type(r) is int or isinstance(r, (int, Fraction)):
+            bits = _num_bits(r)
+            if bits > _BIG_BITS:
+                self.budget.check_clock()
+                self.check_bits("result", bits)
+        return r
+
+    def check_division(self, a: Any, b: Any) -> None:
+        # Schoolbook division costs (quotient bits x divisor bits): 1M-bit operands take ~1 s.
+        if isinstance(a, int) and isinstance(b, int):
+            ab, bb = a.bit_length(), b.bit_length()
+            if ab > _BIG_BITS and bb > 64:
+                if (ab - bb) * bb > 4 * 10**10:
+                    raise SizeLimitExceeded(
+                        f"integer division of {ab:,}-bit by {bb:,}-bit numbers is too costly"
+                    )
+                self.budget.check_clock()
+        elif isinstance(a, Fraction) or isinstance(b, Fraction):
+            self.check_numeric("fraction", a, b)
+
     # -- operators -------------------------------------------------------------------------
     def mul(self, a: Any, b: Any) -> Any:
         ta = type(a)
         tb = type(b)
         if ta is int and tb is int:
-            if a.bit_length() + b.bit_length() > self.max_bits:
-                self.check_bits("integer product", a.bit_length() + b.bit_length())
+            if a.bit_length() + b.bit_length() > _BIG_BITS:
+                self.check_numeric("integer product", a, b)
             return a * b
         if ta is float or tb is float:
             return a * b
-        if isinstance(a, _SEQ_TYPES) and isinstance(b, int):
-            self.check_size(f"{ta.__name__} repetition", len(a) * b)
-        elif isinstance(b, _SEQ_TYPES) and isinstance(a, int):
-            self.check_size(f"{tb.__name__} repetition", len(b) * a)
+        if isinstance(a, _SEQ_TYPES) and not isinstance(b, _SEQ_TYPES):
+            if hasattr(tb, "__index__"):
+                b = self.as_index(b)
+                self.check_size(f"{ta.__name__} repetition", len(a) * b)
+        elif isinstance(b, _SEQ_TYPES) and not isinstance(a, _SEQ_TYPES):
+            if hasattr(ta, "__index__"):
+                a = self.as_index(a)
+                self.check_size(f"{tb.__name__} repetition", len(b) * a)
+        else:
+            self.check_numeric("product", a, b)
         return a * b
 
     def add(self, a: Any, b: Any) -> Any:
@@ -116,19 +232,49 @@ class Guards:
             return a + b
         if isinstance(a, _SEQ_TYPES) and isinstance(b, _SEQ_TYPES):
             self.check_size(f"{ta.__name__} concatenation", len(a) + len(b))
+        elif isinstance(a, Fraction) or isinstance(b, Fraction):
+            self.check_numeric("fraction sum", a, b)
         return a + b
 
+    def sub(self, a: Any, b: Any) -> Any:
+        if isinstance(a, Fraction) or isinstance(b, Fraction):
+            self.check_numeric("fraction difference", a, b)
+        return a - b
+
+    def truediv(self, a: Any, b: Any) -> Any:
+        if isinstance(a, Fraction) or isinstance(b, Fraction):
+            self.check_numeric("fraction quotient", a, b)
+        return a / b
+
+    def floordiv(self, a: Any, b: Any) -> Any:
+        self.check_division(a, b)
+        return a // b
+
+    def divmod(self, a: Any, b: Any) -> Any:
+        self.check_division(a, b)
+        return divmod(a, b)
+
     def pow(self, a: Any, b: Any, mod: Any = None) -> Any:
+        if isinstance(b, Fraction) and b.denominator == 1:
+            b = b.numerator  # Fraction ** Fraction(n) computes a ** n
         if mod is not None:
+            if isinstance(a, int) and isinstance(b, int) and isinstance(mod, int):
+                eb, mb = abs(b).bit_length(), mod.bit_length()
+                if eb * float(mb) ** 1.6 > 5e9:
+                    raise SizeLimitExceeded(
+                        f"pow() with a {eb:,}-bit exponent and {mb:,}-bit modulus: too costly"
+                    )
             return pow(a, b, mod)
-        if isinstance(b, int) and b > 1:
+        if isinstance(b, int) and abs(b) > 1:
             base_bits = 0.0
             if isinstance(a, int) and abs(a) > 1:
                 base_bits = math.log2(abs(a))
             elif isinstance(a, Fraction):
                 base_bits = float(max(a.numerator.bit_length(), a.denominator.bit_length()))
-            if base_bits * b > self.max_bits:
-                self.check_bits("power", base_bits * b)
+            if base_bits * abs(b) > self.max_bits:
+                self.check_bits("power", base_bits * abs(b))
+            if base_bits * abs(b) > _BIG_BITS:
+                self.budget.check_clock()
         return a**b
 
     def lshift(self, a: Any, b: Any) -> Any:
@@ -138,6 +284,8 @@ class Guards:
 
     def mod(self, a: Any, b: Any) -> Any:
         if type(a) is int or type(a) is float:
+            if type(a) is int and a.bit_length() > _BIG_BITS:
+                self.check_division(a, b)
             return a % b
         if isinstance(a, (str, bytes)):
             text = a if isinstance(a, str) else a.decode("latin-1")
@@ -154,7 +302,32 @@ class Guards:
                                 raise SizeLimitExceeded(
                                     f"%-format width above max_format_width={self.max_width}"
                                 )
+                self.check_text_size("%-formatting", len(a), b)
+            return a % b
+        self.check_division(a, b)
         return a % b
+
+    def contains(self, a: Any, b: Any) -> bool:
+        """``a in b``: an iterator (or an iterable without ``__contains__``) is scanned by the
+        native ``in`` without any budget: scan it one budgeted item at a time instead."""
+        tb = type(b)
+        if tb in _BUILTIN_CONTAINERS or (
+            hasattr(tb, "__contains__") and not hasattr(tb, "__next__")
+        ):
+            return a in b
+        return any(v is a or v == a for v in self.budget.iterate(b))
+
+    def not_contains(self, a: Any, b: Any) -> bool:
+        return not self.contains(a, b)
+
+    # -- text built from containers ---------------------------------------------------------
+    def check_text_size(self, what: str, base: int, value: Any) -> None:
+        """``repr``/``str``/``%``/``json.dumps`` of containers: a list holding one big string
+        10,000 times is small, its text is not. Estimate the text before building it."""
+        if type(value) in _TEXT_CONTAINERS:
+            size = base + _text_size(value, self.max_size - base, 0)
+            if size > self.max_size:
+                raise self.too_big(f"text of {what}", size)
 
     # -- native calls ----------------------------------------------------------------------
     def _is_iterator_type(self, t: type) -> bool:
@@ -168,6 +341,8 @@ class Guards:
         """Wrap iterators and huge ranges handed to native code (in place)."""
         if id(fn) in self.no_wrap:
             return
+        # our own checked helpers (super().__new__ of a metaclass) take metaclasses as they are
+        own = type(fn) is types.FunctionType and SAFE_MARK_NAME in fn.__dict__
         budget = self.budget
         for i, a in enumerate(args):
             if a is type:
@@ -176,6 +351,9 @@ class Guards:
                 args[i] = _type_one_arg
                 continue
             t = type(a)
+            if not own and isinstance(a, type) and issubclass(a, type):
+                args[i] = _meta_one_arg(a)  # any metaclass (abc.ABCMeta...): the same
+                continue
             if t in _NO_ITER_TYPES:
                 continue
             if t is range:
@@ -189,7 +367,8 @@ class Guards:
         if name in _CHECKED_METHODS:
             check = self.by_method.get((type(owner), name))
             if check is not None:
-                check(owner, tuple(args))
+                self._index_args(args)
+                check(owner, args, {})
         for a in args:
             if type(a) not in _NO_ITER_TYPES:
                 self.prepare_args(method, args)
@@ -210,6 +389,8 @@ class Guards:
                 if type(a) not in _NO_ITER_TYPES:
                     break
             else:
+                if fn in _TEXT_FUNCS and args and type(args[0]) in _TEXT_CONTAINERS:
+                    self.check_text_size(fn.__name__ + "()", 0, args[0])
                 return fn(*args, **kwargs) if kwargs else fn(*args)
         t = type(fn)
         if t is types.BuiltinMethodType:
@@ -221,7 +402,7 @@ class Guards:
                 if name in _CHECKED_METHODS:
                     check = self.by_method.get((to, name))
                     if check is not None:
-                        check(owner, tuple(args))
+                        check(owner, args, kwargs or {})
                 for a in args:
                     if type(a) not in _NO_ITER_TYPES:
                         self.prepare_args(fn, args)
@@ -234,22 +415,40 @@ class Guards:
                 if type(result) in _SIZED_RESULT_TYPES and len(result) > self.max_size:
                     raise self.too_big("result of a native call", len(result))
                 return result
+        if isinstance(fn, type) and issubclass(fn, type) and (len(args) != 1 or kwargs):
+            # abc.ABCMeta('X', (), {...}), type(SomeClass)(...): a class from an unchecked
+            # namespace. Classes come from class statements only.
+            raise SecurityError(
+                f"calling the metaclass {fn.__name__} to build a class is not allowed; "
+                "use a class statement"
+            )
         pre = self.by_id.get(id(fn))
         if pre is not None:
-            pre(tuple(args), kwargs or {})
+            self._index_args(args)
+            pre(args, kwargs or {})
         elif t is types.BuiltinMethodType:
             owner = fn.__self__
-            check = self.by_method.get((type(owner), fn.__name__))
-            if check is not None:
-                check(owner, tuple(args))
+            for k in type(owner).__mro__:
+                check = self.by_method.get((k, fn.__name__))
+                if check is not None:
+                    self._index_args(args)
+                    check(owner, args, kwargs or {})
+                    break
+        elif t is types.MethodType:
+            mcheck = self.by_func.get(id(fn.__func__))
+            if mcheck is not None:
+                self._index_args(args)
+                mcheck(fn.__self__, args, kwargs or {})
         for a in args:
-            if type(a) not in _NO_ITER_TYPES or a is type:
+            if type(a) not in _NO_ITER_TYPES or type(a) is type:
                 self.prepare_args(fn, args)
                 break
         if kwargs:
-            for k, v in kwargs.items():
+            for key, v in kwargs.items():
                 if v is type:
-                    kwargs[k] = _type_one_arg
+                    kwargs[key] = _type_one_arg
+                elif isinstance(v, type) and issubclass(v, type):
+                    kwargs[key] = _meta_one_arg(v)
         result = fn(*args, **kwargs) if kwargs else fn(*args)
         tr = type(result)
         if tr in _SIZED_RESULT_TYPES:
@@ -264,88 +463,10 @@ class Guards:
                 raise self.too_big(f"{type(fn.__self__).__name__}", n)
         return result
 
-    # -- the table of pre-checks ---------------------------------------------------------------
-    def _install(self) -> None:
-        size = self.check_size
-
-        def width_arg(owner: Any, args: tuple[Any, ...]) -> None:
-            if args and isinstance(args[0], int):
-                size("padded string", args[0])
-
-        def expandtabs(owner: Any, args: tuple[Any, ...]) -> None:
-            tab = args[0] if args and isinstance(args[0], int) else 8
-            size("expanded string", len(owner) * max(tab, 1))
-
-        def replace(owner: Any, args: tuple[Any, ...]) -> None:
-            if len(args) >= 2 and isinstance(args[0], (str, bytes)):
-                old, new = args[0], args[1]
-                count = len(owner) + 1 if not old else len(owner) // len(old)
-                if len(args) >= 3 and isinstance(args[2], int) and args[2] >= 0:
-                    count = min(count, args[2])
-                size("replaced string", len(owner) + count * len(new))
-
-        def join(owner: Any, args: tuple[Any, ...]) -> None:
-            if args and isinstance(args[0], (list, tuple)):
-                items = args[0]
-                try:
-                    total = sum(map(len, items))
-                except TypeError:
-                    return
-                size("joined string", total + len(owner) * max(len(items) - 1, 0))
-
-        for t in (str, bytes, bytearray):
-            for m in ("center", "ljust", "rjust", "zfill"):
-                self.by_method[(t, m)] = width_arg
-            self.by_method[(t, "expandtabs")] = expandtabs
-            self.by_method[(t, "replace")] = replace
-            self.by_method[(t, "join")] = join
-
-        def alloc(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            if args and isinstance(args[0], int):
-                size("bytes object", args[0])
-
-        def fact(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            if args and isinstance(args[0], int) and args[0] > 100_000:
-                raise SizeLimitExceeded(f"math.factorial({args[0]}) is above the size budget")
-
-        def comb(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            if args and isinstance(args[0], int) and args[0] > 1_000_000:
-                raise SizeLimitExceeded("math.comb/perm argument is above the size budget")
-
-        def unbound_width(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            if len(args) >= 2 and isinstance(args[1], int):
-                size("padded string", args[1])
-
-        def ldexp(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            return None
-
-        def deny_type3(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            if len(args) != 1:
-                raise SecurityError(
-                    "type() with three arguments is not allowed; use a class statement"
-                )
-
-        def decimal_context(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            values = [*args[:1], kwargs.get("prec"), kwargs.get("Emax"), kwargs.get("Emin")]
-            for v in values:
-                if isinstance(v, int) and abs(v) > 100_000:
-                    raise SizeLimitExceeded(
-                        f"decimal precision/exponent {v} is above the size budget"
-                    )
-
-        self.by_id[id(decimal.Context)] = decimal_context
-        self.by_id[id(decimal.localcontext)] = lambda a, k: decimal_context(a[1:], k)
-        self.by_id[id(bytes)] = alloc
-        self.by_id[id(bytearray)] = alloc
-        self.by_id[id(math.factorial)] = fact
-        self.by_id[id(math.comb)] = comb
-        self.by_id[id(math.perm)] = comb
-        self.by_id[id(type)] = deny_type3
-        for t in (str, bytes, bytearray):
-            for m in ("center", "ljust", "rjust", "zfill"):
-                self.by_id[id(t.__dict__[m])] = unbound_width
-        for fn in (
-            len, isinstance, issubclass, id, repr, type, callable, hash, iter, next, bool,
-            print, getattr, setattr, hasattr,
-        ):  # fmt: skip
-            self.no_wrap.add(id(fn))
+    def _index_args(self, args: list[Any]) -> None:
+        """Size-checked natives: convert ``__index__`` objects once, so the check and the call
+        see the same number."""
+        for i, a in enumerate(args):
+            ta = type(a)
+            if ta is not int and ta not in _NO_ITER_TYPES and hasattr(ta, "__index__"):
+                args[i] = self.as_index(a)

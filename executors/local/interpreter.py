@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import ctypes
 import decimal
 import queue
 import random
@@ -64,6 +65,7 @@ class Interpreter:
         self._tool_requests: queue.SimpleQueue[Any] | None = None
         self._decimal_context = decimal.Context()
         self._random_state = random.Random().getstate()
+        self._stuck: threading.Thread | None = None  # a worker left running native code
 
     # -- state -----------------------------------------------------------------------------
     def send_tools(self, tools: Mapping[str, Callable[..., Any]]) -> None:
@@ -174,6 +176,10 @@ class Interpreter:
         """
         if not self.big_stack:
             return self._run(code, timeout_s)
+        stuck = self._stuck
+        if stuck is not None and stuck.is_alive():
+            return _busy_execution(self)
+        self._stuck = None
         box: list[Execution] = []
         requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
@@ -184,6 +190,8 @@ class Interpreter:
                 requests.put(_DONE)
 
         self._tool_requests = requests
+        limit = self.limits.timeout_s if timeout_s is None else timeout_s
+        give_up = time.monotonic() + limit + _GRACE_S
         try:
             thread = _start_big_stack_thread(target)
             if thread is None:  # the system refused the stack: run here (8 MB main stack)
@@ -193,7 +201,14 @@ class Interpreter:
                 # Tools run here, on the caller's thread (they may hold thread-bound state such
                 # as SQLite connections); the sandboxed code waits for them.
                 while True:
-                    item = requests.get()
+                    try:
+                        item = requests.get(timeout=max(give_up - time.monotonic(), 0.01))
+                    except queue.Empty:
+                        # Stuck in native code past the deadline (a catastrophic regex, a huge
+                        # native loop): stop what can be stopped, and give control back anyway.
+                        if self._abandon(thread):
+                            return _timeout_execution(self, limit)
+                        continue
                     if item is _DONE:
                         break
                     fn, args, kwargs, reply = item
@@ -209,6 +224,20 @@ class Interpreter:
         finally:
             self._tool_requests = None
         return box[0]
+
+    def _abandon(self, thread: threading.Thread) -> bool:
+        """Past the deadline: trip the budget and raise in the worker (interrupts Python-level
+        library loops); if it is still running native code after a grace, leave it behind."""
+        self.budget.abort()
+        if thread.ident is not None:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(thread.ident), ctypes.py_object(TimeoutExceeded)
+            )
+        thread.join(_GRACE_S)
+        if thread.is_alive():
+            self._stuck = thread
+            return True
+        return False
 
     def call_tool(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
         requests = self._tool_requests
@@ -247,10 +276,12 @@ class Interpreter:
                 value = self.frame.ret if last_is_expr else None
                 self.frame.ret = None
                 if value is not None:
+                    self.guards.check_text_size("the result", 0, value)
                     execution.results = [
                         Result({"text/plain": safe_repr(value)}, is_main_result=True)
                     ]
             except FinalAnswerSignal as signal:
+                self.guards.check_text_size("the final answer", 0, signal.value)
                 execution.is_final_answer = True
                 execution.final_answer = to_plain(signal.value)
         except BaseException as exc:  # user errors are data; interpreter errors are data too
@@ -283,6 +314,32 @@ class Interpreter:
 
 
 _DONE = object()
+_GRACE_S = 1.0
+
+
+def _timeout_execution(interp: Interpreter, limit: float) -> Execution:
+    interp.execution_count += 1
+    msg = (
+        f"execution exceeded the time budget (timeout_s={limit:g}) inside a native call that "
+        "cannot be interrupted in-process; use isolation='process' for a hard stop"
+    )
+    return Execution(
+        execution_count=interp.execution_count,
+        status="timeout",
+        error=ExecutionError("TimeoutError", msg, f"TimeoutError: {msg}"),
+    )
+
+
+def _busy_execution(interp: Interpreter) -> Execution:
+    interp.execution_count += 1
+    msg = "the previous run is still stuck in a native call; this interpreter cannot run code"
+    return Execution(
+        execution_count=interp.execution_count,
+        status="error",
+        error=ExecutionError("TimeoutError", msg, f"TimeoutError: {msg}"),
+    )
+
+
 _STACK_LOCK = threading.Lock()
 _BIG_STACK = 1 << 30
 

@@ -21,6 +21,7 @@ from .errors import FinalAnswerSignal, SecurityError, TimeoutExceeded
 from .guards import Guards
 from .policy import Policy
 from .rules import USER_MARK, USER_MARK_NAME, is_user_owned, mark_safe
+from .stdlib_safe import install_stdlib_safe
 
 __all__ = ["FinalAnswer", "make_builtins"]
 
@@ -64,6 +65,14 @@ def make_builtins(budget: Budget, policy: Policy, guards: Guards) -> dict[str, A
             guards.check_width(spec)
 
     class _SafeFormatter(string.Formatter):
+        # The text built is counted: '{a}' * 10**6 with one big ``a`` is small until it is
+        # formatted.
+        total = 0
+
+        def vformat(self, format_string: Any, args: Any, kwargs: Any) -> str:
+            self.total = len(format_string) if isinstance(format_string, str) else 0
+            return super().vformat(format_string, args, kwargs)
+
         def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
             first, rest = _field_split(field_name)
             rest = list(rest)
@@ -77,7 +86,12 @@ def make_builtins(budget: Budget, policy: Policy, guards: Guards) -> dict[str, A
 
         def format_field(self, value: Any, format_spec: str) -> Any:
             check_spec(format_spec)
-            return format(value, format_spec)
+            guards.check_text_size("str.format()", self.total, value)
+            out = format(value, format_spec)
+            self.total += len(out) if isinstance(out, str) else 0
+            if self.total > guards.max_size:
+                raise guards.too_big("str.format() result", self.total)
+            return out
 
     formatter = _SafeFormatter()
 
@@ -98,6 +112,7 @@ def make_builtins(budget: Budget, policy: Policy, guards: Guards) -> dict[str, A
     def safe_format(value: Any, format_spec: str = "") -> str:
         if isinstance(format_spec, str):
             check_spec(format_spec)
+        guards.check_text_size("format()", 0, value)
         return format(value, format_spec)
 
     def safe_getattr(obj: Any, name: Any, default: Any = _NOTHING) -> Any:
@@ -143,6 +158,8 @@ def make_builtins(budget: Budget, policy: Policy, guards: Guards) -> dict[str, A
             end = "\n"
         if not isinstance(sep, str) or not isinstance(end, str):
             raise TypeError("sep and end must be None or strings")
+        for a in args:
+            guards.check_text_size("print()", 0, a)
         budget.write(sep.join([str(a) for a in args]) + end)
 
     def safe_pow(base: Any, exp: Any, mod: Any = None) -> Any:
@@ -212,6 +229,14 @@ def make_builtins(budget: Budget, policy: Policy, guards: Guards) -> dict[str, A
             budget.refill()
 
     _ = TimeoutExceeded
+    install_stdlib_safe(policy, guards, budget)
+
+    def safe_round(number: Any, ndigits: Any = None) -> Any:
+        return guards.safe_round(number, ndigits)
+
+    def safe_divmod(a: Any, b: Any, /) -> Any:
+        return guards.divmod(a, b)
+
     replacements = {
         "getattr": safe_getattr,
         "hasattr": safe_hasattr,
@@ -223,6 +248,8 @@ def make_builtins(budget: Budget, policy: Policy, guards: Guards) -> dict[str, A
         "super": safe_super,
         "dir": safe_dir,
         "sum": safe_sum,
+        "round": safe_round,
+        "divmod": safe_divmod,
     }
     table.update(replacements)
     for name, fn in replacements.items():

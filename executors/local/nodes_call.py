@@ -9,7 +9,7 @@ from .compiler_support import CompilerBase
 from .errors import SecurityError
 from .frame import MISSING as _MISS
 from .frame import Frame
-from .rules import SUPER_DUNDERS, USER_MARK_NAME, is_dunder
+from .rules import SUPER_DUNDERS, USER_MARK_NAME, is_dunder, mark_safe
 
 if TYPE_CHECKING:
     from .compiler import Fn
@@ -257,7 +257,7 @@ class CallMixin(CompilerBase):
                         check_namespace(args[3])
                     return method(*args, **kwargs)
 
-                return checked_new
+                return mark_safe(checked_new)
             return method
 
         return super_method

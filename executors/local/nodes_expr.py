@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 from .compiler_support import CompilerBase
 from .fastpaths import binop_closure, compare_closure
 from .frame import Frame
+from .policy import WATCHED_PLAIN
 from .rules import PLAIN_TYPES, is_dunder
 
 if TYPE_CHECKING:
@@ -70,11 +71,14 @@ class ExprMixin(CompilerBase):
 
             return get_checked
         guard_slow = p.guard_slow
+        hook = p.plain_hook
+        watched = WATCHED_PLAIN
 
         def get_plain(o: Any) -> Any:
             v = getattr(o, name)
-            if type(v) in PLAIN_TYPES:
-                return v
+            tv = type(v)
+            if tv in PLAIN_TYPES:
+                return hook(o, v, tv) if tv in watched else v
             return guard_slow(v)
 
         return get_plain
@@ -124,8 +128,8 @@ class ExprMixin(CompilerBase):
         )
         table = {
             ast.Add: operator.add if numeric_const else g.add,
-            ast.Sub: operator.sub, ast.Mult: g.mul, ast.Div: operator.truediv,
-            ast.FloorDiv: operator.floordiv, ast.Mod: g.mod,
+            ast.Sub: g.sub, ast.Mult: g.mul, ast.Div: g.truediv,
+            ast.FloorDiv: g.floordiv, ast.Mod: g.mod,
             ast.Pow: g.pow, ast.LShift: g.lshift, ast.RShift: operator.rshift,
             ast.BitOr: operator.or_, ast.BitXor: operator.xor, ast.BitAnd: operator.and_,
             ast.MatMult: operator.matmul,
@@ -136,13 +140,13 @@ class ExprMixin(CompilerBase):
         left = self.expr(node.left, sc)
         opname = type(node.op).__name__
         if isinstance(node.right, ast.Constant):
-            fast = binop_closure(opname, left, None, node.right.value)
+            fast = binop_closure(opname, left, None, node.right.value, post=self.guards.post)
             if fast is not None:
                 return fast
         if opname in ("Mod", "Mult") and isinstance(node.right, ast.Constant):
             return self._binop_int_const(opname, left, node.right.value)
         right = self.expr(node.right, sc)
-        fast = binop_closure(opname, left, right)
+        fast = binop_closure(opname, left, right, post=self.guards.post)
         if fast is not None:
             return fast
         op = self.binop(node.op, node.right)
@@ -273,10 +277,20 @@ class ExprMixin(CompilerBase):
 
     def e_Compare(self, node: ast.Compare, sc: Scope) -> Fn:
         left = self.expr(node.left, sc)
-        ops = [_CMP[type(o)] for o in node.ops]
+        g = self.guards
+        # ``in`` over an iterator is a native scan without budget: the guarded version.
+        special = {ast.In: g.contains, ast.NotIn: g.not_contains}
+        ops = [special.get(type(o)) or _CMP[type(o)] for o in node.ops]
         if len(ops) == 1:
             right_node = node.comparators[0]
             opname = type(node.ops[0]).__name__
+            if opname in ("In", "NotIn") and not isinstance(right_node, ast.Constant):
+                op1, right1 = ops[0], self.expr(right_node, sc)
+
+                def contains(f: Frame) -> Any:
+                    return op1(left(f), right1(f))
+
+                return contains
             if isinstance(right_node, ast.Constant):
                 return compare_closure(opname, left, None, right_node.value)
             return compare_closure(opname, left, self.expr(right_node, sc))
@@ -420,9 +434,13 @@ class ExprMixin(CompilerBase):
         conv = {-1: None, 115: str, 114: repr, 97: ascii}[node.conversion]
         spec = self.expr(node.format_spec, sc) if node.format_spec is not None else None
         check_width = self.guards.check_width
+        check_text = self.guards.check_text_size
+        containers = (list, tuple, dict, set, frozenset)
 
         def formatted(f: Frame) -> str:
             v = value(f)
+            if type(v) in containers:
+                check_text("f-string", 0, v)
             if conv is not None:
                 v = conv(v)
             if spec is None:

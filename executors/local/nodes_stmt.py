@@ -401,7 +401,9 @@ class StmtMixin(CompilerBase):
 
         table = {
             ast.Add: iadd, ast.Mult: imul, ast.Pow: g.pow, ast.LShift: g.lshift, ast.Mod: g.mod,
-            ast.Sub: operator.isub, ast.Div: operator.itruediv, ast.FloorDiv: operator.ifloordiv,
+            ast.Sub: lambda a, b: g.post(operator.isub(a, b)),
+            ast.Div: lambda a, b: g.post(operator.itruediv(a, b)),
+            ast.FloorDiv: lambda a, b: g.post(g.floordiv(a, b)),
             ast.RShift: operator.irshift, ast.BitOr: operator.ior, ast.BitXor: operator.ixor,
             ast.BitAnd: operator.iand, ast.MatMult: operator.imatmul,
         }  # fmt: skip

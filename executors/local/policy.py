@@ -16,8 +16,11 @@ paths, ``operator`` helpers, values returned by native code, tools):
 from __future__ import annotations
 
 import builtins
+import copy
 import importlib
+import sys
 import types
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -26,6 +29,7 @@ from .errors import SecurityError, SizeLimitExceeded
 __all__ = [
     "DEFAULT_AUTHORIZED_IMPORTS",
     "USER_MARK",
+    "WATCHED_PLAIN",
     "ModuleProxy",
     "Policy",
     "is_dunder",
@@ -71,6 +75,9 @@ class Policy:
         self.overrides: dict[str, dict[str, Any]] = {}  # module -> member -> safe replacement
         self.safe_ids: set[int] = set()  # our own safe callables, allowed wherever they flow
         self.builtin_replacements: dict[int, Any] = {}  # id(real builtin) -> safe version
+        # id(real library callable) -> safe version, whatever route hands the real one out
+        self.func_replacements: dict[int, Any] = {}
+        self._registered: weakref.WeakSet[type] = weakref.WeakSet()
         self.safe_builtin_ids = {id(getattr(builtins, n)) for n in _SAFE_BUILTIN_NAMES}
 
     # -- imports ---------------------------------------------------------------------------
@@ -172,6 +179,10 @@ class Policy:
                     f"module {value.__name__} is not authorized (reached as {mname}.{attr})"
                 )
             return self.proxy(value)
+        if type(value) in _SHARED_MUTABLE:
+            # Module-level containers and contexts (copy.dispatch_table, decimal.DefaultContext)
+            # are shared with the host and every other sandbox: hand out a private copy.
+            return copy.copy(value)
         return self.guard(value)
 
     # -- values ----------------------------------------------------------------------------
@@ -193,6 +204,9 @@ class Policy:
             raise SecurityError(f"access to {t.__name__} objects is not allowed")
         if id(value) in self.safe_ids:
             return value
+        repl = self.func_replacements.get(id(value))
+        if repl is not None:
+            return repl
         if t is types.BuiltinFunctionType:
             owner = value.__self__
             if owner is builtins:
@@ -219,6 +233,8 @@ class Policy:
         if isinstance(value, type):
             if value.__module__ in _DYNAMIC_CLASS_MODULES and not is_user_owned(value):
                 return self.adopt_class(value)
+            if value.__flags__ & _HEAPTYPE and not is_user_owned(value):
+                self.check_library_class(value)
             if self.root_denied(value.__module__) and value.__module__ != "builtins":
                 raise SecurityError(f"class {value.__module__}.{value.__qualname__} is not allowed")
             if value.__module__ == "builtins" and value.__name__ in ("type",):
@@ -242,6 +258,21 @@ class Policy:
         ):
             raise SecurityError(f"objects of type {mod}.{t.__qualname__} are not allowed")
         return value
+
+    def check_library_class(self, cls: type) -> None:
+        """A class native code returned that its module does not define (made at run time by
+        ``make_dataclass(namespace=...)``, ``Enum(...)``...): its namespace obeys the class-body
+        rules, like a class statement's."""
+        if cls in self._registered:
+            return
+        obj: Any = sys.modules.get(cls.__module__)
+        for part in cls.__qualname__.split("."):
+            obj = getattr(obj, part, None) if obj is not None else None
+        if obj is not cls:
+            for key in vars(cls):
+                if is_dunder(key) and key not in CLASS_DUNDERS and key not in _FACTORY_DUNDERS:
+                    raise SecurityError(f"special name {key!r} cannot be defined in the sandbox")
+        self._registered.add(cls)
 
     def adopt_class(self, cls: type) -> type:
         """A class a native factory (``type()``, NamedTuple(...)) built for the sandbox: it must
@@ -305,9 +336,21 @@ class Policy:
             if issubclass(owner, str) and getattr(owner, name) is getattr(str, name):
                 return self.safe_str_method(name, None if isinstance(obj, type) else obj)
         value = getattr(obj, name)
-        if type(value) in PLAIN_TYPES:
-            return value
+        tv = type(value)
+        if tv in PLAIN_TYPES:
+            return self.plain_hook(obj, value, tv) if tv in WATCHED_PLAIN else value
         return self.guard_slow(value)
+
+    def plain_hook(self, obj: Any, value: Any, tv: type) -> Any:
+        """Plain values that still need a look: bound methods of replaced functions, and the
+        containers of library classes (shared with the host and every other sandbox)."""
+        if tv is types.MethodType:
+            repl = self.func_replacements.get(id(value.__func__))
+            if repl is not None:  # Mapping.register -> the checked register
+                return types.MethodType(repl, value.__self__)
+        elif isinstance(obj, type) and not is_user_owned(obj):
+            return copy.copy(value)
+        return value
 
     def set_attr(self, obj: Any, name: Any, value: Any) -> None:
         name = self.check_name(obj, name, "assignment")
@@ -336,3 +379,6 @@ class Policy:
 
 functools_partial = __import__("functools").partial
 _WRITABLE_NATIVE_TYPES = (__import__("decimal").Context,)
+_SHARED_MUTABLE = frozenset({dict, list, set, bytearray, *_WRITABLE_NATIVE_TYPES})
+WATCHED_PLAIN = frozenset({dict, list, set, bytearray, types.MethodType})
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: classes made at run time (not static C types)

@@ -264,3 +264,75 @@ def test_unsafe_variables_are_a_configuration_error(ex: Executor) -> None:
         ex.send_variables({"mod": os})
     with pytest.raises(ConfigurationError):
         ex.send_variables({"nested": {"k": [os]}})
+
+
+# Legitimate uses next to the guards added for tests/local/test_attacks_more.py.
+LEGIT_AFTER_HARDENING = [
+    (
+        "import fractions\nF = fractions.Fraction\nx = F(1, 3) - F(1, 5) + F(2, 7) * F(3, 4) / F(5, 6)\nx",
+        "Fraction(41, 105)",
+    ),
+    (
+        "def g():\n    yield from range(5)\n(3 in g(), 9 in g(), 2 not in g())",
+        "(True, False, False)",
+    ),
+    ("x = [1, 2, 3]\nx[1:2] = (i * 10 for i in range(3))\nx", "[1, 0, 10, 20, 3]"),
+    (
+        "import dataclasses\n@dataclasses.dataclass(frozen=True)\nclass P:\n    a: int\n    b: int = 2\nP(1)",
+        "P(a=1, b=2)",
+    ),
+    (
+        "import dataclasses\nP = dataclasses.make_dataclass('P', ['a', ('b', int, dataclasses.field(default=0))])\nP(1)",
+        "P(a=1, b=0)",
+    ),
+    (
+        "import functools\n@functools.total_ordering\nclass V:\n    def __init__(self, v):\n        self.v = v\n    def __eq__(self, o):\n        return self.v == o.v\n    def __lt__(self, o):\n        return self.v < o.v\nV(2) >= V(1)",
+        "True",
+    ),
+    (
+        "import collections.abc as c\nclass Bag:\n    pass\nc.Sized.register(Bag)\nisinstance(Bag(), c.Sized)",
+        "True",
+    ),
+    ("import enum\nE = enum.Enum('E', 'A B')\n[e.name for e in E]", "['A', 'B']"),
+    (
+        "(round(2.675, 2), round(12345, -2), divmod(17, 5), pow(3, 200, 7))",
+        "(2.67, 12300, (3, 2), 2)",
+    ),
+    (
+        "import operator, functools, math\n(functools.reduce(operator.mul, range(1, 10)), operator.pow(2, 10), math.prod([2, 3, 4]), math.lcm(4, 6))",
+        "(362880, 1024, 24, 12)",
+    ),
+    ("import re\nre.sub(r'(\\d+)', lambda m: str(int(m.group(1)) * 2), 'a1 b22')", "'a2 b44'"),
+    ("'hello'.translate({ord('l'): 'L'}) + str.translate('ab', {97: 'x'})", "'heLLoxb'"),
+    ("print([1, 'a'] * 3, {'k': (1, 2)})\nf'{[1, 2]}' + '{}'.format({1})", "'[1, 2]{1}'"),
+    (
+        "import decimal, fractions\n(decimal.Decimal('1.5e10'), fractions.Fraction('2.5e3'), int(decimal.Decimal('7.9')))",
+        "(Decimal('1.5E+10'), Fraction(2500, 1), 7)",
+    ),
+    (
+        "import copy, decimal\n(len(copy.dispatch_table) > 0, decimal.DefaultContext.prec)",
+        "(True, 28)",
+    ),
+    (
+        "import random\nr = random.Random(3)\n(len(r.choices([1, 2], k=5)), len(r.sample(range(100), 10)), r.getrandbits(8) < 256)",
+        "(5, 10, True)",
+    ),
+    (
+        "import abc\nclass Base(abc.ABC):\n    @abc.abstractmethod\n    def f(self):\n        ...\nclass Impl(Base):\n    def f(self):\n        return 1\nImpl().f()",
+        "1",
+    ),
+    (
+        "class M(type):\n    def __new__(m, n, b, ns):\n        ns['tag'] = n.lower()\n        return super().__new__(m, n, b, ns)\nclass Thing(metaclass=M):\n    pass\nThing.tag",
+        "'thing'",
+    ),
+    ("x = 2**600_000\n(x // 3**100_000).bit_length() > 0 and (x % 7) >= 0", "True"),
+    ("import itertools\nlist(itertools.tee(range(3), 2)[1])", "[0, 1, 2]"),
+    ("(1024).to_bytes(2, 'big') + int.to_bytes(1, 1, 'little')", "b'\\x04\\x00\\x01'"),
+    ("import string\nstring.Template('$a-$b').substitute(a='x', b='y')", "'x-y'"),
+]
+
+
+@pytest.mark.parametrize(("code", "expected"), LEGIT_AFTER_HARDENING)
+def test_legitimate_code_after_hardening(code: str, expected: str) -> None:
+    with create_executor("local", additional_authorized_imports=["dataclasses", "enum"]) as ex:
+        assert value(ex, code) == expected
