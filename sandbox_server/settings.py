@@ -37,8 +37,9 @@ class Settings(BaseSettings):
     )
     deployment: str = Field(
         "selfbox",
-        description="Name shared by every server instance of one deployment; containers "
-        "labelled with it and not owned by a live instance are swept at start.",
+        description="Name of the deployment, one server at a time: at start (and every 30 s) "
+        "a server removes the containers of its deployment it does not own. Two servers on "
+        "one Docker engine need different names.",
     )
     docker_runtime: str | None = Field(None, description='OCI runtime, e.g. "runsc" (gVisor).')
     allow_network: bool = Field(
