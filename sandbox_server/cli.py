@@ -91,6 +91,10 @@ def _build(args: argparse.Namespace) -> int:
             subprocess.run(command, check=True)
     except subprocess.CalledProcessError as exc:
         print(f"image build failed ({exc.returncode})", file=sys.stderr)
+        if not args.trust_host_ca:
+            print("if pip reported CERTIFICATE_VERIFY_FAILED, this host is behind a "
+                  "TLS-intercepting proxy: build with --trust-host-ca (the scripts: "
+                  "SELFBOX_TRUST_HOST_CA=1) to trust the host's CA bundle", file=sys.stderr)
         return exc.returncode or 1
     finally:
         for target in certs:
