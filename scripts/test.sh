@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole test suite on a fresh Debian/Ubuntu machine: installs what the tests need
-# (a venv with selfbox[dev], the Docker engine, Docker Compose v2, the images), then pytest.
+# (a venv with selfbox[dev], the Docker engine, Docker Compose v2, Node.js for the E2B
+# JavaScript SDK tests, the images), then pytest.
 #
 #   scripts/test.sh [pytest args...]
 #
@@ -12,6 +13,11 @@ cd "$REPO_ROOT"
 ensure_venv dev
 bash scripts/ensure-docker.sh
 PYTHON="$VENV/bin/python" bash scripts/install-compose.sh
+if ! command -v npm >/dev/null 2>&1; then  # for the E2B JavaScript SDK tests
+    log "installing Node.js and npm"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null \
+        || log "could not install Node.js; the JavaScript SDK tests will say so"
+fi
 build_images runtime
 log "running the test suite"
 exec "$VENV/bin/python" -m pytest "$@"
