@@ -9,6 +9,7 @@ Iterators and huge ranges handed to native code are wrapped so that native consu
 
 from __future__ import annotations
 
+import io
 import math
 import operator
 import re
@@ -333,7 +334,8 @@ class Guards:
     def _is_iterator_type(self, t: type) -> bool:
         known = self._iter_cache.get(t)
         if known is None:
-            known = hasattr(t, "__next__")
+            # in-memory buffers are finite: handed to pandas/numpy as they are (as files)
+            known = hasattr(t, "__next__") and not issubclass(t, (io.StringIO, io.BytesIO))
             self._iter_cache[t] = known
         return known
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import ctypes
 import decimal
 import queue
@@ -30,6 +31,7 @@ from .errors import (
 from .formatting import format_traceback, safe_repr, safe_str, to_plain
 from .frame import Frame
 from .guards import Guards
+from .host_audit import sandboxed, unsandboxed
 from .natives import FinalAnswer, make_builtins
 from .policy import Policy
 from .rules import DEFAULT_AUTHORIZED_IMPORTS, PLAIN_TYPES
@@ -60,6 +62,12 @@ class Interpreter:
         self.protected: dict[str, Any] = {"final_answer": FinalAnswer()}
         self.policy.safe_ids.add(id(self.protected["final_answer"]))
         self.frame = Frame(self.globals, None, None)
+        self.policy.lib.user_globals = self.globals
+        # The audit-hook backstop costs a Python call per audit event of the process (id(),
+        # __code__ reads): only where authorized libraries could reach files or programs.
+        p = self.policy
+        extra = p.allow_all or p.prefixes or p.exact - set(DEFAULT_AUTHORIZED_IMPORTS)
+        self._backstop = sandboxed if extra else contextlib.nullcontext
         self.execution_count = 0
         self.big_stack = big_stack
         self._tool_requests: queue.SimpleQueue[Any] | None = None
@@ -242,7 +250,8 @@ class Interpreter:
     def call_tool(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
         requests = self._tool_requests
         if requests is None:
-            return fn(*args, **kwargs)
+            with unsandboxed():  # a tool is host code: its own rights
+                return fn(*args, **kwargs)
         reply: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
         requests.put((fn, args, kwargs, reply))
         ok, value = reply.get()
@@ -272,7 +281,8 @@ class Interpreter:
             try:
                 fn, last_is_expr = self.compile(code)
                 self.frame.ret = None
-                fn(self.frame)
+                with self._backstop():  # file/process/network audit events refused meanwhile
+                    fn(self.frame)
                 value = self.frame.ret if last_is_expr else None
                 self.frame.ret = None
                 if value is not None:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .errors import SecurityError, SizeLimitExceeded
+from .library_guards import LIB_NAMES, LIB_ROOTS, LibraryGuards, wrap_value
 
 __all__ = [
     "DEFAULT_AUTHORIZED_IMPORTS",
@@ -79,6 +80,7 @@ class Policy:
         self.func_replacements: dict[int, Any] = {}
         self._registered: weakref.WeakSet[type] = weakref.WeakSet()
         self.safe_builtin_ids = {id(getattr(builtins, n)) for n in _SAFE_BUILTIN_NAMES}
+        self.lib = LibraryGuards(self)  # numpy/pandas/matplotlib readers, writers, eval...
 
     # -- imports ---------------------------------------------------------------------------
     def is_authorized(self, name: str) -> bool:
@@ -207,6 +209,13 @@ class Policy:
         repl = self.func_replacements.get(id(value))
         if repl is not None:
             return repl
+        if t in _NAMED_CALLABLES or isinstance(value, type):
+            # numpy/pandas/matplotlib file readers/writers, pickle, eval, settings, by name
+            name = getattr(value, "__name__", None)
+            if name in LIB_NAMES:
+                safe = self.lib.wrap(value, name)
+                if safe is not value:
+                    return safe
         if t is types.BuiltinFunctionType:
             owner = value.__self__
             if owner is builtins:
@@ -251,6 +260,11 @@ class Policy:
                     )
             return value
         mod = getattr(t, "__module__", "")
+        if _root(mod) in LIB_ROOTS:
+            name = getattr(value, "__name__", None) if callable(value) else None
+            if type(name) is str and name in LIB_NAMES:  # numpy's dispatchers (np.save...)
+                return self.lib.wrap(value, name)
+            return wrap_value(self.lib, value)  # rcParams, df.plot
         if (
             self.root_denied(mod)
             and mod != "builtins"
@@ -293,6 +307,8 @@ class Policy:
             return False
         if root in ("posix", "nt", "posixpath", "ntpath", "genericpath"):
             root = "os"
+        elif root == "_io":
+            root = "io"  # io.StringIO is _io.StringIO (io.open and FileIO: _DENIED_MEMBERS)
         return not (
             self.is_authorized(root)
             or (isinstance(module_name, str) and self.is_authorized(module_name))
@@ -348,6 +364,8 @@ class Policy:
             repl = self.func_replacements.get(id(value.__func__))
             if repl is not None:  # Mapping.register -> the checked register
                 return types.MethodType(repl, value.__self__)
+            if getattr(value.__func__, "__name__", None) in LIB_NAMES:
+                return self.lib.wrap(value, value.__func__.__name__)
         elif isinstance(obj, type) and not is_user_owned(obj):
             return copy.copy(value)
         return value
@@ -381,4 +399,7 @@ functools_partial = __import__("functools").partial
 _WRITABLE_NATIVE_TYPES = (__import__("decimal").Context,)
 _SHARED_MUTABLE = frozenset({dict, list, set, bytearray, *_WRITABLE_NATIVE_TYPES})
 WATCHED_PLAIN = frozenset({dict, list, set, bytearray, types.MethodType})
+_NAMED_CALLABLES = frozenset(
+    {types.FunctionType, types.BuiltinFunctionType, types.MethodDescriptorType}
+)
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: classes made at run time (not static C types)

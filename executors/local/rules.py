@@ -187,6 +187,7 @@ _DENIED_MEMBERS: dict[str, frozenset[str]] = {
     "string": frozenset({"Formatter"}),
     "operator": frozenset({"attrgetter", "methodcaller"}),  # replaced by safe versions
     "random": frozenset({"SystemRandom"}),
+    "io": frozenset({"open", "open_code", "FileIO"}),  # in-memory buffers only
 }
 
 _DENIED_TYPES: tuple[type, ...] = (
