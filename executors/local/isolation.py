@@ -58,9 +58,12 @@ class ProcessInterpreter:
     # -- process management ----------------------------------------------------------------
     def _spawn(self) -> None:
         root = str(Path(__file__).resolve().parents[2])
-        boot = f"import sys; sys.path.insert(0, {root!r}); from executors.local.isolation import child_main; child_main()"  # noqa: E501
+        # The child sees the parent's import path, so that authorized third-party modules
+        # (numpy, pandas, ...) import there too; -I keeps out PYTHON* variables and user site.
+        path = [root, *(p for p in sys.path if p and p != root)]
+        boot = f"import sys; sys.path[:] = {path!r}; from executors.local.isolation import child_main; child_main()"  # noqa: E501
         self._proc = subprocess.Popen(
-            [sys.executable, "-S", "-c", boot],
+            [sys.executable, "-I", "-c", boot],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
