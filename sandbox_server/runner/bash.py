@@ -33,7 +33,7 @@ class BashSession:
         self._proc: subprocess.Popen[bytes] | None = None
         self._status: int | None = None
         self._status_fd = -1
-        self._dir = tempfile.mkdtemp(prefix="selfbox-bash-")
+        self._cell: str | None = None  # the file each cell is written to, then sourced
 
     def _start(self) -> subprocess.Popen[bytes]:
         read_end, write_end = os.pipe()
@@ -55,7 +55,10 @@ class BashSession:
         proc = self._proc if self._proc is not None and self._proc.poll() is None else None
         proc = proc or self._start()
         assert proc.stdin is not None and self._status is not None
-        cell = os.path.join(self._dir, "cell.sh")
+        if self._cell is None:
+            fd, self._cell = tempfile.mkstemp(prefix="selfbox-cell-", suffix=".sh")
+            os.close(fd)
+        cell = self._cell
         with open(cell, "w", encoding="utf-8") as handle:
             handle.write(code if code.endswith("\n") else code + "\n")
         # The status pipe keeps its descriptor number in bash (pass_fds).
@@ -120,3 +123,7 @@ class BashSession:
             with contextlib.suppress(OSError):
                 os.close(self._status)
             self._status = None
+        if self._cell is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._cell)
+            self._cell = None

@@ -31,7 +31,6 @@ from typing import Any
 __all__ = ["UsageError", "cell_magic", "line_magic", "transform"]
 
 _ALIASES = frozenset({"ls", "cat", "cp", "mv", "rm", "mkdir", "rmdir"})
-_SHELL = shutil.which("bash") or "/bin/sh"
 
 # A magic line: indentation, an optional assignment target, then ``!``, ``!!`` or ``%``.
 _LINE = re.compile(
@@ -139,11 +138,12 @@ def _closing_brace(text: str, start: int) -> int:
     return -1
 
 
-def system(command: str, capture: bool = False) -> Any:
+def system(command: str, capture: bool = False, shell: str = "bash") -> Any:
     """Run a shell command; its output goes to the cell's output (or is returned as lines)."""
     sys.stdout.flush()
     sys.stderr.flush()
-    done = subprocess.run([_SHELL, "-c", command], stdin=subprocess.DEVNULL,
+    executable = (shutil.which(shell) if shell == "bash" else None) or "/bin/sh"
+    done = subprocess.run([executable, "-c", command], stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE if capture else None, check=False)
     importlib.invalidate_caches()  # a package the command installed imports at once
     if capture:
@@ -231,12 +231,7 @@ def cell_magic(name: str, args: str, body: str, globals_: dict[str, Any],
                locals_: dict[str, Any]) -> None:
     namespace = {**globals_, **locals_}
     if name in ("bash", "sh") or (name == "script" and args in ("bash", "sh")):
-        shell = name if name != "script" else args
-        sys.stdout.flush()
-        sys.stderr.flush()
-        executable = _SHELL if shell == "bash" else "/bin/sh"
-        done = subprocess.run([executable, "-c", body], stdin=subprocess.DEVNULL, check=False)
-        globals_["_exit_code"] = done.returncode
+        globals_["_exit_code"] = system(body, shell=name if name != "script" else args)
         return
     if name == "writefile":
         words = expand(args, namespace).split()
