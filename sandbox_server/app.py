@@ -41,6 +41,10 @@ def create_app(settings: Settings | None = None, manager: SandboxManager | None 
         version="0.1.0",
         summary="Hardened, throwaway Docker sandboxes with stateful Python, for AI agents.",
         lifespan=lifespan,
+        # FastAPI's native OpenTelemetry asks the global providers on every request; selfbox
+        # configures none (its metrics are Prometheus, its logs carry request ids), so off.
+        telemetry={"tracing": False, "metrics": False, "logs": False,
+                   "operation_spans": False},
     )
     app.state.settings = settings
     install_error_handlers(app)

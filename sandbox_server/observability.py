@@ -15,13 +15,14 @@ import contextlib
 import contextvars
 import json
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -97,7 +98,10 @@ class JsonFormatter(logging.Formatter):
                 entry[name] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        try:
+            return orjson.dumps(entry, default=str).decode()
+        except TypeError:  # a big int or a lone surrogate in a message: the slow, exact way
+            return json.dumps(entry, default=str, ensure_ascii=False)
 
 
 class TextFormatter(logging.Formatter):
@@ -183,6 +187,7 @@ class Metrics:
         self.errors = Counter(
             "selfbox_http_errors", "HTTP error responses, by status and error_code.",
             ["status", "kind"], registry=self.registry)
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     # The manager's observers hook: called synchronously from the event loop.
     def observe(self, event: str, fields: dict[str, Any]) -> None:
@@ -208,8 +213,17 @@ class Metrics:
 
     def observe_request(self, method: str, route: str, status: int, duration_s: float,
                         error_kind: str | None) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.request_seconds.labels(method, route).observe(duration_s)
+        # labels() builds and locks on every call; the label sets are few (routes are
+        # templates, methods and statuses a handful), so keep the children.
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (self.requests.labels(method, route, str(status)),
+                        self.request_seconds.labels(method, route))
+            if len(self._request_children) < 4096:
+                self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(duration_s)
         if status >= 400:
             self.errors.labels(str(status), error_kind or f"http_{status}").inc()
 
@@ -250,7 +264,7 @@ class RequestObservability:
                 if _VALID_REQUEST_ID.match(candidate):
                     request_id = candidate
                 break
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or os.urandom(16).hex()
         token = _request_id.set(request_id)
         started = time.perf_counter()
         status = 500
@@ -284,16 +298,17 @@ class RequestObservability:
             if self.metrics is not None:
                 self.metrics.observe_request(scope.get("method", "?"), route, status,
                                              duration_s, kind)
-            client = scope.get("client")
-            self.logger.log(
-                logging.WARNING if status >= 500 else logging.INFO,
-                "%s %s %d %.1fms", scope.get("method"), scope.get("path"), status,
-                duration_s * 1000,
-                extra={"request_id": request_id, "method": scope.get("method"),
-                       "path": scope.get("path"), "route": route, "status": status,
-                       "duration_ms": round(duration_s * 1000, 3), "error_kind": kind,
-                       "client": client[0] if client else None},
-            )
+            level = logging.WARNING if status >= 500 else logging.INFO
+            if self.logger.isEnabledFor(level):
+                client = scope.get("client")
+                self.logger.log(
+                    level, "%s %s %d %.1fms", scope.get("method"), scope.get("path"), status,
+                    duration_s * 1000,
+                    extra={"request_id": request_id, "method": scope.get("method"),
+                           "path": scope.get("path"), "route": route, "status": status,
+                           "duration_ms": round(duration_s * 1000, 3), "error_kind": kind,
+                           "client": client[0] if client else None},
+                )
             _request_id.reset(token)
 
 

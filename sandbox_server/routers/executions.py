@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
+from ..fastjson import FastJSONResponse
 from ..schemas import ExecuteRequest, ExecutionOut, ToolReply
 from .deps import Manager, Owner
 
@@ -17,7 +18,7 @@ router = APIRouter(prefix="/v1/sandboxes/{sandbox_id}", tags=["executions"])
 
 @router.post("/execute", response_model=ExecutionOut, summary="Run code and wait for the result")
 async def execute(sandbox_id: str, body: ExecuteRequest, owner: Owner,
-                  manager: Manager) -> JSONResponse:
+                  manager: Manager) -> FastJSONResponse:
     sandbox = manager.get(owner, sandbox_id)
     execution: dict[str, Any] = {}
     events = manager.execute(sandbox, body.code, timeout_s=body.timeout_s,
@@ -27,7 +28,7 @@ async def execute(sandbox_id: str, body: ExecuteRequest, owner: Owner,
             execution = event["execution"]
     # Built by our own Execution.to_dict(): already the documented shape, no re-validation
     # on this hot path.
-    return JSONResponse(execution)
+    return FastJSONResponse(execution)
 
 
 @router.post(
