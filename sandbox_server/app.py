@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from .e2b import routers as e2b_routers
 from .errors import install_error_handlers
+from .fastpath import ExecuteFastPath
 from .manager import SandboxManager
 from .middleware import BodySizeLimit
 from .observability import install_observability
@@ -52,6 +53,8 @@ def create_app(settings: Settings | None = None, manager: SandboxManager | None 
         app.include_router(router)
     for router in e2b_routers:  # the E2B-compatible API (unprefixed paths, like E2B's)
         app.include_router(router)
+    # Innermost middleware: inside the body-size limit and the request-id/metrics layer.
+    app.add_middleware(ExecuteFastPath, route=executions.execute_route)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
     install_observability(app, settings)  # request ids, access logs, /metrics
     return app

@@ -7,10 +7,11 @@ import hashlib
 import hmac
 
 from fastapi import Request
+from pydantic import SecretStr
 
 from .exceptions import Unauthorized
 
-__all__ = ["key_id", "require_key"]
+__all__ = ["key_id", "owner_of", "require_key"]
 
 
 def key_id(key: str) -> str:
@@ -27,10 +28,24 @@ def _presented_key(request: Request) -> str | None:
 
 async def require_key(request: Request) -> str:
     """FastAPI dependency: the caller's key id, or 401."""
-    presented = _presented_key(request)
+    return _owner(_presented_key(request), request.app.state.settings.api_keys)
+
+
+def owner_of(authorization: bytes | None, api_key: bytes | None,
+             keys: list[SecretStr]) -> str:
+    """:func:`require_key` from raw header values (the ASGI fast path): a key id, or 401."""
+    presented = None
+    scheme, _, token = (authorization or b"").decode("latin-1").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        presented = token.strip()
+    elif api_key:
+        presented = api_key.decode("latin-1")
+    return _owner(presented, keys)
+
+
+def _owner(presented: str | None, keys: list[SecretStr]) -> str:
     if presented is None:
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-    keys = request.app.state.settings.api_keys
     matched = False
     for secret in keys:
         # Compare with every key, in constant time, so timing reveals nothing.

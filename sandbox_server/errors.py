@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from executors.exceptions import SandboxError
 
-__all__ = ["error_body", "install_error_handlers"]
+__all__ = ["error_body", "install_error_handlers", "sandbox_error_response"]
 
 logger = logging.getLogger("selfbox.errors")
 
@@ -39,9 +39,13 @@ def _respond(status: int, error_code: str, message: str,
 
 async def _sandbox_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, SandboxError)
+    return sandbox_error_response(exc, request.method, request.url.path)
+
+
+def sandbox_error_response(exc: SandboxError, method: str, path: str) -> JSONResponse:
+    """The response for a :class:`SandboxError` (logged when it is the server's fault)."""
     if exc.status_code >= 500 and getattr(exc, "server_fault", True):
-        logger.error("%s %s failed: %s", request.method, request.url.path, exc,
-                     exc_info=exc.__cause__)
+        logger.error("%s %s failed: %s", method, path, exc, exc_info=exc.__cause__)
     details = {k: v for k, v in exc.details.items() if isinstance(v, (str, int, float, bool))}
     return _respond(exc.status_code, exc.error_code, exc.message or str(exc), details)
 

@@ -10,6 +10,8 @@ from fastapi import APIRouter, Response
 from fastapi.responses import StreamingResponse
 
 from ..fastjson import FastJSONResponse
+from ..manager import SandboxManager
+from ..sandbox import Sandbox
 from ..schemas import ExecuteRequest, ExecutionOut, ToolReply
 from .deps import Manager, Owner
 
@@ -19,16 +21,25 @@ router = APIRouter(prefix="/v1/sandboxes/{sandbox_id}", tags=["executions"])
 @router.post("/execute", response_model=ExecutionOut, summary="Run code and wait for the result")
 async def execute(sandbox_id: str, body: ExecuteRequest, owner: Owner,
                   manager: Manager) -> FastJSONResponse:
+    # The same as sandbox_server.fastpath, which serves ordinary requests without FastAPI.
     sandbox = manager.get(owner, sandbox_id)
+    return FastJSONResponse(await run_to_end(manager, sandbox, body))
+
+
+execute_route = router.routes[-1]  # for sandbox_server.fastpath's metrics label
+
+
+async def run_to_end(manager: SandboxManager, sandbox: Sandbox,
+                     body: ExecuteRequest) -> dict[str, Any]:
+    """Run code to the end; the execution as a dict. Built by our own Execution.to_dict():
+    already the documented shape, no re-validation on this hot path."""
     execution: dict[str, Any] = {}
     events = manager.execute(sandbox, body.code, timeout_s=body.timeout_s,
                              context=body.context, tools_answerable=False)
     async for event in events:
         if event["type"] == "execution":
             execution = event["execution"]
-    # Built by our own Execution.to_dict(): already the documented shape, no re-validation
-    # on this hot path.
-    return FastJSONResponse(execution)
+    return execution
 
 
 @router.post(
