@@ -10,8 +10,8 @@ from e2b_code_interpreter.charts import (
     ChartType,
     LineChart,
     PieChart,
-    ScaleType,
     ScatterChart,
+    ScaleType,
     SuperChart,
 )
 
