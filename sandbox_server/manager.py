@@ -97,7 +97,9 @@ class SandboxManager(Executions):
         if self.settings.warm_pool_size > 0:
             template, limits, _ = self.resolve(SandboxSpec())
             self.pool = WarmPool(self.settings.warm_pool_size, template, limits,
-                                 self._start_in_time, self._end)
+                                 self._start_in_time, self._end,
+                                 max_size=self.settings.warm_pool_max_size,
+                                 idle_s=self.settings.warm_pool_idle_s)
             self.pool.start()
 
     async def close(self) -> None:

@@ -4,11 +4,17 @@ a create request that asks for nothing special gets one in milliseconds.
 A pooled sandbox is a fresh, never-used container; claiming it only assigns an owner, a
 lifetime and metadata. Requests with other limits, another template, or environment variables
 (which must exist when the interpreter starts) get a new container as usual.
+
+The pool is adaptive: at rest it keeps ``size`` sandboxes; when creates come in bursts it keeps
+as many as the largest burst it has seen (creates within ``BURST_WINDOW_S``), up to
+``max_size``, refilling several at a time; after ``idle_s`` without a create it shrinks back to
+``size``, ending the extra sandboxes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import secrets
@@ -24,6 +30,8 @@ logger = logging.getLogger("selfbox.pool")
 POOL_OWNER = "pool"
 POOL_IDLE_S = 3600.0  # a pooled container's own deadline; refreshed when claimed
 RETRY_AFTER_FAILURE_S = 5.0
+BURST_WINDOW_S = 10.0  # creates this close together count as one burst
+PARALLEL_STARTS = 8  # containers started at once while refilling
 
 
 class WarmPool:
@@ -31,15 +39,25 @@ class WarmPool:
         self, size: int, template: str, limits: Limits,
         start: Callable[[Sandbox], Awaitable[None]],
         end: Callable[[Sandbox, str, str], Awaitable[None]],
+        *, max_size: int | None = None, idle_s: float = 300.0,
+        parallel: int = PARALLEL_STARTS,
     ) -> None:
         self.size = size
+        self.max_size = max(size, max_size if max_size is not None else size)
+        self.idle_s = idle_s
+        self.parallel = max(1, parallel)
         self.template = template
         self.limits = limits
         self._start = start
         self._end = end
         self._ready: list[Sandbox] = []
+        self._starting = 0
+        self._takes: collections.deque[float] = collections.deque()
+        self._peak = 0  # the largest burst seen since the pool was last idle
+        self._last_take = time.monotonic()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._starts: set[asyncio.Task[None]] = set()
 
     def matches(self, template: str, limits: Limits, env: dict[str, str]) -> bool:
         return self.size > 0 and template == self.template and limits == self.limits and not env
@@ -47,16 +65,31 @@ class WarmPool:
     def container_ids(self) -> set[str]:
         return {sb.container_id for sb in self._ready if sb.container_id}
 
+    @property
+    def target(self) -> int:
+        """How many sandboxes the pool wants ready now."""
+        if time.monotonic() - self._last_take > self.idle_s:
+            self._peak = 0
+        return min(self.max_size, max(self.size, self._peak))
+
     def take(self) -> Sandbox | None:
         """A ready sandbox, or None; the pool refills in the background."""
+        self._note_demand()
         while self._ready:
             sandbox = self._ready.pop(0)
-            self._wake.set()
             channel = sandbox.channel
             if sandbox.alive and channel is not None and not channel.closed.is_set():
                 return sandbox
-        self._wake.set()
         return None
+
+    def _note_demand(self) -> None:
+        now = time.monotonic()
+        self._last_take = now
+        self._takes.append(now)
+        while self._takes and now - self._takes[0] > BURST_WINDOW_S:
+            self._takes.popleft()
+        self._peak = max(self._peak, len(self._takes))
+        self._wake.set()
 
     def start(self) -> None:
         if self.size > 0:
@@ -67,29 +100,52 @@ class WarmPool:
             self._task.cancel()
             with contextlib.suppress(BaseException):
                 await self._task
+        for task in list(self._starts):
+            task.cancel()
+        if self._starts:
+            await asyncio.gather(*self._starts, return_exceptions=True)
         ready, self._ready = self._ready, []
         await asyncio.gather(*(self._end(sb, "dead", "server shut down") for sb in ready),
                              return_exceptions=True)
 
     async def _fill_forever(self) -> None:
         while True:
-            while len(self._ready) < self.size:
-                sandbox = Sandbox(
-                    id=secrets.token_hex(10), owner=POOL_OWNER, template=self.template,
-                    limits=self.limits, metadata={}, env={}, created_at=time.time(),
-                    expires_at=time.time() + POOL_IDLE_S,
-                )
-                try:
-                    await self._start(sandbox)
-                except asyncio.CancelledError:
-                    await self._end(sandbox, "dead", "pool closed")
-                    raise
-                except Exception as exc:
-                    logger.warning("warm pool could not start a sandbox: %s", exc)
-                    await self._end(sandbox, "dead", "start failed")
-                    await asyncio.sleep(RETRY_AFTER_FAILURE_S)
-                    continue
-                sandbox.state = "running"
-                self._ready.append(sandbox)
+            target = self.target
+            while len(self._ready) + self._starting < target and self._starting < self.parallel:
+                self._starting += 1
+                task = asyncio.create_task(self._start_one(), name="warm-pool-start")
+                self._starts.add(task)
+                task.add_done_callback(self._starts.discard)
+            while len(self._ready) > target:  # demand is gone: shrink, oldest first
+                extra = self._ready.pop(0)
+                task = asyncio.create_task(self._end(extra, "dead", "warm pool shrank"))
+                self._starts.add(task)
+                task.add_done_callback(self._starts.discard)
             self._wake.clear()
-            await self._wake.wait()
+            # Wake on a take or a finished start; otherwise look again when idle may have
+            # passed (to shrink).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(self.idle_s, 30.0)):
+                    await self._wake.wait()
+
+    async def _start_one(self) -> None:
+        sandbox = Sandbox(
+            id=secrets.token_hex(10), owner=POOL_OWNER, template=self.template,
+            limits=self.limits, metadata={}, env={}, created_at=time.time(),
+            expires_at=time.time() + POOL_IDLE_S,
+        )
+        try:
+            await self._start(sandbox)
+        except asyncio.CancelledError:
+            await self._end(sandbox, "dead", "pool closed")
+            raise
+        except Exception as exc:
+            logger.warning("warm pool could not start a sandbox: %s", exc)
+            await self._end(sandbox, "dead", "start failed")
+            await asyncio.sleep(RETRY_AFTER_FAILURE_S)
+        else:
+            sandbox.state = "running"
+            self._ready.append(sandbox)
+        finally:
+            self._starting -= 1
+            self._wake.set()

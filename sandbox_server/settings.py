@@ -76,6 +76,14 @@ class Settings(BaseSettings):
         2, ge=0, le=64, description="Sandboxes kept started with the default template and "
         "limits, so that plain create requests are served at once (0 turns the pool off).",
     )
+    warm_pool_max_size: int = Field(
+        64, ge=0, le=1024, description="Most sandboxes the warm pool keeps when creates come "
+        "in bursts: it keeps as many as the largest recent burst, up to this.",
+    )
+    warm_pool_idle_s: float = Field(
+        300.0, gt=0, description="Seconds without a create after which the warm pool shrinks "
+        "back to SELFBOX_WARM_POOL_SIZE.",
+    )
     reaper_interval_s: float = Field(1.0, gt=0)
     shutdown_timeout_s: float = Field(10.0, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"

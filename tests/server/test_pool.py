@@ -1,0 +1,91 @@
+"""The adaptive warm pool, with start/end doubles (its sandboxes are real elsewhere:
+tests/server/test_api.py claims pooled sandboxes from a live server)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sandbox_server.pool import WarmPool
+from sandbox_server.sandbox import Limits, Sandbox
+
+
+class _Channel:
+    def __init__(self) -> None:
+        self.closed = asyncio.Event()
+
+
+class _Engine:
+    def __init__(self, start_s: float = 0.05) -> None:
+        self.start_s = start_s
+        self.running = 0
+        self.most_at_once = 0
+        self.ended: list[str] = []
+
+    async def start(self, sandbox: Sandbox) -> None:
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            await asyncio.sleep(self.start_s)
+        finally:
+            self.running -= 1
+        sandbox.channel = _Channel()  # type: ignore[assignment]
+        sandbox.container_id = sandbox.id
+
+    async def end(self, sandbox: Sandbox, state: str, reason: str) -> None:
+        sandbox.state = state  # type: ignore[assignment]
+        self.ended.append(reason)
+
+
+LIMITS = Limits(cpu=1.0, memory_mb=512, pids=256, disk_mb=256, network="none")
+
+
+async def _settle(pool: WarmPool, ready: int, bound_s: float = 5.0) -> None:
+    async with asyncio.timeout(bound_s):
+        while len(pool.container_ids()) != ready:
+            await asyncio.sleep(0.01)
+
+
+def test_pool_grows_with_a_burst_refills_in_parallel_and_shrinks_when_idle() -> None:
+    async def scenario() -> None:
+        engine = _Engine()
+        pool = WarmPool(2, "img", LIMITS, engine.start, engine.end, max_size=12, idle_s=0.5,
+                        parallel=4)
+        pool.start()
+        try:
+            await _settle(pool, 2)
+            taken = [pool.take() for _ in range(10)]  # a burst: 2 warm, 8 misses
+            assert sum(sb is not None for sb in taken) == 2
+            assert pool.target == 10
+            await _settle(pool, 10)  # it learned: ten ready for the next burst
+            assert engine.most_at_once == 4  # refilled four at a time, never more
+            assert sum(pool.take() is not None for _ in range(10)) == 10
+            await asyncio.sleep(0.6)  # idle longer than idle_s: back to the resting size
+            assert pool.target == 2
+            pool._wake.set()
+            await _settle(pool, 2)
+        finally:
+            await pool.close()
+
+    asyncio.run(scenario())
+
+
+def test_pool_never_exceeds_its_cap_and_shrinks_extras() -> None:
+    async def scenario() -> None:
+        engine = _Engine(start_s=0.01)
+        pool = WarmPool(1, "img", LIMITS, engine.start, engine.end, max_size=3, idle_s=0.3)
+        pool.start()
+        try:
+            await _settle(pool, 1)
+            for _ in range(20):
+                pool.take()
+            assert pool.target == 3
+            await _settle(pool, 3)
+            await asyncio.sleep(0.5)
+            pool._wake.set()
+            await _settle(pool, 1)
+            assert engine.ended.count("warm pool shrank") == 2
+        finally:
+            await pool.close()
+        assert "server shut down" in engine.ended
+
+    asyncio.run(scenario())
