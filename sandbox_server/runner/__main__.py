@@ -4,17 +4,42 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sys
+from typing import Any
 
 
 def _seed_matplotlib_config() -> None:
     # The font cache is built into the image; the root file system is read-only, so give
     # matplotlib a writable copy where it looks (MPLCONFIGDIR, on the sandbox's tmpfs).
+    # A flat directory of a file or two: copied without shutil, a slow import at start-up.
     seed, target = "/opt/selfbox/mplconfig", os.environ.get("MPLCONFIGDIR", "")
     if target and os.path.isdir(seed) and not os.path.exists(target):
         with contextlib.suppress(OSError):
-            shutil.copytree(seed, target)
+            os.makedirs(target)
+            for entry in os.scandir(seed):
+                if entry.is_file():
+                    with open(entry.path, "rb") as src, \
+                            open(os.path.join(target, entry.name), "wb") as dst:
+                        dst.write(src.read())
+
+
+class _LazyOps(dict[str, Any]):
+    """The E2B data-plane ops (files, processes, watches), imported on the first op the
+    kernel does not know itself: most sandboxes never use them, and their imports are a
+    good part of the runner's start-up time and memory."""
+
+    def __init__(self, kernel: Any) -> None:
+        super().__init__()
+        self._kernel = kernel
+        self._loaded = False
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if not self._loaded and key not in self:
+            self._loaded = True
+            from .envd import ops as envd_ops
+
+            self.update(envd_ops(self._kernel))
+        return super().get(key, default)
 
 
 def _enable_user_site() -> None:
@@ -40,8 +65,7 @@ def main() -> None:
 
     channel = Channel()
     kernel = Kernel(channel)
-    from .envd import ops as envd_ops  # the E2B-compatible data plane: files, processes
-    kernel.extra_ops.update(envd_ops(kernel))
+    kernel.extra_ops = _LazyOps(kernel)  # the E2B-compatible data plane, on first use
     mplbackend_hook.install(kernel)
     ipython_hook.install(kernel)
     try:

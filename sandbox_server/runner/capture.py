@@ -6,7 +6,6 @@ from __future__ import annotations
 import codecs
 import io
 import os
-import secrets
 import sys
 import threading
 from collections.abc import Callable
@@ -56,7 +55,7 @@ class StreamCapture:
         A random marker goes through the pipe behind the pending data (one write below
         PIPE_BUF is atomic); when the pump sees it, all earlier bytes have been emitted.
         """
-        marker = b"\x00selfbox-drain-" + secrets.token_hex(8).encode() + b"\x00"
+        marker = b"\x00selfbox-drain-" + os.urandom(8).hex().encode() + b"\x00"
         with self._lock:
             self._marker = marker
             self._drained.clear()
