@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from .e2b import routers as e2b_routers
+from .e2b.interpreter import execute_route as e2b_execute_route
 from .errors import install_error_handlers
 from .fastpath import ExecuteFastPath
 from .manager import SandboxManager
@@ -54,7 +55,8 @@ def create_app(settings: Settings | None = None, manager: SandboxManager | None 
     for router in e2b_routers:  # the E2B-compatible API (unprefixed paths, like E2B's)
         app.include_router(router)
     # Innermost middleware: inside the body-size limit and the request-id/metrics layer.
-    app.add_middleware(ExecuteFastPath, route=executions.execute_route)
+    app.add_middleware(ExecuteFastPath, route=executions.execute_route,
+                       e2b_route=e2b_execute_route)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
     install_observability(app, settings)  # request ids, access logs, /metrics
     return app

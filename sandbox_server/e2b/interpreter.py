@@ -20,6 +20,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..exceptions import Conflict, ContextNotFound, InvalidRequest, ServerError
+from ..fastjson import dumps
 from ..manager import SandboxManager
 from ..routers.deps import Manager
 from ..sandbox import Sandbox
@@ -27,7 +28,7 @@ from .auth import DataSandbox, SandboxNotFound
 from .connect import ConnectError
 from .runner_ops import call_op
 
-__all__ = ["result_line", "router"]
+__all__ = ["END_OF_EXECUTION", "render_event", "result_line", "router"]
 
 router = APIRouter(tags=["e2b code interpreter"])
 
@@ -94,7 +95,32 @@ def _now() -> str:
 
 
 def _line(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n"
+    return dumps(message) + b"\n"
+
+
+END_OF_EXECUTION = b'{"type":"end_of_execution"}\n'
+
+
+def render_event(event: dict[str, Any]) -> bytes:
+    """A run's public event as the SDK's NDJSON lines (b"" for events it has no line for)."""
+    kind = event["type"]
+    if kind in ("stdout", "stderr"):
+        # One line per message: the SDK hands each message to on_stdout as a line.
+        stamp = _now()
+        return b"".join(_line({"type": kind, "text": text, "timestamp": stamp})
+                        for text in str(event["text"]).splitlines(keepends=True))
+    if kind == "result":
+        return _line(result_line(event.get("data") or {}, bool(event.get("is_main_result"))))
+    if kind == "error":
+        return _line({"type": "error", "name": event["name"], "value": event["value"],
+                      "traceback": event["traceback"]})
+    if kind == "keepalive":
+        return _line({"type": "keepalive"})
+    if kind == "execution":
+        count = event["execution"].get("execution_count")
+        if isinstance(count, int):
+            return _line({"type": "number_of_executions", "execution_count": count})
+    return b""
 
 
 def _check_language(language: str | None) -> None:
@@ -169,30 +195,15 @@ async def execute(body: ExecuteBody, sandbox: DataSandbox, manager: Manager) -> 
         pending = previous  # env vars still to restore if the client goes away
         try:
             async for event in events:
-                kind = event["type"]
-                if kind in ("stdout", "stderr"):
-                    # One line per message: the SDK hands each message to on_stdout as a line.
-                    stamp = _now()
-                    for text in str(event["text"]).splitlines(keepends=True):
-                        yield _line({"type": kind, "text": text, "timestamp": stamp})
-                elif kind == "result":
-                    yield _line(result_line(event.get("data") or {},
-                                            bool(event.get("is_main_result"))))
-                elif kind == "error":
-                    yield _line({"type": "error", "name": event["name"],
-                                 "value": event["value"], "traceback": event["traceback"]})
-                elif kind == "keepalive":
-                    yield _line({"type": "keepalive"})
-                elif kind == "execution":
-                    count = event["execution"].get("execution_count")
-                    if isinstance(count, int):
-                        yield _line({"type": "number_of_executions", "execution_count": count})
+                chunk = render_event(event)
+                if chunk:
+                    yield chunk
             if pending is not None:
                 # Restore before the end line, so the next run cannot see these env vars.
                 restore, pending = pending, None
                 with contextlib.suppress(ConnectError):
                     await call_op(manager, sandbox, "env_apply", env=restore)
-            yield _line({"type": "end_of_execution"})
+            yield END_OF_EXECUTION
         finally:
             # Close the run now, not at garbage collection: a client gone mid-run has its
             # code interrupted right away.
@@ -204,6 +215,9 @@ async def execute(body: ExecuteBody, sandbox: DataSandbox, manager: Manager) -> 
 
     return StreamingResponse(lines(), media_type="application/json",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+execute_route = router.routes[-1]  # for sandbox_server.fastpath's metrics label
 
 
 def _context_json(context_id: str, cwd: str, language: str = "python") -> dict[str, str]:
