@@ -12,7 +12,7 @@ import docker
 import httpx
 import pytest
 
-from tests.conftest import API_KEYS, LiveServer, start_server, stop_server
+from tests.conftest import API_KEYS, RUNTIME_IMAGE, LiveServer, start_server, stop_server
 from tests.server.test_api import run
 
 pytestmark = pytest.mark.docker
@@ -144,6 +144,7 @@ def test_a_consumer_that_stops_after_the_final_event_leaves_the_sandbox_free(
 
     async def scenario() -> None:
         manager = SandboxManager(Settings(api_keys=["k"], warm_pool_size=0,
+                                          runtime_image=RUNTIME_IMAGE,
                                           deployment=f"test-inproc-{os.getpid()}"))
         await manager.start()
         try:
