@@ -12,7 +12,7 @@ import struct
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -252,7 +252,7 @@ def test_background_tasks_are_cancelled_at_shutdown() -> None:
 
 
 @pytest.fixture
-def other_major_image() -> AsyncIterator[str]:
+def other_major_image() -> Iterator[str]:
     tag = f"selfbox/test-runtime-protocol:{uuid.uuid4().hex[:10]}"
     major = PROTOCOL_VERSION.partition(".")[0]
     dockerfile = (
@@ -264,7 +264,7 @@ def other_major_image() -> AsyncIterator[str]:
     subprocess.run(["docker", "build", "-q", "-t", tag, "--label", "selfbox.test=protocol",
                     "-"], input=dockerfile.encode(), check=True, capture_output=True,
                    timeout=300)
-    yield tag  # type: ignore[misc]
+    yield tag
     docker.from_env().images.remove(tag, force=True)
 
 
