@@ -46,7 +46,7 @@ from sandbox_server.runner.protocol import (
 )
 from sandbox_server.sandbox import Limits, Sandbox
 from sandbox_server.tasks import BackgroundTasks
-from tests.conftest import RUNTIME_IMAGE, start_server, stop_server
+from tests.conftest import REPO_ROOT, RUNTIME_IMAGE, start_server, stop_server
 
 # -- the protocol ---------------------------------------------------------------------------
 
@@ -78,6 +78,11 @@ def test_hello_of_another_major_version_is_refused() -> None:
     for other in (f"{int(major) + 1}.0", None, "garbage"):
         with pytest.raises(SandboxStartError, match=r"protocol.*rebuild the runtime image"):
             check_hello({"type": Msg.READY, "protocol": other})
+
+
+def test_runtime_image_label_names_the_protocol_major_version() -> None:
+    dockerfile = (REPO_ROOT / "images" / "runtime" / "Dockerfile").read_text()
+    assert f'io.selfbox.runner-protocol="{PROTOCOL_VERSION.partition(".")[0]}"' in dockerfile
 
 
 def test_one_status_table_for_client_and_server() -> None:
