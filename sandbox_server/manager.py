@@ -217,7 +217,7 @@ class SandboxManager:
             raise SandboxStartError(
                 f"the sandbox did not start within {self.settings.start_timeout_s} s "
                 "(SELFBOX_START_TIMEOUT_S)") from exc
-        except ChannelClosed as exc:
+        except (ChannelClosed, SandboxGone) as exc:
             raise SandboxStartError(f"the sandbox runner exited at start: {exc}") from exc
 
     async def _start(self, sandbox: Sandbox) -> None:

@@ -290,3 +290,23 @@ def test_server_refuses_a_runner_of_another_major_version(
             assert http.post("/v1/sandboxes", json={}).status_code == 201
     finally:
         stop_server(live)
+
+
+def test_e2b_adapter_renders_typed_errors_as_connect_codes() -> None:
+    from sandbox_server.e2b.runner_ops import http_status, to_connect
+    from sandbox_server.exceptions import Conflict
+
+    sandbox = Sandbox(id="sb", owner="o", template="t",
+                      limits=Limits(cpu=1, memory_mb=64, pids=64, disk_mb=64, network="none"),
+                      metadata={}, env={}, created_at=0.0, expires_at=0.0)
+    full = to_connect(RunnerOpError("disk full", code=ErrorCode.NO_SPACE, op="fs_write"), sandbox)
+    assert (full.code, http_status(full)) == ("resource_exhausted", 507)
+    capped = to_connect(RunnerOpError("No space left (a message is never read)",
+                                      code=ErrorCode.LIMIT_REACHED, op="proc_start"), sandbox)
+    assert (capped.code, http_status(capped)) == ("resource_exhausted", 429)
+    assert to_connect(RunnerTimeout("slow"), sandbox).code == "deadline_exceeded"
+    gone = to_connect(SandboxGone("x"), sandbox)
+    assert (gone.code, http_status(gone)) == ("unavailable", 502)
+    assert to_connect(Conflict("paused"), sandbox).code == "failed_precondition"
+    missing = to_connect(RunnerOpError("f", code=ErrorCode.NOT_FOUND, op="fs_stat"), sandbox)
+    assert (missing.code, http_status(missing)) == ("not_found", 404)
