@@ -389,7 +389,7 @@ class Processes:
 
 
 def ops(kernel: Any) -> dict[str, OpHandler]:
-    """The ops to merge into ``kernel.extra_ops``."""
+    """The ops to merge into ``kernel.ops``."""
     procs = Processes(kernel.channel)
     watchers = Watchers(kernel.channel)
 

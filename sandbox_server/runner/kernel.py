@@ -24,6 +24,7 @@ from .capture import Captures
 from .channel import Channel
 from .protocol import PROTOCOL_VERSION, Msg, Op, error_reply
 
+OpHandler = Callable[[dict[str, Any]], dict[str, Any] | None]
 DEFAULT_OUTPUT_LIMIT = 1 << 20
 HOME = os.environ.get("HOME", "/tmp")
 
@@ -72,7 +73,8 @@ class Kernel:
         self._main_ident = threading.main_thread().ident
         self._deadline: float | None = None
         self.capture = Captures(self._on_output)
-        self.extra_ops: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]] = {}
+        # The replied ops, by name: the kernel's own here, the data plane's merged in at start.
+        self.ops: dict[str, OpHandler] = self._kernel_ops()
         self.new_context("default", HOME)
 
     # -- output ---------------------------------------------------------------------------
@@ -206,43 +208,56 @@ class Kernel:
         self.channel.send({"type": Msg.REPLY, "req": reply_to, **reply})
 
     def handle_op(self, op: str, message: dict[str, Any]) -> dict[str, Any] | None:
-        if op == Op.PING:
-            return {"pid": os.getpid()}
-        if op == Op.SET_ENV:
-            env = message.get("env") or {}
-            os.environ.update({str(k): str(v) for k, v in env.items()})
-            return None
-        if op == Op.SET_DEADLINE:
-            self._deadline = float(message["unix"])
-            return None
-        if op == Op.SET_TOOLS:
-            self.tools = {str(t["name"]): t for t in message.get("tools", [])}
-            for context in self.contexts.values():
-                for name in self.tools:
-                    context.namespace[name] = self._tool_proxy(name)
-            return None
-        if op == Op.SET_VARIABLES:
-            context = self.contexts[str(message.get("context") or "default")]
-            context.namespace.update(message.get("variables") or {})
-            return None
-        if op == Op.CONTEXT_CREATE:
-            context = self.new_context(str(message["context"]), str(message.get("cwd") or HOME),
-                                       str(message.get("language") or "python"))
-            return {"context": context.id, "cwd": context.cwd, "language": context.language}
-        if op == Op.CONTEXT_RESTART:
-            old = self.contexts[str(message["context"])]
-            self.new_context(old.id, old.cwd, old.language)
-            return None
-        if op == Op.CONTEXT_REMOVE:
-            context_id = str(message["context"])
-            if context_id not in self.contexts:
-                raise KeyError(context_id)
-            self.drop_context(context_id)
-            return None
-        handler = self.extra_ops.get(op)
+        handler = self.ops.get(op)
         if handler is None:
             raise ValueError(f"unknown op {op!r}")
         return handler(message)
+
+    # -- replied ops of the kernel itself (the data plane's are in :mod:`.envd`) ----------
+    def _kernel_ops(self) -> dict[str, OpHandler]:
+        return {
+            Op.PING: lambda message: {"pid": os.getpid()},
+            Op.SET_ENV: self._set_env,
+            Op.SET_DEADLINE: self._set_deadline,
+            Op.SET_TOOLS: self._set_tools,
+            Op.SET_VARIABLES: self._set_variables,
+            Op.CONTEXT_CREATE: self._context_create,
+            Op.CONTEXT_RESTART: self._context_restart,
+            Op.CONTEXT_REMOVE: self._context_remove,
+        }
+
+    @staticmethod
+    def _set_env(message: dict[str, Any]) -> None:
+        env = message.get("env") or {}
+        os.environ.update({str(k): str(v) for k, v in env.items()})
+
+    def _set_deadline(self, message: dict[str, Any]) -> None:
+        self._deadline = float(message["unix"])
+
+    def _set_tools(self, message: dict[str, Any]) -> None:
+        self.tools = {str(t["name"]): t for t in message.get("tools", [])}
+        for context in self.contexts.values():
+            for name in self.tools:
+                context.namespace[name] = self._tool_proxy(name)
+
+    def _set_variables(self, message: dict[str, Any]) -> None:
+        context = self.contexts[str(message.get("context") or "default")]
+        context.namespace.update(message.get("variables") or {})
+
+    def _context_create(self, message: dict[str, Any]) -> dict[str, Any]:
+        context = self.new_context(str(message["context"]), str(message.get("cwd") or HOME),
+                                   str(message.get("language") or "python"))
+        return {"context": context.id, "cwd": context.cwd, "language": context.language}
+
+    def _context_restart(self, message: dict[str, Any]) -> None:
+        old = self.contexts[str(message["context"])]
+        self.new_context(old.id, old.cwd, old.language)
+
+    def _context_remove(self, message: dict[str, Any]) -> None:
+        context_id = str(message["context"])
+        if context_id not in self.contexts:
+            raise KeyError(context_id)
+        self.drop_context(context_id)
 
     def interrupt(self, execution_id: object) -> None:
         current = self.current
