@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from .sandbox import Limits, Sandbox
+from .tasks import BackgroundTasks
 
 __all__ = ["POOL_OWNER", "WarmPool"]
 
@@ -39,6 +40,7 @@ class WarmPool:
         self, size: int, template: str, limits: Limits,
         start: Callable[[Sandbox], Awaitable[None]],
         end: Callable[[Sandbox, str, str], Awaitable[None]],
+        tasks: BackgroundTasks,
         *, max_size: int | None = None, idle_s: float = 300.0,
         parallel: int = PARALLEL_STARTS,
     ) -> None:
@@ -50,6 +52,7 @@ class WarmPool:
         self.limits = limits
         self._start = start
         self._end = end
+        self._tasks = tasks
         self._ready: list[Sandbox] = []
         self._starting = 0
         self._takes: collections.deque[float] = collections.deque()
@@ -93,7 +96,7 @@ class WarmPool:
 
     def start(self) -> None:
         if self.size > 0:
-            self._task = asyncio.create_task(self._fill_forever(), name="warm-pool")
+            self._task = self._tasks.spawn(self._fill_forever(), name="warm-pool")
 
     async def close(self) -> None:
         if self._task is not None:
@@ -113,20 +116,21 @@ class WarmPool:
             target = self.target
             while len(self._ready) + self._starting < target and self._starting < self.parallel:
                 self._starting += 1
-                task = asyncio.create_task(self._start_one(), name="warm-pool-start")
-                self._starts.add(task)
-                task.add_done_callback(self._starts.discard)
+                self._track(self._tasks.spawn(self._start_one(), name="warm-pool-start"))
             while len(self._ready) > target:  # demand is gone: shrink, oldest first
                 extra = self._ready.pop(0)
-                task = asyncio.create_task(self._end(extra, "dead", "warm pool shrank"))
-                self._starts.add(task)
-                task.add_done_callback(self._starts.discard)
+                self._track(self._tasks.spawn(self._end(extra, "dead", "warm pool shrank"),
+                                              name="warm-pool-shrink"))
             self._wake.clear()
             # Wake on a take or a finished start; otherwise look again when idle may have
             # passed (to shrink).
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(self.idle_s, 30.0)):
                     await self._wake.wait()
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._starts.add(task)
+        task.add_done_callback(self._starts.discard)
 
     async def _start_one(self) -> None:
         sandbox = Sandbox(

@@ -28,8 +28,8 @@ class _LazyOps(dict[str, Any]):
     kernel does not know itself: most sandboxes never use them, and their imports are a
     good part of the runner's start-up time and memory."""
 
-    def __init__(self, kernel: Any) -> None:
-        super().__init__()
+    def __init__(self, kernel: Any, own: dict[str, Any]) -> None:
+        super().__init__(own)
         self._kernel = kernel
         self._loaded = False
 
@@ -65,7 +65,7 @@ def main() -> None:
 
     channel = Channel()
     kernel = Kernel(channel)
-    kernel.extra_ops = _LazyOps(kernel)  # the E2B-compatible data plane, on first use
+    kernel.ops = _LazyOps(kernel, kernel.ops)  # the E2B-compatible data plane, on first use
     mplbackend_hook.install(kernel)
     ipython_hook.install(kernel)
     try:

@@ -7,6 +7,7 @@ import asyncio
 
 from sandbox_server.pool import WarmPool
 from sandbox_server.sandbox import Limits, Sandbox
+from sandbox_server.tasks import BackgroundTasks
 
 
 class _Channel:
@@ -48,7 +49,8 @@ async def _settle(pool: WarmPool, ready: int, bound_s: float = 5.0) -> None:
 def test_pool_grows_with_a_burst_refills_in_parallel_and_shrinks_when_idle() -> None:
     async def scenario() -> None:
         engine = _Engine()
-        pool = WarmPool(2, "img", LIMITS, engine.start, engine.end, max_size=12, idle_s=0.5,
+        pool = WarmPool(2, "img", LIMITS, engine.start, engine.end, BackgroundTasks(),
+                        max_size=12, idle_s=0.5,
                         parallel=4)
         pool.start()
         try:
@@ -72,7 +74,8 @@ def test_pool_grows_with_a_burst_refills_in_parallel_and_shrinks_when_idle() -> 
 def test_pool_never_exceeds_its_cap_and_shrinks_extras() -> None:
     async def scenario() -> None:
         engine = _Engine(start_s=0.01)
-        pool = WarmPool(1, "img", LIMITS, engine.start, engine.end, max_size=3, idle_s=0.3)
+        pool = WarmPool(1, "img", LIMITS, engine.start, engine.end, BackgroundTasks(),
+                        max_size=3, idle_s=0.3)
         pool.start()
         try:
             await _settle(pool, 1)
