@@ -119,14 +119,16 @@ class WarmPool:
                 self._track(self._tasks.spawn(self._start_one(), name="warm-pool-start"))
             while len(self._ready) > target:  # demand is gone: shrink, oldest first
                 extra = self._ready.pop(0)
-                self._track(self._tasks.spawn(self._end(extra, "dead", "warm pool shrank"),
-                                              name="warm-pool-shrink"))
+                self._track(self._tasks.spawn(self._shrink(extra), name="warm-pool-shrink"))
             self._wake.clear()
             # Wake on a take or a finished start; otherwise look again when idle may have
             # passed (to shrink).
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(self.idle_s, 30.0)):
                     await self._wake.wait()
+
+    async def _shrink(self, sandbox: Sandbox) -> None:
+        await self._end(sandbox, "dead", "warm pool shrank")
 
     def _track(self, task: asyncio.Task[None]) -> None:
         self._starts.add(task)
