@@ -188,7 +188,13 @@ class Follow:
         if self.deadline is not None:
             waits.append(max(self.deadline - loop.time(), 0.0))
         try:
-            message = await asyncio.wait_for(queue.get(), min(waits) if waits else None)
+            # A message already queued is taken at once; otherwise wait under a timeout scope
+            # (asyncio.wait_for would wrap the get in a task of its own, per message).
+            try:
+                message = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                async with asyncio.timeout(min(waits) if waits else None):
+                    message = await queue.get()
         except TimeoutError:
             if self.deadline is not None and loop.time() >= self.deadline:
                 self._expired = self.deadline
