@@ -77,3 +77,4 @@ def test_unknown_sandbox_and_oversized_code(server: LiveServer, client: httpx.Cl
     reply = client.post(f"/v1/sandboxes/{sandbox}/execute", json={"code": big})
     assert reply.status_code == 422
     assert "SELFBOX_MAX_CODE_BYTES" in reply.json()["message"]
+
