@@ -317,6 +317,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4, help="client processes")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of load")
     parser.add_argument("--burst", type=int, default=50, help="creates at once (0: skip)")
+    parser.add_argument("--burst-gap", type=float, default=30.0,
+                        help="seconds between the two bursts")
     parser.add_argument("--density", type=int, default=100, help="idle sandboxes (0: skip)")
     parser.add_argument("--skip", default="", help="comma-separated: e2b,load,cold,bare")
     parser.add_argument("--json", type=Path, default=None, help="write the raw figures here")
@@ -375,9 +377,10 @@ def main() -> int:
             first = asyncio.run(burst(server.url, args.burst))
             table.dist(f"burst of {args.burst} creates -> first result (1st burst)", first,
                        note=f"max {max(first):.0f} ms")
-            time.sleep(10)
+            time.sleep(args.burst_gap)
             second = asyncio.run(burst(server.url, args.burst))
-            table.dist(f"burst of {args.burst} creates -> first result (2nd, 10 s later)",
+            table.dist(f"burst of {args.burst} creates -> first result (2nd, "
+                       f"{args.burst_gap:g} s later)",
                        second, note=f"max {max(second):.0f} ms")
         if args.density:
             asyncio.run(density(server, dclient, args.density, table))
