@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,8 +94,11 @@ def start_server(extra_env: dict[str, str] | None = None) -> Server:
     env = {**os.environ, "SELFBOX_API_KEYS": KEY, "SELFBOX_PORT": str(port),
            "SELFBOX_RUNTIME_IMAGE": IMAGE, "SELFBOX_DEPLOYMENT": f"bench-{port}",
            "SELFBOX_LOG_LEVEL": "warning", **(extra_env or {})}
+    # A neutral working directory: `-m` puts it first on sys.path (ahead of PYTHONPATH), and
+    # the server reads a .env file from it.
     process = subprocess.Popen([sys.executable, "-m", "sandbox_server.cli", "serve"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               cwd=tempfile.gettempdir(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
