@@ -351,12 +351,15 @@ def main() -> int:
     try:
         with httpx.Client(base_url=server.url, headers=AUTH, timeout=120) as http:
             http.delete(f"/v1/sandboxes/{http.post('/v1/sandboxes', json={}).json()['id']}")
+            server.settle()
             creates, firsts = warm_creates_v1(http, args.creates, 0.5)
             table.dist("warm create (HTTP, until ready) /v1", creates)
             table.dist("warm create -> first result of 1+1, /v1", firsts)
             if "e2b" not in skip:
+                server.settle()
                 table.dist("warm create -> first result of 1+1, E2B SDK",
                            warm_creates_e2b(args.creates, 0.5))
+            server.settle()
             trips, cpu_ms = round_trips_v1(server, http, args.runs)
             table.dist("trivial execution round trip, /v1", trips)
             table.value("server CPU per trivial execution, /v1", cpu_ms, "ms", args.runs,
@@ -368,6 +371,7 @@ def main() -> int:
                             args.runs)
             if "load" not in skip:
                 for kind in ("v1", "e2b") if "e2b" not in skip else ("v1",):
+                    server.settle()
                     rate, errors, cpu_ms = throughput(server, kind, args.clients,
                                                       args.workers, args.duration)
                     label = "/v1" if kind == "v1" else "E2B SDK"
@@ -377,6 +381,7 @@ def main() -> int:
                                 digits=1)
             if "cold" not in skip:
                 n = max(args.creates // 2, 5)
+                server.settle()
                 creates, firsts = cold_creates(http, n)
                 table.dist("cold create (no pool, until ready) /v1", creates)
                 table.dist("cold create -> first result of 1+1, /v1", firsts)
@@ -390,20 +395,34 @@ def main() -> int:
                                   f"selfbox-bench-runner-{os.getpid()}-{i}") for i in range(n)]
             table.dist("bare docker create+attach+start, runner ready", runs,
                        note="no hardening, no server")
-        if args.burst:
-            time.sleep(5)  # let the pool settle at its resting size
-            first = asyncio.run(burst(server.url, args.burst))
-            table.dist(f"burst of {args.burst} creates -> first result (1st burst)", first,
-                       note=f"max {max(first):.0f} ms")
-            time.sleep(args.burst_gap)
-            second = asyncio.run(burst(server.url, args.burst))
-            table.dist(f"burst of {args.burst} creates -> first result (2nd, "
-                       f"{args.burst_gap:g} s later)",
-                       second, note=f"max {max(second):.0f} ms")
-        if args.density:
-            asyncio.run(density(server, dclient, args.density, table))
     finally:
         server.stop()
+    if args.burst:
+        # A fresh server with the default pool settings: the first burst meets the pool at rest.
+        server = start_server({"SELFBOX_MAX_SANDBOXES": str(cap),
+                               "SELFBOX_MAX_SANDBOXES_PER_KEY": str(cap)})
+        try:
+            server.settle()
+            first = asyncio.run(burst(server.url, args.burst))
+            table.dist(f"burst of {args.burst} creates -> first result (1st, pool at rest)",
+                       first, note=f"max {max(first):.0f} ms")
+            time.sleep(args.burst_gap)
+            server.settle()
+            second = asyncio.run(burst(server.url, args.burst))
+            table.dist(f"burst of {args.burst} creates -> first result (2nd, "
+                       f"{args.burst_gap:g} s later, pool settled)", second,
+                       note=f"max {max(second):.0f} ms")
+        finally:
+            server.stop()
+    if args.density:
+        # A server of its own with the pool off: idle sandboxes only, no refill beside them.
+        server = start_server({"SELFBOX_MAX_SANDBOXES": str(cap),
+                               "SELFBOX_MAX_SANDBOXES_PER_KEY": str(cap),
+                               "SELFBOX_WARM_POOL_SIZE": "0"})
+        try:
+            asyncio.run(density(server, dclient, args.density, table))
+        finally:
+            server.stop()
 
     commit = os.environ.get("PYTHONPATH", "") or "(installed package)"
     print(f"\nimage {IMAGE}; host {os.cpu_count()} cores; server code from {commit}; "

@@ -76,6 +76,26 @@ class Server:
     def rss_mib(self) -> float:
         return rss_mib(self.pid)
 
+    def settle(self, bound_s: float = 120.0) -> None:
+        """Wait until the warm pool is full and starts nothing (``selfbox_warm_pool_*`` in
+        /metrics), so one measure does not pay for the refill after another; a server without
+        those metrics gets a fixed pause."""
+        deadline = time.monotonic() + bound_s
+        while time.monotonic() < deadline:
+            gauges = {}
+            for line in httpx.get(self.url + "/metrics", timeout=10).text.splitlines():
+                if line.startswith("selfbox_warm_pool_"):
+                    name, value = line.split()
+                    gauges[name] = float(value)
+            if not gauges:
+                time.sleep(5)
+                return
+            if (gauges["selfbox_warm_pool_starting"] == 0
+                    and gauges["selfbox_warm_pool_ready"] >= gauges["selfbox_warm_pool_target"]):
+                time.sleep(1)
+                return
+            time.sleep(0.5)
+
     def stop(self) -> None:
         self.process.terminate()
         try:

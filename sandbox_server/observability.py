@@ -160,6 +160,18 @@ class _ManagerCollector(Collector):
             family = CounterMetricFamily(f"selfbox_sandboxes_{name}", help_text)
             family.add_metric([], counters.get(name, 0))
             yield family
+        pool = manager.pool if manager is not None else None
+        for name, help_text, value in (
+            ("ready", "Warm pool: sandboxes started and waiting to be claimed.",
+             pool.ready_count if pool is not None else 0),
+            ("starting", "Warm pool: sandboxes being started.",
+             pool.starting_count if pool is not None else 0),
+            ("target", "Warm pool: how many it wants ready now (grows with bursts).",
+             pool.target if pool is not None else 0),
+        ):
+            gauge = GaugeMetricFamily(f"selfbox_warm_pool_{name}", help_text)
+            gauge.add_metric([], value)
+            yield gauge
 
 
 class Metrics:

@@ -5,10 +5,10 @@ A pooled sandbox is a fresh, never-used container; claiming it only assigns an o
 lifetime and metadata. Requests with other limits, another template, or environment variables
 (which must exist when the interpreter starts) get a new container as usual.
 
-The pool is adaptive: at rest it keeps ``size`` sandboxes; when creates come in bursts it keeps
-as many as the largest burst it has seen (creates within ``BURST_WINDOW_S``), up to
-``max_size``, refilling several at a time; after ``idle_s`` without a create it shrinks back to
-``size``, ending the extra sandboxes.
+The pool is adaptive: at rest it keeps ``size`` sandboxes; when a burst of creates (creates
+within ``BURST_WINDOW_S``) finds it empty, it keeps as many as that burst from then on, up to
+``max_size``, refilling several at a time once the burst has been served; after ``idle_s``
+without a create it shrinks back to ``size``, ending the extra sandboxes.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ POOL_IDLE_S = 3600.0  # a pooled container's own deadline; refreshed when claime
 RETRY_AFTER_FAILURE_S = 5.0
 BURST_WINDOW_S = 10.0  # creates this close together count as one burst
 PARALLEL_STARTS = 8  # containers started at once while refilling
+REFILL_SETTLE_S = 0.5  # refill once creates have paused this long ...
+MAX_SETTLE_S = 3.0  # ... or after this, whatever the demand
 
 
 class WarmPool:
@@ -75,24 +77,31 @@ class WarmPool:
             self._peak = 0
         return min(self.max_size, max(self.size, self._peak))
 
+    @property
+    def ready_count(self) -> int:
+        return len(self._ready)
+
+    @property
+    def starting_count(self) -> int:
+        return self._starting
+
     def take(self) -> Sandbox | None:
         """A ready sandbox, or None; the pool refills in the background."""
-        self._note_demand()
-        while self._ready:
-            sandbox = self._ready.pop(0)
-            channel = sandbox.channel
-            if sandbox.alive and channel is not None and not channel.closed.is_set():
-                return sandbox
-        return None
-
-    def _note_demand(self) -> None:
         now = time.monotonic()
         self._last_take = now
         self._takes.append(now)
         while self._takes and now - self._takes[0] > BURST_WINDOW_S:
             self._takes.popleft()
-        self._peak = max(self._peak, len(self._takes))
         self._wake.set()
+        while self._ready:
+            sandbox = self._ready.pop(0)
+            channel = sandbox.channel
+            if sandbox.alive and channel is not None and not channel.closed.is_set():
+                return sandbox
+        # A miss: the pool was too small for this burst. Keep as many as the burst so far
+        # (a steady trickle that the pool keeps up with never grows it).
+        self._peak = max(self._peak, len(self._takes))
+        return None
 
     def start(self) -> None:
         if self.size > 0:
@@ -112,8 +121,18 @@ class WarmPool:
                              return_exceptions=True)
 
     async def _fill_forever(self) -> None:
+        deferred_since: float | None = None
         while True:
             target = self.target
+            now = time.monotonic()
+            # Let a burst of claims finish before starting containers beside it (they compete
+            # for the same CPUs), but not for long under continuous demand.
+            if now - self._last_take < REFILL_SETTLE_S and len(self._ready) < target:
+                deferred_since = deferred_since or now
+                if now - deferred_since < MAX_SETTLE_S:
+                    await asyncio.sleep(REFILL_SETTLE_S - (now - self._last_take))
+                    continue
+            deferred_since = None
             while len(self._ready) + self._starting < target and self._starting < self.parallel:
                 self._starting += 1
                 self._track(self._tasks.spawn(self._start_one(), name="warm-pool-start"))

@@ -50,7 +50,7 @@ def test_pool_grows_with_a_burst_refills_in_parallel_and_shrinks_when_idle() -> 
     async def scenario() -> None:
         engine = _Engine()
         pool = WarmPool(2, "img", LIMITS, engine.start, engine.end, BackgroundTasks(),
-                        max_size=12, idle_s=0.5,
+                        max_size=12, idle_s=1.5,
                         parallel=4)
         pool.start()
         try:
@@ -58,13 +58,33 @@ def test_pool_grows_with_a_burst_refills_in_parallel_and_shrinks_when_idle() -> 
             taken = [pool.take() for _ in range(10)]  # a burst: 2 warm, 8 misses
             assert sum(sb is not None for sb in taken) == 2
             assert pool.target == 10
-            await _settle(pool, 10)  # it learned: ten ready for the next burst
+            await asyncio.sleep(0.2)
+            assert engine.running == 0  # no start beside the burst's own claims ...
+            await _settle(pool, 10)  # ... then it learned: ten ready for the next burst
             assert engine.most_at_once == 4  # refilled four at a time, never more
             assert sum(pool.take() is not None for _ in range(10)) == 10
-            await asyncio.sleep(0.6)  # idle longer than idle_s: back to the resting size
+            await asyncio.sleep(1.6)  # idle longer than idle_s: back to the resting size
             assert pool.target == 2
             pool._wake.set()
             await _settle(pool, 2)
+        finally:
+            await pool.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_trickle_the_pool_keeps_up_with_does_not_grow_it() -> None:
+    async def scenario() -> None:
+        engine = _Engine(start_s=0.01)
+        pool = WarmPool(2, "img", LIMITS, engine.start, engine.end, BackgroundTasks(),
+                        max_size=20, idle_s=30)
+        pool.start()
+        try:
+            for _ in range(6):
+                await _settle(pool, 2)
+                assert pool.take() is not None
+                await asyncio.sleep(0.6)
+            assert pool.target == 2
         finally:
             await pool.close()
 
@@ -75,7 +95,7 @@ def test_pool_never_exceeds_its_cap_and_shrinks_extras() -> None:
     async def scenario() -> None:
         engine = _Engine(start_s=0.01)
         pool = WarmPool(1, "img", LIMITS, engine.start, engine.end, BackgroundTasks(),
-                        max_size=3, idle_s=0.3)
+                        max_size=3, idle_s=1.0)
         pool.start()
         try:
             await _settle(pool, 1)
@@ -83,7 +103,7 @@ def test_pool_never_exceeds_its_cap_and_shrinks_extras() -> None:
                 pool.take()
             assert pool.target == 3
             await _settle(pool, 3)
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1.1)
             pool._wake.set()
             await _settle(pool, 1)
             assert engine.ended.count("warm pool shrank") == 2
