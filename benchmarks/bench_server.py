@@ -268,7 +268,8 @@ async def _delete_all(http: httpx.AsyncClient, ids: list[str], parallel: int = 1
 
 async def burst(url: str, n: int) -> list[float]:
     limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
-    async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=120, limits=limits) as http:
+    async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=120, limits=limits,
+                                 transport=_fast_transport()) as http:
         done = await asyncio.gather(*(_create_and_run(http, {}) for _ in range(n)))
         await _delete_all(http, [sid for sid, _ in done])
     return [ms for _, ms in done]
