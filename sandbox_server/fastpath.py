@@ -145,11 +145,15 @@ class ExecuteFastPath:
 
 
 async def _stream(events: Any, send: Send) -> None:
+    last = b""  # the run's summary line goes out with the end line, in one write
     async for event in events:
         chunk = render_event(event)
-        if chunk:
+        if event["type"] == "execution":
+            last += chunk
+        elif chunk:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    await send({"type": "http.response.body", "body": END_OF_EXECUTION, "more_body": False})
+    await send({"type": "http.response.body", "body": last + END_OF_EXECUTION,
+                "more_body": False})
 
 
 async def _disconnected(receive: Receive) -> None:
