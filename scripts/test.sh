@@ -5,7 +5,8 @@
 #
 #   scripts/test.sh [pytest args...]
 #
-# SELFBOX_TRUST_HOST_CA=1 lets image builds trust this host's CA bundle (TLS proxies).
+# Behind a TLS-intercepting proxy, image builds trust this host's CA bundle (detected;
+# SELFBOX_TRUST_HOST_CA=1/0 overrides). No registry: a local base image is built.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 cd "$REPO_ROOT"
