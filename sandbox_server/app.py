@@ -11,6 +11,7 @@ from fastapi_offline import FastAPIOffline
 
 from .e2b import routers as e2b_routers
 from .errors import install_error_handlers
+from .idempotency import IdempotencyStore
 from .manager import SandboxManager
 from .middleware import BodySizeLimit
 from .observability import install_observability
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None, manager: SandboxManager | None 
         swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.settings = settings
+    app.state.idempotency = IdempotencyStore(settings.idempotency_window_s)
     install_error_handlers(app)
     for router in (sandboxes.router, executions.router, runtime.router, health.router):
         app.include_router(router)
