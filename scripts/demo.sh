@@ -13,7 +13,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 cd "$REPO_ROOT"
 
-ensure_venv server
+ensure_venv server,e2b
 bash scripts/ensure-docker.sh
 build_images runtime
 
