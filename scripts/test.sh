@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole test suite on a fresh Debian/Ubuntu machine: installs what the tests need
 # (a venv with selfbox[dev], the Docker engine, Docker Compose v2, Node.js for the E2B
-# JavaScript SDK tests, the images), then pytest.
+# JavaScript SDK tests, the images), then scripts/check.sh (ruff, mypy), then pytest.
 #
 #   scripts/test.sh [pytest args...]
 #
@@ -20,5 +20,6 @@ if ! command -v npm >/dev/null 2>&1; then  # for the E2B JavaScript SDK tests
         || log "could not install Node.js; the JavaScript SDK tests will say so"
 fi
 build_images runtime
+bash scripts/check.sh  # lint and types first: a failure there stops the run early
 log "running the test suite"
 exec "$VENV/bin/python" -m pytest "$@"
