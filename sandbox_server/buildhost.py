@@ -125,7 +125,7 @@ def detect_interception(host: str, port: int, host_cafile: str,
     return classify(image_probe(host, port), handshake(host, port, host_cafile))
 
 
-def _docker_ok(*args: str, timeout_s: float = 120) -> bool:
+def _docker_ok(*args: str, timeout_s: float = 60) -> bool:
     try:
         return subprocess.run(["docker", *args], capture_output=True,
                               timeout=timeout_s).returncode == 0
@@ -138,7 +138,7 @@ def choose_base_image(explicit: str | None, log: Log, local_base: bool = False) 
     pullable, else the local Debian-built base (built on the spot when missing)."""
     if local_base or (explicit is None and not (
             _docker_ok("image", "inspect", DEFAULT_BASE)
-            or _docker_ok("pull", "-q", DEFAULT_BASE))):
+            or _docker_ok("pull", "-q", DEFAULT_BASE, timeout_s=300))):
         if not local_base:
             log(f"cannot pull the base image {DEFAULT_BASE} (no registry reachable): using the "
                 f"local base {LOCAL_BASE}, built from Debian packages when missing")
@@ -146,7 +146,8 @@ def choose_base_image(explicit: str | None, log: Log, local_base: bool = False) 
                        check=True, stdout=sys.stderr)
         return LOCAL_BASE
     base = explicit or DEFAULT_BASE
-    if not (_docker_ok("image", "inspect", base) or _docker_ok("pull", "-q", base)):
+    if not (_docker_ok("image", "inspect", base)
+            or _docker_ok("pull", "-q", base, timeout_s=300)):
         raise BasePullError(
             f"the base image {base} is not here and could not be pulled (no registry "
             f"reachable?): build with --local-base (scripts: leave SELFBOX_BASE_IMAGE unset) to "
