@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole test suite on a fresh Debian/Ubuntu machine: installs what the tests need
-# (a venv with selfbox[dev], the Docker engine, Docker Compose v2, Node.js for the E2B
-# JavaScript SDK tests, the images), then scripts/check.sh (ruff, mypy), then pytest.
+# (a venv with selfbox[dev], then scripts/check.sh: ruff and mypy; the Docker engine, Docker
+# Compose v2, Node.js for the E2B JavaScript SDK tests, the images), then pytest.
 #
 #   scripts/test.sh [pytest args...]
 #
@@ -12,6 +12,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 cd "$REPO_ROOT"
 
 ensure_venv dev
+bash scripts/check.sh  # lint and types first: a failure there stops the run early
 bash scripts/ensure-docker.sh
 PYTHON="$VENV/bin/python" bash scripts/install-compose.sh
 if ! command -v npm >/dev/null 2>&1; then  # for the E2B JavaScript SDK tests
@@ -20,6 +21,5 @@ if ! command -v npm >/dev/null 2>&1; then  # for the E2B JavaScript SDK tests
         || log "could not install Node.js; the JavaScript SDK tests will say so"
 fi
 build_images runtime
-bash scripts/check.sh  # lint and types first: a failure there stops the run early
 log "running the test suite"
 exec "$VENV/bin/python" -m pytest "$@"
