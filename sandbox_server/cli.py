@@ -70,6 +70,10 @@ def _build(args: argparse.Namespace) -> int:
     except (buildhost.BasePullError, FileNotFoundError) as exc:
         print(exc, file=sys.stderr)
         return 2
+    except subprocess.CalledProcessError as exc:
+        print(f"building the local base image failed ({exc.returncode}): see "
+              "scripts/build-local-base.sh's output above", file=sys.stderr)
+        return exc.returncode or 1
     # The bundle goes into the build context only for the build; one the caller put there
     # (scripts/compose-setup.sh, for compose's builds) stays.
     placed: list[Path] = []
