@@ -108,7 +108,8 @@ def host_ca_bundle() -> Path | None:
 def image_handshake(base_image: str, host: str, port: int) -> Handshake:
     """The handshake as the base image sees it: this file run by the image's python3."""
     command = ["docker", "run", "--rm", "-i", "--label", "io.selfbox.probe=tls",
-               "--entrypoint", "python3", base_image, "-", "handshake", host, str(port)]
+               "--entrypoint", "python3", base_image, "-", "handshake", host, str(port),
+               "--pip-store"]
     try:
         result = subprocess.run(command, input=Path(__file__).read_bytes(), capture_output=True,
                                 timeout=PROBE_TIMEOUT_S + 50)
@@ -196,6 +197,17 @@ def plan(log: Log, base_image: str | None = None, local_base: bool = False,
     return decide_trust(base, log, override=trust)
 
 
+def _pip_ca_store() -> str | None:
+    """The bundle pip verifies with (its vendored certifi; Debian's pip points it at the
+    system store), else None: this Python's default store."""
+    try:
+        from pip._vendor import certifi  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    where: str = certifi.where()
+    return where
+
+
 def _log(message: str) -> None:
     print(f"[selfbox] {message}", file=sys.stderr, flush=True)
 
@@ -207,10 +219,15 @@ def main(argv: list[str] | None = None) -> int:
     probe.add_argument("host")
     probe.add_argument("port", type=int)
     probe.add_argument("--cafile", default=None)
+    probe.add_argument("--pip-store", action="store_true",
+                       help="verify with the CA store pip uses here (its certifi), if any")
     commands.add_parser("plan", help="print SELFBOX_BASE_IMAGE=... and SELFBOX_TRUST_HOST_CA=...")
     args = parser.parse_args(argv)
     if args.command == "handshake":
-        print(handshake(args.host, args.port, args.cafile).value)
+        cafile = args.cafile
+        if cafile is None and args.pip_store:
+            cafile = _pip_ca_store()
+        print(handshake(args.host, args.port, cafile).value)
         return 0
     try:
         chosen = plan(_log)

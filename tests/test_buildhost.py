@@ -168,6 +168,11 @@ def test_the_probe_runs_as_a_plain_script(pki: Path, tls_port: int) -> None:
         for cafile in (certifi.where(), str(pki / "host-bundle.crt"))
     ]
     assert answers == ["untrusted", "ok"]
+    # How the image probe runs: with the store pip uses (its certifi), which lacks the test CA.
+    pip_store = subprocess.run([sys.executable, "-I", "-", "handshake", "localhost",
+                                str(tls_port), "--pip-store"], input=script.read_bytes(),
+                               capture_output=True, timeout=60, check=True)
+    assert pip_store.stdout.decode().strip() == "untrusted"
 
 
 @pytest.mark.docker
