@@ -355,9 +355,37 @@ cmd_status() {
     if [ "$(swarm_state)" = active ] && [ -n "$(docker service ls -q)" ]; then docker service ls; fi
 }
 
+stack_converged() {  # every service runs as many tasks as it wants, no rolling update on
+    local line ids
+    line="$(docker stack services "$STACK" --format '{{.Replicas}}' 2>/dev/null)" || return 1
+    [ -n "$line" ] || return 1
+    awk -F'[/ ]' '$1 != $2 { bad = 1 } END { exit bad }' <<<"$line" || return 1
+    ids="$(docker stack services -q "$STACK")"
+    # shellcheck disable=SC2086
+    ! docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' $ids \
+        | grep -q -E 'updating|rollback_started'
+}
+
+# From an API replica on the first worker: each node's proxy on the overlay, by DNS round robin.
+# _ping must answer (200), a call outside the allow-list must not (403).
+PROXY_CHECK='
+import socket, urllib.error, urllib.request
+def get(url):
+    try:
+        return urllib.request.urlopen(url, timeout=5).status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+ips = sorted({a[4][0] for a in socket.getaddrinfo("tasks.socket-proxy", 2375)})
+for ip in ips:
+    base = "http://%s:2375/v1.41" % ip
+    print("proxy %s: /_ping %s, /nodes %s, /info %s, /containers/create %s" % (
+        ip, get(base + "/_ping"), get(base + "/nodes"), get(base + "/info"),
+        get(base + "/containers/create")))
+'
+
 cmd_deploy() {
     need_root
-    local t0 keys replicas n healthy i
+    local t0 keys replicas n healthy i c
     t0="$(now)"
     [ -f "$DIR/manager.node" ] || die "no dev cluster: run '$0 up' first"
     keys="${SELFBOX_API_KEYS:-$(cat "$DIR/api-key" 2>/dev/null || true)}"
@@ -365,8 +393,15 @@ cmd_deploy() {
         keys="sbx-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
         echo "$keys" >"$DIR/api-key"
     fi
+    SELFBOX_PROXY_CONFIG_NAME="selfbox_proxy_$(sha256sum "$REPO_ROOT/images/socket-proxy/haproxy-swarm.cfg" | cut -c1-12)" \
     SELFBOX_API_KEYS="$keys" SELFBOX_API_PORT="$API_PORT" SELFBOX_API_REPLICAS="$WORKERS" \
-        docker stack deploy --resolve-image never -c "$REPO_ROOT/deploy/swarm/stack.yaml" "$STACK" >/dev/null
+        docker stack deploy --detach=true --resolve-image never \
+            -c "$REPO_ROOT/deploy/swarm/stack.yaml" "$STACK" >/dev/null
+    for n in $(seq 1 240); do
+        stack_converged && break
+        sleep 0.5
+    done
+    stack_converged || { docker stack ps --no-trunc "$STACK" >&2; die "stack $STACK did not converge in 120 s"; }
     replicas="$WORKERS"
     for n in $(seq 1 240); do
         healthy=0
@@ -380,8 +415,14 @@ cmd_deploy() {
     done
     [ "$healthy" -ge "$replicas" ] || { docker stack ps --no-trunc "$STACK" >&2; die "$healthy of $replicas API replicas answer /healthz after 120 s"; }
     log "stack $STACK deployed in $(elapsed "$t0") s"
-    for i in $(seq 1 "$WORKERS"); do echo "endpoint: http://$(node_addr "$i"):$API_PORT"; done
-    echo "api key:  $keys"
+    docker stack ps "$STACK" --filter desired-state=running --format '{{.Name}}  {{.Node}}  {{.CurrentState}}'
+    for i in $(seq 1 "$WORKERS"); do
+        echo "API replica on $(node_name "$i"): http://$(node_addr "$i"):$API_PORT/healthz -> $(curl -fsS -m 2 "http://$(node_addr "$i"):$API_PORT/healthz")"
+    done
+    c="$(ndocker 1 ps -q --filter "label=com.docker.swarm.service.name=${STACK}_api" | head -1)"
+    [ -n "$c" ] && ndocker 1 exec "$c" python3 -c "$PROXY_CHECK"
+    echo "endpoints: $(for i in $(seq 1 "$WORKERS"); do printf 'http://%s:%s ' "$(node_addr "$i")" "$API_PORT"; done)"
+    echo "api key:   $keys"
 }
 
 case "${1:-}" in
