@@ -8,32 +8,33 @@
 #   scripts/swarm-dev.sh status   # nodes, engines, services
 #   scripts/swarm-dev.sh down     # undo all of it (idempotent, safe to run twice)
 #
-# Root only. Everything it creates is named sbx-* (links, namespaces, iptables rule comment,
-# cgroups) or lives under SBX_SWARM_DIR, so nothing else on the machine is touched; `down` ends
+# Root only. Everything it creates is named sbxsw-* (links, namespaces, node hostnames, iptables
+# rule comment, cgroups) or lives under SBX_SWARM_DIR, so nothing else on the machine is touched; `down` ends
 # only the processes recorded in (or running from) that directory, by PID.
 #
-# Settings (environment): SBX_SWARM_DIR (/var/lib/sbx-swarm), SBX_SWARM_WORKERS (2),
+# Settings (environment): SBX_SWARM_DIR (/var/lib/sbxsw), SBX_SWARM_WORKERS (2),
 # SBX_SWARM_NET (100.64.213: a /24 prefix outside Docker's address pools), SBX_SWARM_IMAGES
 # (the images loaded into each worker), SBX_SWARM_STACK (selfbox), SBX_SWARM_API_PORT (18000).
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DIR="${SBX_SWARM_DIR:-/var/lib/sbx-swarm}"
+PREFIX=sbxsw
+DIR="${SBX_SWARM_DIR:-/var/lib/$PREFIX}"
 WORKERS="${SBX_SWARM_WORKERS:-2}"
 NET="${SBX_SWARM_NET:-100.64.213}"
 IMAGES="${SBX_SWARM_IMAGES:-selfbox/runtime:latest selfbox/server:latest selfbox/socket-proxy:latest}"
 STACK="${SBX_SWARM_STACK:-selfbox}"
 API_PORT="${SBX_SWARM_API_PORT:-18000}"
-BRIDGE=sbx-br0
+BRIDGE=$PREFIX-br0
 MANAGER_ADDR="$NET.1"
-RULE_COMMENT=sbx-swarm
+RULE_COMMENT=$PREFIX
 
 log() { printf '[swarm-dev] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
-node_name() { echo "sbx-w$1"; }
+node_name() { echo "$PREFIX-w$1"; }
 node_dir() { echo "$DIR/$(node_name "$1")"; }
 node_sock() { echo "$(node_dir "$1")/docker.sock"; }
 node_addr() { echo "$NET.$((10 + $1))"; }
@@ -128,8 +129,7 @@ engine_pid() {  # $1: worker index; the PID of its dockerd if it is running from
     d="$(node_dir "$1")"
     [ -s "$d/dockerd.pid" ] || return 1
     pid="$(cat "$d/dockerd.pid")"
-    [ -r "/proc/$pid/cmdline" ] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "--data-root $d/data" || return 1
+    { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -q -- "--data-root $d/data" || return 1
     echo "$pid"
 }
 
@@ -148,7 +148,7 @@ engine_up() {  # $1: worker index
     nsenter --net="/run/netns/$name" unshare --mount --uts --propagation private \
         sh -c 'set -e
             hostname "$1"
-            mount -t tmpfs -o mode=0755,size=64m sbx-run /run
+            mount -t tmpfs -o mode=0755,size=64m sbxsw-run /run
             mount --bind "$2/etc" /etc/docker
             export DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1
             exec dockerd --config-file "$2/etc/daemon.json" --data-root "$2/data" \
@@ -174,8 +174,9 @@ engine_wait() {  # $1: worker index; up to 60 s
 node_pids() {  # $1: worker index
     local d p
     d="$(node_dir "$1")"
-    for p in /proc/[0-9]*; do
-        if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "$d/"; then echo "${p#/proc/}"; fi
+    for p in $(grep -laF -- "$d/" /proc/[0-9]*/cmdline 2>/dev/null); do
+        p="${p#/proc/}"
+        echo "${p%/cmdline}"
     done
 }
 
@@ -308,20 +309,26 @@ services_down() {  # every service on the swarm this script created, then their 
     done
 }
 
+worker_down() {  # $1: worker index
+    if ndocker "$1" info >/dev/null 2>&1; then
+        timeout 20 docker -H "unix://$(node_sock "$1")" swarm leave --force >/dev/null 2>&1 || true
+    fi
+    engine_down "$1"
+    cgroups_down "$1"
+}
+
 cmd_down() {
     need_root
     local t0 i
     t0="$(now)"
     services_down
-    for i in $(seq 1 "$WORKERS"); do
-        if ndocker "$i" info >/dev/null 2>&1; then
-            timeout 20 docker -H "unix://$(node_sock "$i")" swarm leave --force >/dev/null 2>&1 || true
-        fi
-        engine_down "$i"
-        cgroups_down "$i"
-    done
+    log "services removed: $(elapsed "$t0") s"
+    for i in $(seq 1 "$WORKERS"); do worker_down "$i" & done
+    wait
+    log "workers stopped: $(elapsed "$t0") s"
     if [ -f "$DIR/manager.node" ]; then
         if [ "$(swarm_state)" != inactive ]; then timeout 30 docker swarm leave --force >/dev/null; fi
+        log "manager left the swarm: $(elapsed "$t0") s"
         rm -f "$DIR/manager.node"
     fi
     if [ -f "$DIR/manager.gwbridge" ]; then
@@ -390,7 +397,7 @@ cmd_deploy() {
     [ -f "$DIR/manager.node" ] || die "no dev cluster: run '$0 up' first"
     keys="${SELFBOX_API_KEYS:-$(cat "$DIR/api-key" 2>/dev/null || true)}"
     if [ -z "$keys" ]; then
-        keys="sbx-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+        keys="sbxsw-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
         echo "$keys" >"$DIR/api-key"
     fi
     SELFBOX_PROXY_CONFIG_NAME="selfbox_proxy_$(sha256sum "$REPO_ROOT/images/socket-proxy/haproxy-swarm.cfg" | cut -c1-12)" \

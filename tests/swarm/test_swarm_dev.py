@@ -1,0 +1,172 @@
+"""A real three-node Docker Swarm on this machine (scripts/swarm-dev.sh): the host's engine as
+manager plus two dockerds in network namespaces. Checks the nodes, the hardening of a
+sandbox-like service's task on every sandbox node (from inside the task), and that a paused
+(cordoned) node keeps its task but gets no new one. Tears everything down, even on failure."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import IN_CI, RUNTIME_IMAGE, _docker_problem
+from tests.swarm.cluster import (
+    STATE_DIR,
+    WORKERS,
+    MiB,
+    SandboxSpec,
+    SwarmDevError,
+    create_service,
+    manager,
+    node_client,
+    probe_report,
+    remove_services,
+    run_script,
+    swarm_active,
+    task_node,
+    tasks,
+    wait_task,
+    wait_unschedulable,
+)
+
+pytestmark = [pytest.mark.swarm, pytest.mark.docker, pytest.mark.timeout(240)]
+
+SLEEP = ("python3", "-c", "import time; time.sleep(600)")
+
+
+def _problem() -> str | None:
+    if os.geteuid() != 0:
+        return "the dev swarm needs root (network namespaces, extra dockerds)"
+    problem = _docker_problem()
+    if problem is not None:
+        return problem
+    if swarm_active(manager()):
+        return ("the host's Docker engine is already in a swarm (a dev cluster? run "
+                "scripts/swarm-dev.sh down); this test makes and removes its own")
+    return None
+
+
+def _leftovers() -> list[str]:
+    """What a torn-down dev cluster must not leave behind."""
+    found = []
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    found += [line.split(":")[1].strip() for line in links.splitlines() if ": sbxsw-" in line]
+    netns = Path("/run/netns")
+    if netns.is_dir():
+        found += [p.name for p in netns.iterdir() if p.name.startswith("sbxsw-")]
+    if STATE_DIR.exists():
+        found.append(str(STATE_DIR))
+    if swarm_active(manager()):
+        found.append("the host engine's swarm")
+    return found
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[None]:
+    problem = _problem()
+    if problem is not None:
+        if IN_CI:
+            pytest.fail(f"CI needs the swarm tests to run: {problem}")
+        pytest.skip(problem)
+    try:
+        run_script("up", timeout_s=150, SBX_SWARM_IMAGES=RUNTIME_IMAGE)
+        yield
+    finally:
+        try:
+            run_script("down", timeout_s=90)
+        finally:
+            leftovers = _leftovers()
+            assert not leftovers, f"swarm-dev.sh down left {leftovers}"
+
+
+def test_three_nodes_ready(cluster: None) -> None:
+    nodes = manager().api.nodes()
+    by_name = {n["Description"]["Hostname"]: n for n in nodes}
+    assert len(nodes) == 3, sorted(by_name)
+    assert set(WORKERS) <= set(by_name)
+    for node in nodes:
+        assert node["Status"]["State"] == "ready", node["Status"]
+        assert node["Spec"]["Availability"] == "active"
+    for name in WORKERS:
+        assert by_name[name]["Spec"]["Role"] == "worker"
+        assert by_name[name]["Spec"]["Labels"]["io.selfbox.sandbox"] == "true"
+        # The manager is the shared host engine, without the sandbox daemon configuration.
+    managers = [n for n in nodes if n["Spec"]["Role"] == "manager"]
+    assert [m["Spec"]["Labels"]["io.selfbox.sandbox"] for m in managers] == ["false"]
+
+
+def test_hardening_inside_a_task_on_every_sandbox_node(cluster: None) -> None:
+    client = manager()
+    probe = ("python3", "-c", (Path(__file__).parents[2] / "deploy/swarm/probe.py").read_text())
+    services = {}
+    try:
+        for name in WORKERS:
+            spec = SandboxSpec(RUNTIME_IMAGE, probe, constraints=(
+                "node.labels.io.selfbox.sandbox==true", f"node.hostname=={name}"))
+            service_name = f"sbxsw-test-probe-{uuid.uuid4().hex[:8]}"
+            services[name] = create_service(client, service_name, spec)
+        for name, service_id in services.items():
+            report = probe_report(client, service_id)
+            assert report["uid"] == 1000 and report["gid"] == 1000, report
+            assert report["cap_eff"] == "0000000000000000", report  # spec: CapabilityDrop ALL
+            assert report["cap_bnd"] == "0000000000000000", report
+            assert report["no_new_privs"] == "1", report  # daemon: no-new-privileges
+            assert report["seccomp"] == "2", report  # daemon: the default seccomp profile
+            assert report["root_writable"] is False, report  # spec: ReadOnly
+            assert report["tmp_writable"] is True, report
+            assert "noexec" in report["tmp_options"], report
+            assert report["interfaces"] == ["lo"], report  # daemon: bridge none
+            assert report["connect_out"] is False, report
+            assert report["pids_max"] == "128", report  # spec: Limits.Pids
+            assert report["memory_limit"] == str(256 * MiB), report  # spec: Limits.MemoryBytes
+            assert report["cpu_quota"] == "50000", report  # spec: Limits.NanoCPUs
+            assert report["nofile"] == [4096, 4096], report  # spec: Ulimits (and daemon)
+            assert report["pid1"] == "/sbin/docker-init", report  # spec: Init
+            assert report["hostname"] != name, report
+            tasks_ = tasks(client, service_id)
+            assert task_node(client, tasks_[0]) == name
+    finally:
+        for service_id in services.values():
+            client.api.remove_service(service_id)
+
+
+def test_paused_node_keeps_its_task_and_gets_no_new_one(cluster: None) -> None:
+    client = manager()
+    paused, other = WORKERS
+    node_id = next(n["ID"] for n in client.api.nodes()
+                   if n["Description"]["Hostname"] == paused)
+    try:
+        before = create_service(client, f"sbxsw-test-before-{uuid.uuid4().hex[:8]}", SandboxSpec(
+            RUNTIME_IMAGE, SLEEP, constraints=(f"node.hostname=={paused}",)))
+        wait_task(client, before, {"running"}, timeout_s=60)
+        node = client.api.inspect_node(node_id)
+        client.api.update_node(node_id, node["Version"]["Index"],
+                               {**node["Spec"], "Availability": "pause"})
+
+        spread = [create_service(client, f"sbxsw-test-new-{i}-{uuid.uuid4().hex[:8]}",
+                                 SandboxSpec(RUNTIME_IMAGE, SLEEP, memory_mb=64))
+                  for i in range(4)]
+        for service_id in spread:
+            task = wait_task(client, service_id, {"running"}, timeout_s=60)
+            assert task_node(client, task) == other
+        pinned = create_service(client, f"sbxsw-test-pinned-{uuid.uuid4().hex[:8]}", SandboxSpec(
+            RUNTIME_IMAGE, SLEEP, constraints=(f"node.hostname=={paused}",)))
+        # Swarm's own words: the client-facing error (429/503) will be built from them.
+        assert "no suitable node" in wait_unschedulable(client, pinned)
+
+        # The task placed before the pause is still running there.
+        still = wait_task(client, before, {"running"}, timeout_s=5)
+        assert task_node(client, still) == paused
+        container_id = still["Status"]["ContainerStatus"]["ContainerID"]
+        assert node_client(paused).containers.get(container_id).status == "running"
+    except SwarmDevError as exc:
+        pytest.fail(str(exc))
+    finally:
+        node = client.api.inspect_node(node_id)
+        client.api.update_node(node_id, node["Version"]["Index"],
+                               {**node["Spec"], "Availability": "active"})
+        remove_services(client)
