@@ -176,7 +176,8 @@ def wait_container_gone(engine: docker.DockerClient, service_id: str, timeout_s:
                         poll_s: float = 0.02) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if not engine.containers.list(
+        # The low-level list: the high-level one inspects each container, racing removal.
+        if not engine.api.containers(
                 all=True, filters={"label": f"com.docker.swarm.service.id={service_id}"}):
             return
         time.sleep(poll_s)
