@@ -44,6 +44,12 @@ def run_script(command: str, timeout_s: float, **env: str) -> str:
     return output
 
 
+def node_addr(hostname: str) -> str:
+    """A worker's address on the dev cluster's bridge (swarm-dev.sh: SBX_SWARM_NET.10+i)."""
+    net = os.environ.get("SBX_SWARM_NET", "100.64.213")
+    return f"{net}.{10 + WORKERS.index(hostname) + 1}"
+
+
 def manager() -> docker.DockerClient:
     return docker.from_env(timeout=60)
 
@@ -74,6 +80,7 @@ class SandboxSpec:
     pids: int = 128
     disk_mb: int = 64
     labels: tuple[tuple[str, str], ...] = ()
+    open_stdin: bool = False  # the runner's channel: attach to the task's stdin/stdout
 
     def task_template(self) -> dict[str, Any]:
         # Raw API fields: docker-py 7's ContainerSpec/Resources types have no Ulimits or Pids.
@@ -87,6 +94,7 @@ class SandboxSpec:
                 "ReadOnly": True,
                 "CapabilityDrop": ["ALL"],
                 "Init": True,
+                "OpenStdin": self.open_stdin,
                 "StopGracePeriod": 1_000_000_000,
                 "Ulimits": [{"Name": "nofile", "Soft": 4096, "Hard": 4096}],
                 "Mounts": [
