@@ -198,11 +198,28 @@ engine_down() {  # $1: worker index
     rm -f "$(node_dir "$i")/dockerd.pid"
 }
 
-cgroups_down() {  # $1: worker index; the empty cgroups its containers left (cgroup v1 and v2)
+node_cgroups() {  # $1: worker index; its cgroup directories (cgroup v1 and v2)
     local name c
     name="$(node_name "$1")"
     for c in /sys/fs/cgroup/*/"$name" /sys/fs/cgroup/"$name"; do
-        [ -d "$c" ] || continue
+        [ -d "$c" ] && echo "$c"
+    done
+    return 0
+}
+
+cgroups_down() {  # $1: worker index
+    local n pids c
+    # Container processes outlive a killed engine and shim (a crashed node): they are in the
+    # node's cgroups, which only this script's engine creates.
+    for n in $(seq 1 20); do
+        # shellcheck disable=SC2046
+        pids="$(cat $(find $(node_cgroups "$1") -name cgroup.procs 2>/dev/null) /dev/null 2>/dev/null | sort -u)"
+        [ -z "$pids" ] && break
+        # shellcheck disable=SC2086
+        kill -KILL $pids 2>/dev/null || true
+        sleep 0.1
+    done
+    for c in $(node_cgroups "$1"); do
         find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null || true
     done
 }
