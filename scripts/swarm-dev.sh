@@ -28,6 +28,7 @@ API_PORT="${SBX_SWARM_API_PORT:-18000}"
 BRIDGE=$PREFIX-br0
 MANAGER_ADDR="$NET.1"
 RULE_COMMENT=$PREFIX
+FRESH_SWARM=0
 
 log() { printf '[swarm-dev] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -145,6 +146,7 @@ engine_up() {  # $1: worker index
     # (so the node's engine socket is /var/run/docker.sock for its containers, like on a real
     # host, and the host's daemon.json and key.json stay out), own hostname (the node's name).
     # Every mount it makes dies with it.
+    # shellcheck disable=SC2016  # expanded by the inner sh, from its arguments
     nsenter --net="/run/netns/$name" unshare --mount --uts --propagation private \
         sh -c 'set -e
             hostname "$1"
@@ -161,8 +163,8 @@ engine_up() {  # $1: worker index
 }
 
 engine_wait() {  # $1: worker index; up to 60 s
-    local i=$1 n
-    for n in $(seq 1 240); do
+    local i=$1
+    for _ in $(seq 1 240); do
         if ndocker "$i" info >/dev/null 2>&1; then return 0; fi
         engine_pid "$i" >/dev/null || die "$(node_name "$i")'s dockerd exited: $(tail -5 "$(node_dir "$i")/dockerd.log")"
         sleep 0.25
@@ -174,6 +176,7 @@ engine_wait() {  # $1: worker index; up to 60 s
 node_pids() {  # $1: worker index
     local d p
     d="$(node_dir "$1")"
+    # shellcheck disable=SC2013  # /proc/N/cmdline paths: no spaces
     for p in $(grep -laF -- "$d/" /proc/[0-9]*/cmdline 2>/dev/null); do
         p="${p#/proc/}"
         echo "${p%/cmdline}"
@@ -181,10 +184,10 @@ node_pids() {  # $1: worker index
 }
 
 engine_down() {  # $1: worker index
-    local i=$1 pid n pids
+    local i=$1 pid pids
     if pid="$(engine_pid "$i")"; then
         kill -TERM "$pid" 2>/dev/null || true
-        for n in $(seq 1 60); do
+        for _ in $(seq 1 60); do
             [ -d "/proc/$pid" ] || break
             sleep 0.25
         done
@@ -208,10 +211,10 @@ node_cgroups() {  # $1: worker index; its cgroup directories (cgroup v1 and v2)
 }
 
 cgroups_down() {  # $1: worker index
-    local n pids c
+    local pids c
     # Container processes outlive a killed engine and shim (a crashed node): they are in the
     # node's cgroups, which only this script's engine creates.
-    for n in $(seq 1 20); do
+    for _ in $(seq 1 20); do
         # shellcheck disable=SC2046
         pids="$(cat $(find $(node_cgroups "$1") -name cgroup.procs 2>/dev/null) /dev/null 2>/dev/null | sort -u)"
         [ -z "$pids" ] && break
@@ -238,6 +241,7 @@ manager_up() {
         || die "the host's engine is already in a swarm (state: $state) that this script did not create; leaving it alone"
     docker network inspect docker_gwbridge >/dev/null 2>&1 || touch "$DIR/manager.gwbridge"
     docker swarm init --advertise-addr "$MANAGER_ADDR" --listen-addr "$MANAGER_ADDR:2377" >/dev/null
+    FRESH_SWARM=1
     docker info --format '{{.Swarm.NodeID}}' >"$DIR/manager.node"
     # Sandboxes are one-shot (never restarted empty); keep few old tasks around.
     docker swarm update --task-history-limit 2 >/dev/null
@@ -246,7 +250,11 @@ manager_up() {
 worker_join() {  # $1: worker index
     local i=$1 state
     state="$(ndocker "$i" info --format '{{.Swarm.LocalNodeState}}')"
-    [ "$state" = active ] && return 0
+    if [ "$state" != inactive ]; then
+        # Still in the swarm of an earlier `up` whose manager side is gone: leave it.
+        [ "$FRESH_SWARM" = 1 ] || return 0
+        ndocker "$i" swarm leave --force >/dev/null
+    fi
     ndocker "$i" swarm join --token "$(docker swarm join-token -q worker)" \
         --advertise-addr "$(node_addr "$i")" --listen-addr "$(node_addr "$i"):2377" \
         "$MANAGER_ADDR:2377" >/dev/null
@@ -275,8 +283,19 @@ images_up() {
         docker image inspect "$image" >/dev/null 2>&1 || missing+=("$image")
     done
     [ ${#missing[@]} -eq 0 ] || die "missing on the host's engine: ${missing[*]} (build them: selfbox images build / docs/scale-out.md)"
-    # shellcheck disable=SC2086
-    docker save -o "$archive" $IMAGES
+    # Only what some worker lacks (same tag, same image ID): a second `up` loads nothing.
+    local wanted=() id
+    for image in $IMAGES; do
+        id="$(docker image inspect -f '{{.Id}}' "$image")"
+        for i in $(seq 1 "$WORKERS"); do
+            if [ "$(ndocker "$i" image inspect -f '{{.Id}}' "$image" 2>/dev/null)" != "$id" ]; then
+                wanted+=("$image")
+                break
+            fi
+        done
+    done
+    [ ${#wanted[@]} -gt 0 ] || return 0
+    docker save -o "$archive" "${wanted[@]}"
     for i in $(seq 1 "$WORKERS"); do
         ndocker "$i" load -q -i "$archive" >/dev/null &
         pids+=($!)
@@ -286,8 +305,8 @@ images_up() {
 }
 
 wait_nodes_ready() {  # all 1 + WORKERS nodes Ready, up to 60 s
-    local n ready
-    for n in $(seq 1 240); do
+    local ready
+    for _ in $(seq 1 240); do
         ready="$(docker node ls --format '{{.Status}}' | grep -c '^Ready$' || true)"
         [ "$ready" -ge $((WORKERS + 1)) ] && return 0
         sleep 0.25
@@ -316,11 +335,10 @@ cmd_up() {
 }
 
 services_down() {  # every service on the swarm this script created, then their containers
-    local n
     [ "$(swarm_state)" = active ] && [ -f "$DIR/manager.node" ] || return 0
     docker stack rm "$STACK" >/dev/null 2>&1 || true
     docker service ls -q | xargs -r docker service rm >/dev/null 2>&1 || true
-    for n in $(seq 1 80); do
+    for _ in $(seq 1 80); do
         [ -z "$(docker ps -q --filter label=com.docker.swarm.service.id)" ] && break
         sleep 0.25
     done
@@ -409,7 +427,7 @@ for ip in ips:
 
 cmd_deploy() {
     need_root
-    local t0 keys replicas n healthy i c
+    local t0 keys replicas healthy i c
     t0="$(now)"
     [ -f "$DIR/manager.node" ] || die "no dev cluster: run '$0 up' first"
     keys="${SELFBOX_API_KEYS:-$(cat "$DIR/api-key" 2>/dev/null || true)}"
@@ -421,13 +439,13 @@ cmd_deploy() {
     SELFBOX_API_KEYS="$keys" SELFBOX_API_PORT="$API_PORT" SELFBOX_API_REPLICAS="$WORKERS" \
         docker stack deploy --detach=true --resolve-image never \
             -c "$REPO_ROOT/deploy/swarm/stack.yaml" "$STACK" >/dev/null
-    for n in $(seq 1 240); do
+    for _ in $(seq 1 240); do
         stack_converged && break
         sleep 0.5
     done
     stack_converged || { docker stack ps --no-trunc "$STACK" >&2; die "stack $STACK did not converge in 120 s"; }
     replicas="$WORKERS"
-    for n in $(seq 1 240); do
+    for _ in $(seq 1 240); do
         healthy=0
         for i in $(seq 1 "$WORKERS"); do
             if curl -fsS -m 2 "http://$(node_addr "$i"):$API_PORT/healthz" >/dev/null 2>&1; then
