@@ -339,8 +339,16 @@ services_down() {  # every service on the swarm this script created, then their 
     docker stack rm "$STACK" >/dev/null 2>&1 || true
     docker service ls -q | xargs -r docker service rm >/dev/null 2>&1 || true
     for _ in $(seq 1 80); do
-        [ -z "$(docker ps -q --filter label=com.docker.swarm.service.id)" ] && break
+        [ -z "$(swarm_containers)" ] && break
         sleep 0.25
+    done
+}
+
+swarm_containers() {  # the swarm tasks' containers still on the manager or any worker
+    local i
+    docker ps -q --filter label=com.docker.swarm.service.id
+    for i in $(seq 1 "$WORKERS"); do
+        ndocker "$i" ps -q --filter label=com.docker.swarm.service.id 2>/dev/null || true
     done
 }
 
@@ -371,6 +379,7 @@ cmd_down() {
         rm -f "$DIR/manager.gwbridge"
     fi
     net_down
+    log "network removed: $(elapsed "$t0") s"
     if [ -d "$DIR" ]; then
         # Mounts under DIR lived in the engines' private mount namespaces; refuse to delete
         # through one that is somehow visible here.

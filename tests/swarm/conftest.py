@@ -53,7 +53,7 @@ def cluster() -> Iterator[None]:
         yield
     finally:
         try:
-            run_script("down", timeout_s=90)
+            run_script("down", timeout_s=120)
         finally:
             leftovers = _leftovers()
             assert not leftovers, f"swarm-dev.sh down left {leftovers}"
