@@ -140,6 +140,7 @@ engine_up() {  # $1: worker index
     name="$(node_name "$i")"
     if engine_pid "$i" >/dev/null; then return 0; fi
     mkdir -p "$d/data" "$d/exec" "$d/etc"
+    mkdir -p /etc/docker  # the mount point of the node's own /etc/docker (a fresh host may lack it)
     write_daemon_json "$d/etc/daemon.json"
     # Own network namespace (nsenter, not `ip netns exec`: that remounts /sys and hides the
     # cgroup v1 hierarchies), own mount namespace in which /run and /etc/docker are this node's
