@@ -48,6 +48,7 @@ ensure_tools() {
     command -v ip >/dev/null || missing+=(iproute2)
     command -v nsenter >/dev/null || missing+=(util-linux)
     command -v iptables >/dev/null || missing+=(iptables)
+    command -v curl >/dev/null || missing+=(curl)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
