@@ -168,18 +168,21 @@ engine_wait() {  # $1: worker index; up to 60 s
     local i=$1
     for _ in $(seq 1 240); do
         if ndocker "$i" info >/dev/null 2>&1; then return 0; fi
-        engine_pid "$i" >/dev/null || die "$(node_name "$i")'s dockerd exited: $(tail -5 "$(node_dir "$i")/dockerd.log")"
+        # The recorded PID (nsenter, which becomes dockerd) must still be there.
+        kill -0 "$(cat "$(node_dir "$i")/dockerd.pid")" 2>/dev/null \
+            || die "$(node_name "$i")'s dockerd exited: $(tail -5 "$(node_dir "$i")/dockerd.log")"
         sleep 0.25
     done
     die "$(node_name "$i")'s dockerd did not answer within 60 s (log: $(node_dir "$i")/dockerd.log)"
 }
 
-# Processes started from a worker's directory (dockerd, its containerd, shims): by PID.
+# Processes started from a worker's directory (dockerd, its containerd, shims): by PID. The
+# pattern does not match its own text, so the grep never lists itself.
 node_pids() {  # $1: worker index
     local d p
     d="$(node_dir "$1")"
     # shellcheck disable=SC2013  # /proc/N/cmdline paths: no spaces
-    for p in $(grep -laF -- "$d/" /proc/[0-9]*/cmdline 2>/dev/null); do
+    for p in $(grep -laE -- "$d/(exec|data)/" /proc/[0-9]*/cmdline 2>/dev/null); do
         p="${p#/proc/}"
         echo "${p%/cmdline}"
     done
