@@ -102,14 +102,19 @@ net_down() {
 # ---------------------------------------------------------------- worker engines
 # The per-node daemon configuration: what a Swarm service spec on API 1.41 cannot say for a
 # sandbox (docs/scale-out.md, "Hardening"). An operator sets the same on every sandbox node.
-write_daemon_json() {  # $1: file
-    local runtimes=""
+write_daemon_json() {  # $1: file, $2: worker index
+    local runtimes="" default=""
     if command -v runsc >/dev/null 2>&1; then
-        # gVisor registered, not the default: a node that should run sandboxes under gVisor sets
-        # "default-runtime" (Swarm services cannot choose a runtime). runsc's own --network flag:
-        # its netns detection is wrong on this kernel (docs/scale-out.md).
-        runtimes=$(printf ',\n  "runtimes": {"runsc": {"path": "%s", "runtimeArgs": ["--platform=ptrace", "--network=none"]}}' \
+        # gVisor registered; the default runtime only on the workers in SBX_SWARM_GVISOR (Swarm
+        # services cannot choose a runtime). runsc's own --network=host: its netns detection is
+        # wrong on this kernel (docs/scale-out.md); the task's namespace is still the task's
+        # (only lo for a sandbox on a "bridge none" node, the overlay for the node's proxy).
+        # --host-uds=open: the node's proxy connects to the engine's socket from inside gVisor.
+        runtimes=$(printf ',\n  "runtimes": {"runsc": {"path": "%s", "runtimeArgs": ["--platform=ptrace", "--network=host", "--host-uds=open"]}}' \
             "$(command -v runsc)")
+        if [[ " ${SBX_SWARM_GVISOR:-} " == *" $2 "* ]]; then default=$',\n  "default-runtime": "runsc"'; fi
+    elif [ -n "${SBX_SWARM_GVISOR:-}" ]; then
+        die "SBX_SWARM_GVISOR is set but runsc is not installed"
     fi
     cat >"$1" <<EOF
 {
@@ -121,7 +126,7 @@ write_daemon_json() {  # $1: file
   "bridge": "none",
   "log-driver": "local",
   "log-opts": {"max-size": "1m", "max-file": "2"},
-  "userland-proxy": false$runtimes
+  "userland-proxy": false$runtimes$default
 }
 EOF
 }
@@ -142,7 +147,7 @@ engine_up() {  # $1: worker index
     if engine_pid "$i" >/dev/null; then return 0; fi
     mkdir -p "$d/data" "$d/exec" "$d/etc"
     mkdir -p /etc/docker  # the mount point of the node's own /etc/docker (a fresh host may lack it)
-    write_daemon_json "$d/etc/daemon.json"
+    write_daemon_json "$d/etc/daemon.json" "$i"
     # Own network namespace (nsenter, not `ip netns exec`: that remounts /sys and hides the
     # cgroup v1 hierarchies), own mount namespace in which /run and /etc/docker are this node's
     # (so the node's engine socket is /var/run/docker.sock for its containers, like on a real

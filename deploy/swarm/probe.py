@@ -56,6 +56,20 @@ def cgroup_value(controller, name):
     return None
 
 
+def readlink(path):
+    try:
+        return os.readlink(path)
+    except OSError as exc:
+        return f"error: {exc.strerror}"
+
+
+def listdir(path):
+    try:
+        return sorted(os.listdir(path))
+    except OSError as exc:
+        return f"error: {exc.strerror}"
+
+
 def can_connect_out():
     try:
         socket.create_connection(("1.1.1.1", 53), timeout=1).close()
@@ -77,7 +91,7 @@ report = {
     "tmp_options": mount_options("/tmp"),
     "home_writable": writable("/home/user"),
     "home_options": mount_options("/home/user"),
-    "interfaces": sorted(os.listdir("/sys/class/net")),
+    "interfaces": listdir("/sys/class/net"),
     "connect_out": can_connect_out(),
     "pids_max": cgroup_value("pids", "pids.max"),
     "memory_limit": cgroup_value("memory", "memory.limit_in_bytes"),
@@ -85,6 +99,8 @@ report = {
     "cpu_quota": cgroup_value("cpu", "cpu.cfs_quota_us"),
     "nofile": list(resource.getrlimit(resource.RLIMIT_NOFILE)),
     "pid1": read("/proc/1/cmdline").split("\0")[0],
-    "ipc_ns": os.readlink("/proc/self/ns/ipc"),
+    "ipc_ns": readlink("/proc/self/ns/ipc"),
+    # gVisor reports its own kernel version (4.4.0), not the host's.
+    "kernel": os.uname().release,
 }
 print("SBX-PROBE " + json.dumps(report, sort_keys=True), flush=True)

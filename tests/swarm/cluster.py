@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -21,6 +22,9 @@ SCRIPT = REPO_ROOT / "scripts" / "swarm-dev.sh"
 PROBE = (REPO_ROOT / "deploy" / "swarm" / "probe.py").read_text()
 STATE_DIR = Path(os.environ.get("SBX_SWARM_DIR", "/var/lib/sbxsw"))
 WORKERS = ("sbxsw-w1", "sbxsw-w2")
+# With gVisor installed, the second worker runs every container under it (its daemon's
+# default runtime): the tests then cover a runc sandbox node and a gVisor one.
+GVISOR_WORKERS = ("sbxsw-w2",) if shutil.which("runsc") else ()
 SANDBOX_LABEL = "node.labels.io.selfbox.sandbox==true"
 MiB = 1024 * 1024
 
@@ -178,6 +182,18 @@ def probe_report(client: docker.DockerClient, service_id: str,
             report: dict[str, Any] = json.loads(line.removeprefix("SBX-PROBE "))
             return report
     raise SwarmDevError(f"no probe report in the logs of service {service_id}")
+
+
+def host_cgroup_limits(node: str, container_id: str) -> dict[str, str]:
+    """A worker's container's limits as the host's cgroup v1 files hold them (the view that
+    holds for gVisor too, whose tasks cannot see their cgroups). Empty on cgroup v2 hosts."""
+    found = {}
+    for controller, name in (("memory", "memory.limit_in_bytes"), ("pids", "pids.max"),
+                             ("cpu", "cpu.cfs_quota_us")):
+        path = Path("/sys/fs/cgroup") / controller / node / container_id / name
+        if path.exists():
+            found[name] = path.read_text().strip()
+    return found
 
 
 def wait_container_gone(engine: docker.DockerClient, service_id: str, timeout_s: float = 30,

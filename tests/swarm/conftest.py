@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import IN_CI, RUNTIME_IMAGE, _docker_problem
-from tests.swarm.cluster import STATE_DIR, manager, run_script, swarm_active
+from tests.swarm.cluster import (
+    GVISOR_WORKERS,
+    STATE_DIR,
+    WORKERS,
+    manager,
+    run_script,
+    swarm_active,
+)
 
 
 def _problem() -> str | None:
@@ -49,7 +56,8 @@ def cluster() -> Iterator[None]:
             pytest.fail(f"CI needs the swarm tests to run: {problem}")
         pytest.skip(problem)
     try:
-        run_script("up", timeout_s=150, SBX_SWARM_IMAGES=RUNTIME_IMAGE)
+        gvisor = " ".join(str(WORKERS.index(n) + 1) for n in GVISOR_WORKERS)
+        run_script("up", timeout_s=150, SBX_SWARM_IMAGES=RUNTIME_IMAGE, SBX_SWARM_GVISOR=gvisor)
         yield
     finally:
         try:

@@ -1,22 +1,27 @@
 """A real three-node Docker Swarm on this machine (scripts/swarm-dev.sh): the host's engine as
 manager plus two dockerds in network namespaces. Checks the nodes, the hardening of a
-sandbox-like service's task on every sandbox node (from inside the task), and that a paused
-(cordoned) node keeps its task but gets no new one. Tears everything down, even on failure."""
+sandbox-like service's task on every sandbox node (from inside the task, and its cgroup limits
+from the host; with gVisor installed the second worker runs everything under it), and that a
+paused (cordoned) node keeps its task but gets no new one. Tears everything down, even on
+failure."""
 
 from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import RUNTIME_IMAGE
 from tests.swarm.cluster import (
+    GVISOR_WORKERS,
     WORKERS,
     MiB,
     SandboxSpec,
     SwarmDevError,
     create_service,
+    host_cgroup_limits,
     manager,
     node_client,
     probe_report,
@@ -30,6 +35,7 @@ from tests.swarm.cluster import (
 pytestmark = [pytest.mark.swarm, pytest.mark.docker, pytest.mark.timeout(240)]
 
 SLEEP = ("python3", "-c", "import time; time.sleep(600)")
+CGROUP_V2 = not Path("/sys/fs/cgroup/memory").is_dir()
 
 
 def test_three_nodes_ready(cluster: None) -> None:
@@ -48,38 +54,62 @@ def test_three_nodes_ready(cluster: None) -> None:
     assert [m["Spec"]["Labels"]["io.selfbox.sandbox"] for m in managers] == ["false"]
 
 
+def _assert_runc_task(report: dict[str, Any]) -> None:
+    assert report["cap_bnd"] == "0000000000000000", report
+    assert report["no_new_privs"] == "1", report  # daemon: no-new-privileges
+    assert report["seccomp"] == "2", report  # daemon: the default seccomp profile
+    assert "noexec" in report["tmp_options"], report
+    assert report["pids_max"] == "128", report  # spec: Limits.Pids
+    assert report["memory_limit"] == str(256 * MiB), report  # spec: Limits.MemoryBytes
+    assert report["cpu_quota"] == "50000", report  # spec: Limits.NanoCPUs
+
+
+def _assert_gvisor_task(report: dict[str, Any]) -> None:
+    # gVisor's own kernel answers: no NoNewPrivs line, no cgroup files (the limits are
+    # checked from the host below), its own tmpfs (which honours the mount's mode).
+    assert report["kernel"] == "4.4.0", report
+    assert report["home_writable"] is True, report
+
+
 def test_hardening_inside_a_task_on_every_sandbox_node(cluster: None) -> None:
     client = manager()
     probe = ("python3", "-c", (Path(__file__).parents[2] / "deploy/swarm/probe.py").read_text())
-    services = {}
+    services, sleepers = {}, {}
     try:
         for name in WORKERS:
-            spec = SandboxSpec(RUNTIME_IMAGE, probe, constraints=(
-                "node.labels.io.selfbox.sandbox==true", f"node.hostname=={name}"))
-            service_name = f"sbxsw-test-probe-{uuid.uuid4().hex[:8]}"
-            services[name] = create_service(client, service_name, spec)
+            pinned = ("node.labels.io.selfbox.sandbox==true", f"node.hostname=={name}")
+            services[name] = create_service(client, f"sbxsw-test-probe-{uuid.uuid4().hex[:8]}",
+                                            SandboxSpec(RUNTIME_IMAGE, probe, constraints=pinned))
+            sleepers[name] = create_service(client, f"sbxsw-test-limits-{uuid.uuid4().hex[:8]}",
+                                            SandboxSpec(RUNTIME_IMAGE, SLEEP, constraints=pinned))
         for name, service_id in services.items():
             report = probe_report(client, service_id)
             assert report["uid"] == 1000 and report["gid"] == 1000, report
             assert report["cap_eff"] == "0000000000000000", report  # spec: CapabilityDrop ALL
-            assert report["cap_bnd"] == "0000000000000000", report
-            assert report["no_new_privs"] == "1", report  # daemon: no-new-privileges
-            assert report["seccomp"] == "2", report  # daemon: the default seccomp profile
             assert report["root_writable"] is False, report  # spec: ReadOnly
             assert report["tmp_writable"] is True, report
-            assert "noexec" in report["tmp_options"], report
             assert report["interfaces"] == ["lo"], report  # daemon: bridge none
             assert report["connect_out"] is False, report
-            assert report["pids_max"] == "128", report  # spec: Limits.Pids
-            assert report["memory_limit"] == str(256 * MiB), report  # spec: Limits.MemoryBytes
-            assert report["cpu_quota"] == "50000", report  # spec: Limits.NanoCPUs
             assert report["nofile"] == [4096, 4096], report  # spec: Ulimits (and daemon)
             assert report["pid1"] == "/sbin/docker-init", report  # spec: Init
             assert report["hostname"] != name, report
-            tasks_ = tasks(client, service_id)
-            assert task_node(client, tasks_[0]) == name
+            if name in GVISOR_WORKERS:
+                _assert_gvisor_task(report)
+            else:
+                _assert_runc_task(report)
+            assert task_node(client, tasks(client, service_id)[0]) == name
+
+            # The caps as the node's host applies them, whatever the runtime.
+            task = wait_task(client, sleepers[name], {"running"}, timeout_s=60)
+            limits = host_cgroup_limits(name, task["Status"]["ContainerStatus"]["ContainerID"])
+            expected = {"memory.limit_in_bytes": str(256 * MiB), "pids.max": "128",
+                        "cpu.cfs_quota_us": "50000"}
+            assert limits == ({} if CGROUP_V2 else expected), limits
+            runtime = node_client(name).api.inspect_container(
+                task["Status"]["ContainerStatus"]["ContainerID"])["HostConfig"]["Runtime"]
+            assert runtime == ("runsc" if name in GVISOR_WORKERS else "runc")
     finally:
-        for service_id in services.values():
+        for service_id in [*services.values(), *sleepers.values()]:
             client.api.remove_service(service_id)
 
 
