@@ -151,8 +151,9 @@ def choose_base_image(explicit: str | None, log: Log, local_base: bool = False) 
             or _docker_ok("pull", "-q", base, timeout_s=300)):
         raise BasePullError(
             f"the base image {base} is not here and could not be pulled (no registry "
-            f"reachable?): build with --local-base (scripts: leave SELFBOX_BASE_IMAGE unset) to "
-            f"build {LOCAL_BASE} from Debian packages, or name another with --base-image")
+            f"reachable?): build with --local-base to build {LOCAL_BASE} from Debian packages "
+            f"(the scripts and compose-setup.sh do when SELFBOX_BASE_IMAGE is unset, in the "
+            f"environment and in .env), or name another with --base-image")
     return base
 
 
