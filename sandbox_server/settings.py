@@ -45,6 +45,21 @@ class Settings(BaseSettings):
     allow_network: bool = Field(
         False, description='Whether sandboxes may ask for network="bridge".')
 
+    # -- ingress: HTTP to a port inside a sandbox ------------------------------------------
+    ingress_enabled: bool = Field(
+        True, description="Serve /v1/sandboxes/{id}/ports/{port}/... and E2B's "
+        "{port}-{id}.{domain} hosts: HTTP to a server listening inside a sandbox, carried "
+        "over its channel (the sandbox needs no network).")
+    ingress_idle_timeout_s: float = Field(
+        60.0, gt=0, description="How long a server in a sandbox may stay silent while "
+        "answering an ingress request before the request fails with 502.")
+    ingress_max_connections_per_sandbox: int = Field(
+        32, gt=0, le=64, description="Ingress requests in flight to one sandbox; more get 429.")
+    e2b_sandbox_domain: str | None = Field(
+        None, description="Domain of E2B sandbox hosts ({port}-{id}.{domain}), returned as "
+        "`domain` on create so the SDK's get_host() uses it; unset: the SDK's E2B_DOMAIN "
+        "and any domain is accepted in the Host header.")
+
     # -- limits: defaults and maxima ------------------------------------------------------
     default_cpu: float = Field(1.0, gt=0)
     max_cpu: float = Field(2.0, gt=0)

@@ -22,7 +22,15 @@ from ..exceptions import InvalidRequest, NotFound, SandboxGone, ServerError, Una
 from ..manager import SandboxManager
 from ..sandbox import Sandbox
 
-__all__ = ["DataSandbox", "SandboxNotFound", "issue_token", "manager_of", "sandbox_for"]
+__all__ = [
+    "TOKEN_KEY",
+    "DataSandbox",
+    "SandboxNotFound",
+    "issue_token",
+    "manager_of",
+    "owner_of_sandbox",
+    "sandbox_for",
+]
 
 TOKEN_KEY = "e2b_access_token"
 
@@ -81,6 +89,11 @@ def _index(request: Request) -> _Index:
         index = _Index(manager_of(request))
         request.app.state.e2b_index = index
     return index
+
+
+def owner_of_sandbox(request: Request, sandbox_id: str) -> str | None:
+    """The owner of a sandbox that was given an access token, else None."""
+    return _index(request).owners.get(sandbox_id)
 
 
 def issue_token(request: Request, sandbox: Sandbox) -> str:

@@ -64,7 +64,8 @@ async def create(body: NewSandbox, request: Request, owner: Owner,
         network=network, env=dict(body.env_vars or {}), metadata=dict(body.metadata or {}),
     ))
     sandbox.extra["e2b_template"] = alias
-    return sandbox_created(sandbox, issue_token(request, sandbox))
+    return sandbox_created(sandbox, issue_token(request, sandbox),
+                           manager.settings.e2b_sandbox_domain)
 
 
 @router.post("/v2/sandboxes/{sandbox_id}/connect", summary="Connect to (and resume) a sandbox")
@@ -77,7 +78,8 @@ async def connect(sandbox_id: str, request: Request, owner: Owner, manager: Mana
     if body is not None and body.timeout and body.timeout > sandbox.timeout_s:
         manager.set_timeout(owner, sandbox_id, float(body.timeout))  # extends, never shortens
     # 201 when it had to be resumed, 200 when it was running: both are accepted.
-    return JSONResponse(sandbox_created(sandbox, issue_token(request, sandbox)),
+    return JSONResponse(sandbox_created(sandbox, issue_token(request, sandbox),
+                                        manager.settings.e2b_sandbox_domain),
                         201 if resumed else 200)
 
 

@@ -65,9 +65,9 @@ def template_name(sandbox: Sandbox) -> str:
     return alias if isinstance(alias, str) else sandbox.template
 
 
-def sandbox_created(sandbox: Sandbox, token: str) -> dict[str, Any]:
-    """The ``Sandbox`` object of create and connect."""
-    return {
+def sandbox_created(sandbox: Sandbox, token: str, domain: str | None = None) -> dict[str, Any]:
+    """The ``Sandbox`` object of create and connect (``domain``: of ``get_host()``)."""
+    created = {
         "templateID": template_name(sandbox),
         "sandboxID": sandbox.id,
         "clientID": CLIENT_ID,
@@ -76,6 +76,9 @@ def sandbox_created(sandbox: Sandbox, token: str) -> dict[str, Any]:
         # The SDK sends this one (not X-Access-Token) on /contexts, so return it too.
         "trafficAccessToken": token,
     }
+    if domain:
+        created["domain"] = domain
+    return created
 
 
 def listed_sandbox(sandbox: Sandbox) -> dict[str, Any]:
