@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     ingress_idle_timeout_s: float = Field(
         60.0, gt=0, description="How long a server in a sandbox may stay silent while "
         "answering an ingress request before the request fails with 502.")
-    ingress_max_connections_per_sandbox: int = Field(
+    max_ingress_connections_per_sandbox: int = Field(
         32, gt=0, le=64, description="Ingress requests in flight to one sandbox; more get 429.")
     e2b_sandbox_domain: str | None = Field(
         None, description="Domain of E2B sandbox hosts ({port}-{id}.{domain}), returned as "

@@ -98,7 +98,7 @@ async def _proxy(request: Request, sandbox: Sandbox, port: int, path: str,
     manager = manager_of(request)
     body = await request.body()  # already capped by SELFBOX_MAX_REQUEST_BODY_BYTES
     tunnel = await PortTunnel.open(manager, sandbox, port,
-                                   settings.ingress_max_connections_per_sandbox)
+                                   settings.max_ingress_connections_per_sandbox)
     target = "/" + path.lstrip("/")
     if request.url.query:
         target += "?" + request.url.query

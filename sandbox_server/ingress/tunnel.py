@@ -81,8 +81,8 @@ class PortTunnel:
         if open_now >= max_per_sandbox:
             raise TooManySandboxes(
                 f"sandbox {sandbox.id} already has {open_now} open ingress connections "
-                f"(SELFBOX_INGRESS_MAX_CONNECTIONS_PER_SANDBOX={max_per_sandbox})",
-                cap="ingress_max_connections_per_sandbox")
+                f"(SELFBOX_MAX_INGRESS_CONNECTIONS_PER_SANDBOX={max_per_sandbox})",
+                cap="max_ingress_connections_per_sandbox")
         key = "pf-" + secrets.token_hex(8)
         queue = channel.subscribe(key)  # before the op: no data can slip past
         sandbox.extra[OPEN_KEY] = open_now + 1
