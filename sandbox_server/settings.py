@@ -45,6 +45,32 @@ class Settings(BaseSettings):
     allow_network: bool = Field(
         False, description='Whether sandboxes may ask for network="bridge".')
 
+    # -- egress: per-sandbox network policy (docs/network.md) ------------------------------
+    egress_mode: Literal["none", "allow-list", "open"] = Field(
+        "none", description="Egress policies: none (refused; sandboxes have no network), "
+        "allow-list (only SELFBOX_EGRESS_OPERATOR_ALLOW, narrowed by each sandbox's policy) or "
+        "open (the public internet, narrowed by each sandbox's policy). The hard deny list "
+        "applies in every mode.")
+    egress_operator_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="allow-list mode: the domains (exact or *.), IPs "
+        "and CIDRs sandboxes may reach at most.")
+    egress_extra_deny: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="IPs/CIDRs added to the hard deny list (e.g. the "
+        "server's public address); private, local and reserved ranges are always in it.")
+    egress_private_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Private CIDRs carved out of the hard deny list "
+        "(e.g. an internal package mirror).")
+    egress_upstream_dns: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="ip[:port] of the DNS servers the egress gateway "
+        "resolves allowed names with; empty: the gateway container's own resolver.")
+    egress_config_dir: str = Field(
+        "/run/selfbox-egress", description="Where the server writes the egress gateway's "
+        "configuration (one directory per deployment); the gateway container mounts it at the "
+        "same path, so it must be a host path (in compose: mounted at the same path).")
+    egress_gateway_image: str = Field(
+        "selfbox/egress-gateway:latest", description="Image of the egress gateway "
+        "(HAProxy + dnsmasq from Debian; `selfbox images build egress-gateway`).")
+
     # -- ingress: HTTP to a port inside a sandbox ------------------------------------------
     ingress_enabled: bool = Field(
         True, description="Serve /v1/sandboxes/{id}/ports/{port}/... and E2B's "
@@ -100,7 +126,9 @@ class Settings(BaseSettings):
     )
     metrics_enabled: bool = Field(True, description="Serve Prometheus metrics at /metrics.")
 
-    @field_validator("api_keys", "allowed_templates", mode="before")
+    @field_validator("api_keys", "allowed_templates", "egress_operator_allow",
+                     "egress_extra_deny", "egress_private_allow", "egress_upstream_dns",
+                     mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 
 from ..exceptions import InvalidRequest, NotFound, SandboxGone
 from ..manager import SandboxManager, SandboxSpec
+from ..network import resolve_egress
 from ..routers.deps import Manager, Owner
 from ..sandbox import Sandbox
 from .auth import issue_token
@@ -26,10 +27,12 @@ from .runner_ops import call_op
 from .schemas import (
     DEFAULT_TEMPLATES,
     ConnectBody,
+    NetworkUpdate,
     NewSandbox,
     TimeoutBody,
     iso,
     listed_sandbox,
+    network_policy_fields,
     sandbox_created,
 )
 
@@ -53,8 +56,16 @@ def _live(manager: SandboxManager, owner: str, sandbox_id: str) -> Sandbox:
 async def create(body: NewSandbox, request: Request, owner: Owner,
                  manager: Manager) -> dict[str, Any]:
     alias = body.template_id
-    network = "none"
-    if body.allow_internet_access and manager.settings.allow_network:
+    network, egress = "none", None
+    if body.network is not None and network_policy_fields(body.network):
+        # An egress policy: the sandbox reaches what it allows, through the gateway.
+        network = "egress"
+        egress = {**network_policy_fields(body.network),
+                  "allow_internet_access": body.allow_internet_access}
+    elif body.allow_internet_access and manager.settings.egress_mode != "none":
+        # Internet through the gateway (hard deny list applied), changeable at run time.
+        network, egress = "egress", {}
+    elif body.allow_internet_access and manager.settings.allow_network:
         # Older SDKs send allow_internet_access=true by default; where the server forbids
         # network, the sandbox is created without one rather than refused.
         network = "bridge"
@@ -62,6 +73,7 @@ async def create(body: NewSandbox, request: Request, owner: Owner,
         template=None if alias in DEFAULT_TEMPLATES else alias,
         timeout_s=float(body.timeout) if body.timeout else None,
         network=network, env=dict(body.env_vars or {}), metadata=dict(body.metadata or {}),
+        egress=egress,
     ))
     sandbox.extra["e2b_template"] = alias
     return sandbox_created(sandbox, issue_token(request, sandbox),
@@ -106,6 +118,18 @@ async def get_info(sandbox_id: str, request: Request, owner: Owner,
     detail = listed_sandbox(sandbox)
     detail["envdAccessToken"] = issue_token(request, sandbox)
     return detail
+
+
+@router.put("/sandboxes/{sandbox_id}/network", status_code=204,
+            summary="Replace the egress policy (E2B's update_network)")
+async def update_network(sandbox_id: str, body: NetworkUpdate, owner: Owner,
+                         manager: Manager) -> Response:
+    _live(manager, owner, sandbox_id)
+    raw = body.model_dump(exclude_none=True)
+    policy = resolve_egress(manager.settings, "egress", raw, where="network")
+    assert policy is not None
+    await manager.set_egress(owner, sandbox_id, policy)
+    return Response(status_code=204)
 
 
 @router.post("/sandboxes/{sandbox_id}/pause", status_code=204, summary="Pause (docker pause)")

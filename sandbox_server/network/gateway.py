@@ -1,0 +1,238 @@
+"""The deployment's egress gateway: one container (HAProxy + dnsmasq, Debian packages) and one
+internal Docker network for the sandboxes that have an egress policy.
+
+* The network is ``internal`` (Docker gives it no route out) with inter-container traffic off:
+  a sandbox on it can reach nothing but the host's address on the bridge.
+* The gateway runs in the host's network namespace and serves DNS, HTTP and HTTPS on exactly
+  that address; at start it installs the host rules that confine the sandboxes (only those
+  ports on that address; nothing forwarded) and removes them when it stops.
+* Sandboxes get ``nameserver <gateway>`` as their resolv.conf; the gateway answers every name
+  with its own address and decides per connection (see :mod:`.render`).
+* Policies change live: HAProxy's runtime API (``add map``/``del map`` over its admin socket)
+  for names; header rules are part of the configuration, reloaded over the master socket.
+  Map files are rewritten on every change too, so a reload keeps them.
+
+The server needs no privilege for any of this beyond the Docker API it already has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..driver import DockerDriver
+from ..exceptions import ServerError
+from ..settings import Settings
+from .policy import EgressPolicy
+from .render import (
+    NAMES_MAP,
+    OPEN_MAP,
+    header_rules,
+    name_entries,
+    open_entry,
+    render,
+)
+from .resolve import operator_policy
+
+__all__ = ["EgressGateway", "GatewayError"]
+
+logger = logging.getLogger("selfbox.egress")
+
+T = TypeVar("T")
+Call = Callable[..., Awaitable[Any]]
+READY_TIMEOUT_S = 15.0
+SOCKET_TIMEOUT_S = 5.0
+RESOLV_CONF = "resolv.conf"
+
+
+class GatewayError(ServerError):
+    """The egress gateway could not be started or programmed."""
+
+    status_code = 503
+    error_code = "egress_gateway_unavailable"
+
+
+class EgressGateway:
+    def __init__(self, settings: Settings, driver: DockerDriver, call: Call) -> None:
+        self.settings = settings
+        self.driver = driver
+        self._call = call  # runs a blocking driver call off the event loop
+        deployment = settings.deployment
+        digest = hashlib.sha256(deployment.encode()).hexdigest()[:8]
+        self.network = f"selfbox-egress-{deployment}"
+        self.container_name = f"selfbox-egress-gw-{deployment}"
+        self.bridge = f"sbxeg-{digest}"  # interface names: at most 15 characters
+        self.directory = Path(settings.egress_config_dir) / deployment
+        self.operator = operator_policy(settings)
+        self.gateway_ip: str | None = None
+        self._container_id: str | None = None
+        self._lock = asyncio.Lock()
+        self._members: dict[str, tuple[str, EgressPolicy]] = {}  # sandbox id -> (ip, policy)
+        self._headers = ""
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {"io.selfbox.egress-gateway": self.settings.deployment}
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def ensure(self) -> str:
+        """Start the gateway (once); returns its address on the sandboxes' network."""
+        async with self._lock:
+            if self.gateway_ip is not None and self._container_id is not None:
+                return self.gateway_ip
+            try:
+                return await self._start()
+            except ServerError as exc:
+                raise GatewayError(f"the egress gateway did not start: {exc}") from exc
+
+    async def _start(self) -> str:
+        gateway_ip = await self._call(self.driver.ensure_network, self.network, self.bridge,
+                                      self.labels)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for stale in ("ready", "haproxy.sock", "master.sock"):
+            with contextlib.suppress(FileNotFoundError):
+                (self.directory / stale).unlink()
+        files = render(gateway_ip=gateway_ip, directory=str(self.directory),
+                       operator=self.operator, upstream_dns=self.settings.egress_upstream_dns)
+        self._write("haproxy.cfg", files.haproxy_cfg)
+        self._write("dnsmasq.conf", files.dnsmasq_conf)
+        self._write(RESOLV_CONF, files.resolv_conf, mode=0o644)
+        for name, content in files.static.items():
+            self._write(name, content)
+        self._write("gateway.env", f"BRIDGE={self.bridge}\nGATEWAY_IP={gateway_ip}\n"
+                                   f"TAG=selfbox-egress-{self.settings.deployment}\n")
+        self._write("ready", "")
+        self._container_id = await self._call(
+            self.driver.run_gateway, self.settings.egress_gateway_image, self.container_name,
+            str(self.directory), self.labels)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not (self.directory / "haproxy.sock").exists():
+            if time.monotonic() > deadline:
+                raise GatewayError(f"the egress gateway ({self.settings.egress_gateway_image}) "
+                                   f"did not come up within {READY_TIMEOUT_S} s; see "
+                                   f"`docker logs {self.container_name}`")
+            await asyncio.sleep(0.05)
+        self.gateway_ip = gateway_ip
+        logger.info("egress gateway up on %s (%s)", gateway_ip, self.network)
+        return gateway_ip
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._container_id is not None:
+                with contextlib.suppress(ServerError):
+                    await self._call(self.driver.stop, self._container_id, 5)
+            with contextlib.suppress(ServerError):
+                await self._call(self.driver.remove_network, self.network)
+            self._container_id = None
+            self.gateway_ip = None
+            self._members.clear()
+
+    def _write(self, name: str, content: str, mode: int = 0o600) -> None:
+        path = self.directory / name
+        tmp = path.with_name(f".{name}.tmp")
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "w") as out:
+            out.write(content)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)  # atomic: HAProxy never reads half a file
+
+    # -- what a sandbox container needs ---------------------------------------------------
+    def resolv_conf(self) -> str:
+        return str(self.directory / RESOLV_CONF)
+
+    # -- members --------------------------------------------------------------------------
+    async def attach(self, sandbox_id: str, container_id: str, policy: EgressPolicy) -> str:
+        ip = await self._call(self.driver.container_ip, container_id, self.network)
+        async with self._lock:
+            self._members[sandbox_id] = (ip, policy)
+            await self._apply(ip, None, policy)
+        return str(ip)
+
+    async def update(self, sandbox_id: str, policy: EgressPolicy) -> None:
+        async with self._lock:
+            member = self._members.get(sandbox_id)
+            if member is None:
+                raise GatewayError(f"sandbox {sandbox_id} is not on the egress gateway")
+            ip, old = member
+            self._members[sandbox_id] = (ip, policy)
+            await self._apply(ip, old, policy)
+
+    async def detach(self, sandbox_id: str) -> None:
+        async with self._lock:
+            member = self._members.pop(sandbox_id, None)
+            if member is not None and self._container_id is not None:
+                with contextlib.suppress(GatewayError, OSError):
+                    await self._apply(member[0], member[1], None)
+
+    async def _apply(self, ip: str, old: EgressPolicy | None, new: EgressPolicy | None) -> None:
+        """Move one sandbox from ``old`` to ``new``: allow first, then revoke (no window in
+        which a name allowed by both is refused); files first, so a reload agrees."""
+        old_keys = set(name_entries(ip, old)) if old else set()
+        new_keys = set(name_entries(ip, new)) if new else set()
+        old_open = bool(old and open_entry(old))
+        new_open = bool(new and open_entry(new))
+        self._write_maps()
+        commands = [f"add map {self.directory / NAMES_MAP} {k} 1" for k in sorted(new_keys
+                                                                                 - old_keys)]
+        if new_open and not old_open:
+            commands.append(f"add map {self.directory / OPEN_MAP} {ip} 1")
+        commands += [f"del map {self.directory / NAMES_MAP} {k}" for k in sorted(old_keys
+                                                                                - new_keys)]
+        if old_open and not new_open:
+            commands.append(f"del map {self.directory / OPEN_MAP} {ip}")
+        if commands:
+            await self._runtime(commands)
+        headers = header_rules((m_ip, p) for m_ip, p in self._members.values())
+        if headers != self._headers:
+            self._headers = headers
+            await self._reload_with_headers(headers)
+
+    def _write_maps(self) -> None:
+        names = [f"{k} 1\n" for ip, p in self._members.values() for k in name_entries(ip, p)]
+        opened = [f"{ip} 1\n" for ip, p in self._members.values() if open_entry(p)]
+        self._write(NAMES_MAP, "".join(sorted(names)))
+        self._write(OPEN_MAP, "".join(sorted(opened)))
+
+    async def _reload_with_headers(self, headers: str) -> None:
+        assert self.gateway_ip is not None
+        files = render(gateway_ip=self.gateway_ip, directory=str(self.directory),
+                       operator=self.operator, upstream_dns=self.settings.egress_upstream_dns,
+                       headers=headers)
+        self._write("haproxy.cfg", files.haproxy_cfg)
+        await self._send(self.directory / "master.sock", ["reload"])
+
+    async def _runtime(self, commands: list[str]) -> None:
+        replies = await self._send(self.directory / "haproxy.sock", commands)
+        for command, reply in zip(commands, replies, strict=False):
+            # "add" of an entry that exists / "del" of one that does not is harmless.
+            if reply and not reply.startswith(("Entry", "Key not found")) and "error" in \
+                    reply.lower():
+                raise GatewayError(f"the egress gateway refused {command.split()[0:2]}: "
+                                   f"{reply[:200]}")
+
+    async def _send(self, socket_path: Path, commands: list[str]) -> list[str]:
+        replies: list[str] = []
+        # One command per connection: a reply ends when HAProxy closes it (non-interactive).
+        for command in commands:
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_unix_connection(str(socket_path)), SOCKET_TIMEOUT_S)
+            except (OSError, TimeoutError) as exc:
+                raise GatewayError(f"the egress gateway's control socket is unreachable: "
+                                   f"{exc}") from exc
+            try:
+                writer.write(command.encode() + b"\n")
+                await writer.drain()
+                reply = await asyncio.wait_for(reader.read(1 << 16), SOCKET_TIMEOUT_S)
+                replies.append(reply.decode("utf-8", "replace").strip())
+            except (OSError, TimeoutError) as exc:
+                raise GatewayError(f"the egress gateway did not answer: {exc}") from exc
+            finally:
+                writer.close()
+        return replies

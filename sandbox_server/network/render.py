@@ -1,0 +1,197 @@
+"""The egress gateway's configuration, rendered from policies (no I/O).
+
+The gateway is Debian's HAProxy and dnsmasq, serving only on the sandboxes' bridge address:
+
+* dnsmasq answers **every** name with the gateway's address: a sandbox never learns a real IP,
+  so a name it may not reach gives it nothing to connect to directly;
+* HAProxy takes port 443 in TCP mode and routes by the TLS SNI (no interception: the TLS
+  session is the sandbox's, end to end) and port 80 in HTTP mode and routes by Host; it
+  checks the name against the sandbox's allow map (keyed by the sandbox's address, changed
+  live with ``add map``/``del map`` over the runtime socket), resolves the name itself with
+  the operator's DNS servers, refuses addresses on the hard deny list (rebinding, metadata,
+  private ranges, IP literals) and connects to the address it resolved.
+
+Map keys: ``^<name>@<sandbox ip>`` for an exact name, ``.<suffix>@<sandbox ip>`` for
+``*.<suffix>``; the request's key is ``^<name>@<source ip>`` matched with ``map_end``, so an
+exact entry matches only itself and a wildcard entry only names below its suffix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .policy import EgressPolicy, OperatorPolicy
+
+__all__ = ["GatewayFiles", "header_rules", "name_entries", "open_entry", "render"]
+
+NAMES_MAP = "names.map"  # per-sandbox allowed names
+OPEN_MAP = "open.map"  # sandboxes whose policy allows any public name
+OPERATOR_MAP = "operator.map"  # allow-list mode: the operator's names
+DENY_LIST = "deny.lst"  # the hard deny list (CIDRs)
+PRIVATE_ALLOW_LIST = "private-allow.lst"
+HEADERS_CFG = "headers.cfg"  # per-sandbox header rules (plain HTTP), reloaded on change
+
+
+@dataclass(frozen=True)
+class GatewayFiles:
+    haproxy_cfg: str
+    dnsmasq_conf: str
+    resolv_conf: str  # mounted as the sandboxes' /etc/resolv.conf
+    static: dict[str, str]  # file name -> content (lists and initial maps)
+
+
+def _quote(value: str) -> str:
+    # HAProxy config strings: double quotes, with backslash and quote escaped; the policy
+    # model already refused control characters.
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def name_entries(ip: str, policy: EgressPolicy) -> list[str]:
+    """The allow-map keys of one sandbox (its allowed names)."""
+    allow = policy.allow_out
+    if allow is None:
+        return []
+    keys = [f"^{name}@{ip}" for name in sorted(allow.names)]
+    keys += [f".{suffix}@{ip}" for suffix in sorted(allow.wildcards)]
+    return keys
+
+
+def open_entry(policy: EgressPolicy) -> bool:
+    """Whether any public name is allowed (no deny-all), beyond the listed names."""
+    return policy.internet
+
+
+def header_rules(sandboxes: Iterable[tuple[str, EgressPolicy]]) -> str:
+    """``http-request set-header`` lines for every sandbox's rules (plain HTTP only)."""
+    lines: list[str] = []
+    for ip, policy in sandboxes:
+        for rule in sorted(policy.rules, key=lambda r: r.pattern.startswith("*.")):
+            if rule.pattern.startswith("*."):
+                match = f"{{ var(txn.host) -m end .{rule.pattern[2:]} }}"
+            else:
+                match = f"{{ var(txn.host) -m str {rule.pattern} }}"
+            for name, value in rule.headers:
+                lines.append(f"    http-request set-header {name} {_quote(value)} "
+                             f"if {{ src {ip} }} {match}")
+    return "\n".join(lines) + "\n"
+
+
+def render(*, gateway_ip: str, directory: str, operator: OperatorPolicy,
+           upstream_dns: Iterable[str], headers: str = "") -> GatewayFiles:
+    d = directory
+    nameservers = [s if ":" in s else f"{s}:53" for s in upstream_dns]
+    resolvers = "\n".join(f"    nameserver dns{i} {s}" for i, s in enumerate(nameservers)) \
+        or "    parse-resolv-conf"
+    allow_list_mode = operator.mode == "allow-list"
+    operator_check_tls = (f"    tcp-request content reject if !{{ str(^),concat(,sess.host,),"
+                          f"map_end({d}/{OPERATOR_MAP}) -m found }}\n"
+                          if allow_list_mode else "")
+    operator_check_http = (f"    http-request deny deny_status 403 content-type text/plain "
+                           f"lf-string \"selfbox egress: %[var(txn.host)] is not on this "
+                           f"server's allow list\\n\" unless {{ str(^),concat(,txn.host,),"
+                           f"map_end({d}/{OPERATOR_MAP}) -m found }}\n"
+                           if allow_list_mode else "")
+    text = "content-type text/plain lf-string"
+    deny = f"deny_status 403 {text}"
+    refused = ("selfbox egress: %[var(txn.host)] is not allowed by this sandbox's network "
+               "policy\\n")
+    unresolved = "selfbox egress: %[var(txn.host)] does not resolve\\n"
+    private = "selfbox egress: %[var(txn.host)] resolves to a private or reserved address\\n"
+    haproxy = f"""# Generated by selfbox (sandbox_server/network/render.py); do not edit.
+global
+    stats socket {d}/haproxy.sock mode 600 level admin
+    log stdout format raw local0 info
+    maxconn 4096
+    hard-stop-after 5s
+
+defaults
+    log global
+    option dontlognull
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+    timeout tunnel 3600s
+    timeout http-request 10s
+
+resolvers upstream
+{resolvers}
+    accepted_payload_size 1232
+    resolve_retries 2
+    timeout resolve 1s
+    timeout retry 1s
+    hold valid 10s
+    hold nx 2s
+
+frontend tls
+    mode tcp
+    bind {gateway_ip}:443
+    log-format "egress tls %ci %[var(sess.host)] %[var(sess.dstip)] %ts %B"
+    tcp-request inspect-delay 5s
+    tcp-request content reject unless {{ req.ssl_hello_type 1 }}
+    tcp-request content set-var(sess.host) req.ssl_sni,lower
+    tcp-request content set-var(sess.srcip) src
+    tcp-request content reject unless {{ var(sess.host) -m found }}
+    tcp-request content set-var(sess.key) str(^),concat(,sess.host,@),concat(,sess.srcip,)
+    acl name_allowed var(sess.key),map_end({d}/{NAMES_MAP}) -m found
+    acl src_open src,map_ip({d}/{OPEN_MAP}) -m found
+    acl dst_denied var(sess.dstip) -m ip -f {d}/{DENY_LIST}
+    acl dst_private_ok var(sess.dstip) -m ip -f {d}/{PRIVATE_ALLOW_LIST}
+    tcp-request content reject unless name_allowed or src_open
+{operator_check_tls}    tcp-request content do-resolve(sess.dstip,upstream,ipv4) var(sess.host)
+    tcp-request content reject unless {{ var(sess.dstip) -m found }}
+    tcp-request content reject if dst_denied !dst_private_ok
+    tcp-request content set-dst var(sess.dstip)
+    default_backend tls_out
+
+backend tls_out
+    mode tcp
+    server upstream 0.0.0.0:443
+
+frontend http
+    mode http
+    bind {gateway_ip}:80
+    log-format "egress http %ci %[var(txn.host)] %[var(txn.dstip)] %ST %B"
+    http-request set-var(txn.host) req.hdr(host),field(1,:),lower
+    http-request set-var(txn.srcip) src
+    http-request set-var(txn.key) str(^),concat(,txn.host,@),concat(,txn.srcip,)
+    acl name_allowed var(txn.key),map_end({d}/{NAMES_MAP}) -m found
+    acl src_open src,map_ip({d}/{OPEN_MAP}) -m found
+    acl dst_found var(txn.dstip) -m found
+    acl dst_denied var(txn.dstip) -m ip -f {d}/{DENY_LIST}
+    acl dst_private_ok var(txn.dstip) -m ip -f {d}/{PRIVATE_ALLOW_LIST}
+    http-request deny {deny} "{refused}" unless name_allowed or src_open
+{operator_check_http}    http-request do-resolve(txn.dstip,upstream,ipv4) var(txn.host)
+    http-request deny deny_status 502 {text} "{unresolved}" unless dst_found
+    http-request deny {deny} "{private}" if dst_denied !dst_private_ok
+    http-request set-dst var(txn.dstip)
+    # Header rules (the sandbox's `rules`): set here, so a secret never enters the sandbox.
+{headers}    default_backend http_out
+
+backend http_out
+    mode http
+    server upstream 0.0.0.0:80
+"""
+    dnsmasq = f"""# Generated by selfbox; do not edit.
+# Every name is the gateway: the sandbox never learns a real address.
+port=53
+listen-address={gateway_ip}
+bind-interfaces
+no-resolv
+no-hosts
+user=root
+group=root
+pid-file=
+address=/#/{gateway_ip}
+log-facility=-
+"""
+    static = {
+        DENY_LIST: "\n".join(str(n) for n in operator.deny if n.version == 4) + "\n",
+        PRIVATE_ALLOW_LIST: "\n".join(str(n) for n in operator.private_allowed
+                                      if n.version == 4) + "\n",
+        NAMES_MAP: "",
+        OPEN_MAP: "",
+        OPERATOR_MAP: "".join(f"^{n} 1\n" for n in sorted(operator.allow.names))
+        + "".join(f".{w} 1\n" for w in sorted(operator.allow.wildcards)),
+    }
+    return GatewayFiles(haproxy, dnsmasq, f"nameserver {gateway_ip}\noptions ndots:0\n", static)
