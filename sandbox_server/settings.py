@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     egress_upstream_dns: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="ip[:port] of the DNS servers the egress gateway "
         "resolves allowed names with; empty: the gateway container's own resolver.")
+    egress_header_names: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["Authorization", "X-Api-Key", "Api-Key", "X-Auth-Token",
+                                 "Cookie", "OpenAI-Organization", "OpenAI-Project"],
+        description="Headers a sandbox's `rules` may have the gateway set on plain-HTTP "
+        "requests (fixed when the gateway starts; values change live).")
     egress_config_dir: str = Field(
         "/run/selfbox-egress", description="Where the server writes the egress gateway's "
         "configuration (one directory per deployment); the gateway container mounts it at the "
@@ -128,6 +133,7 @@ class Settings(BaseSettings):
 
     @field_validator("api_keys", "allowed_templates", "egress_operator_allow",
                      "egress_extra_deny", "egress_private_allow", "egress_upstream_dns",
+                     "egress_header_names",
                      mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:

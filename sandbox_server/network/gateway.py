@@ -8,9 +8,10 @@ internal Docker network for the sandboxes that have an egress policy.
   ports on that address; nothing forwarded) and removes them when it stops.
 * Sandboxes get ``nameserver <gateway>`` as their resolv.conf; the gateway answers every name
   with its own address and decides per connection (see :mod:`.render`).
-* Policies change live: HAProxy's runtime API (``add map``/``del map`` over its admin socket)
-  for names; header rules are part of the configuration, reloaded over the master socket.
-  Map files are rewritten on every change too, so a reload keeps them.
+* Policies change live, through HAProxy's runtime API (``add map``/``del map`` over its admin
+  socket): the allowed names, the sandboxes open to any public name, and the values of the
+  header rules (one map per header name the operator allows). Map files are rewritten on
+  every change too, so a restart of HAProxy keeps them.
 
 The server needs no privilege for any of this beyond the Docker API it already has.
 """
@@ -34,7 +35,8 @@ from .policy import EgressPolicy
 from .render import (
     NAMES_MAP,
     OPEN_MAP,
-    header_rules,
+    header_entries,
+    header_map,
     name_entries,
     open_entry,
     render,
@@ -59,6 +61,11 @@ class GatewayError(ServerError):
     error_code = "egress_gateway_unavailable"
 
 
+def _cli_escape(value: str) -> str:
+    # HAProxy's CLI splits arguments on blanks and commands on ";": escape both (and "\\").
+    return "".join("\\" + c if c in " \t;\\" else c for c in value)
+
+
 class EgressGateway:
     def __init__(self, settings: Settings, driver: DockerDriver, call: Call) -> None:
         self.settings = settings
@@ -75,7 +82,6 @@ class EgressGateway:
         self._container_id: str | None = None
         self._lock = asyncio.Lock()
         self._members: dict[str, tuple[str, EgressPolicy]] = {}  # sandbox id -> (ip, policy)
-        self._headers = ""
 
     @property
     def labels(self) -> dict[str, str]:
@@ -100,7 +106,8 @@ class EgressGateway:
             with contextlib.suppress(FileNotFoundError):
                 (self.directory / stale).unlink()
         files = render(gateway_ip=gateway_ip, directory=str(self.directory),
-                       operator=self.operator, upstream_dns=self.settings.egress_upstream_dns)
+                       operator=self.operator, upstream_dns=self.settings.egress_upstream_dns,
+                       header_names=self.settings.egress_header_names)
         self._write("haproxy.cfg", files.haproxy_cfg)
         self._write("dnsmasq.conf", files.dnsmasq_conf)
         self._write(RESOLV_CONF, files.resolv_conf, mode=0o644)
@@ -186,26 +193,36 @@ class EgressGateway:
                                                                                 - new_keys)]
         if old_open and not new_open:
             commands.append(f"del map {self.directory / OPEN_MAP} {ip}")
+        old_headers = self._header_entries(ip, old)
+        new_headers = self._header_entries(ip, new)
+        for (slot, key), value in new_headers.items():
+            if old_headers.get((slot, key)) != value:
+                verb = "set" if (slot, key) in old_headers else "add"
+                commands.append(f"{verb} map {self.directory / header_map(slot)} {key} "
+                                f"{_cli_escape(value)}")
+        commands += [f"del map {self.directory / header_map(slot)} {key}"
+                     for slot, key in old_headers if (slot, key) not in new_headers]
         if commands:
             await self._runtime(commands)
-        headers = header_rules((m_ip, p) for m_ip, p in self._members.values())
-        if headers != self._headers:
-            self._headers = headers
-            await self._reload_with_headers(headers)
+
+    def _header_entries(self, ip: str, policy: EgressPolicy | None) -> dict[tuple[int, str], str]:
+        if policy is None:
+            return {}
+        entries: dict[tuple[int, str], str] = {}
+        for slot, pairs in header_entries(ip, policy, self.settings.egress_header_names).items():
+            for key, value in pairs:
+                entries.setdefault((slot, key), value)
+        return entries
 
     def _write_maps(self) -> None:
         names = [f"{k} 1\n" for ip, p in self._members.values() for k in name_entries(ip, p)]
         opened = [f"{ip} 1\n" for ip, p in self._members.values() if open_entry(p)]
         self._write(NAMES_MAP, "".join(sorted(names)))
         self._write(OPEN_MAP, "".join(sorted(opened)))
-
-    async def _reload_with_headers(self, headers: str) -> None:
-        assert self.gateway_ip is not None
-        files = render(gateway_ip=self.gateway_ip, directory=str(self.directory),
-                       operator=self.operator, upstream_dns=self.settings.egress_upstream_dns,
-                       headers=headers)
-        self._write("haproxy.cfg", files.haproxy_cfg)
-        await self._send(self.directory / "master.sock", ["reload"])
+        for slot in range(len(self.settings.egress_header_names)):
+            lines = [f"{key} {value}\n" for ip, p in self._members.values()
+                     for (s, key), value in self._header_entries(ip, p).items() if s == slot]
+            self._write(header_map(slot), "".join(lines))
 
     async def _runtime(self, commands: list[str]) -> None:
         replies = await self._send(self.directory / "haproxy.sock", commands)

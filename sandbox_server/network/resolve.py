@@ -7,7 +7,7 @@ from typing import Any
 
 from ..exceptions import LimitExceeded
 from ..settings import Settings
-from .policy import EgressPolicy, OperatorPolicy
+from .policy import EgressPolicy, OperatorPolicy, PolicyError
 
 __all__ = ["operator_policy", "resolve_egress"]
 
@@ -27,6 +27,15 @@ def resolve_egress(settings: Settings, network: str | None,
                             "(SELFBOX_EGRESS_MODE=none)", limit="egress")
     raw = dict(raw or {})
     allow_internet = raw.pop("allow_internet_access", None)
-    return EgressPolicy.parse(raw, where=where,
-                              allow_internet_access=allow_internet
-                              if isinstance(allow_internet, bool) else None)
+    policy = EgressPolicy.parse(raw, where=where,
+                                allow_internet_access=allow_internet
+                                if isinstance(allow_internet, bool) else None)
+    allowed = {name.lower() for name in settings.egress_header_names}
+    for rule in policy.rules:
+        for name, _ in rule.headers:
+            if name.lower() not in allowed:
+                raise PolicyError(
+                    f"{where}.rules[{rule.pattern!r}]: header {name!r} is not one the gateway "
+                    f"may set; allowed: {sorted(settings.egress_header_names)} "
+                    "(SELFBOX_EGRESS_HEADER_NAMES)", field=f"{where}.rules")
+    return policy
