@@ -14,7 +14,8 @@ __all__ = ["main"]
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BASE = "python:3.11-slim"
 LOCAL_BASE = "selfbox/base:bookworm"
-IMAGES = {"runtime": "selfbox/runtime:latest", "server": "selfbox/server:latest"}
+IMAGES = {"runtime": "selfbox/runtime:latest", "server": "selfbox/server:latest",
+          "egress-gateway": "selfbox/egress-gateway:latest"}
 HOST_CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
 
 
