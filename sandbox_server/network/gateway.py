@@ -32,15 +32,7 @@ from ..driver import DockerDriver
 from ..exceptions import ServerError
 from ..settings import Settings
 from .policy import EgressPolicy
-from .render import (
-    NAMES_MAP,
-    OPEN_MAP,
-    header_entries,
-    header_map,
-    name_entries,
-    open_entry,
-    render,
-)
+from .render import SLOTS_MAP, map_files, member_entries, render
 from .resolve import operator_policy
 
 __all__ = ["EgressGateway", "GatewayError"]
@@ -81,7 +73,8 @@ class EgressGateway:
         self.gateway_ip: str | None = None
         self._container_id: str | None = None
         self._lock = asyncio.Lock()
-        self._members: dict[str, tuple[str, EgressPolicy]] = {}  # sandbox id -> (ip, policy)
+        # sandbox id -> (address, slot, policy); the slot numbers its CIDR entries
+        self._members: dict[str, tuple[str, int, EgressPolicy]] = {}
 
     @property
     def labels(self) -> dict[str, str]:
@@ -155,74 +148,64 @@ class EgressGateway:
 
     # -- members --------------------------------------------------------------------------
     async def attach(self, sandbox_id: str, container_id: str, policy: EgressPolicy) -> str:
-        ip = await self._call(self.driver.container_ip, container_id, self.network)
+        ip = str(await self._call(self.driver.container_ip, container_id, self.network))
         async with self._lock:
-            self._members[sandbox_id] = (ip, policy)
-            await self._apply(ip, None, policy)
-        return str(ip)
+            used = {slot for _, slot, _ in self._members.values()}
+            slot = next(i for i in range(1, len(used) + 2) if i not in used)
+            self._members[sandbox_id] = (ip, slot, policy)
+            await self._apply({}, self._entries(ip, slot, policy))
+        return ip
 
     async def update(self, sandbox_id: str, policy: EgressPolicy) -> None:
         async with self._lock:
             member = self._members.get(sandbox_id)
             if member is None:
                 raise GatewayError(f"sandbox {sandbox_id} is not on the egress gateway")
-            ip, old = member
-            self._members[sandbox_id] = (ip, policy)
-            await self._apply(ip, old, policy)
+            ip, slot, old = member
+            self._members[sandbox_id] = (ip, slot, policy)
+            await self._apply(self._entries(ip, slot, old), self._entries(ip, slot, policy))
 
     async def detach(self, sandbox_id: str) -> None:
         async with self._lock:
             member = self._members.pop(sandbox_id, None)
             if member is not None and self._container_id is not None:
                 with contextlib.suppress(GatewayError, OSError):
-                    await self._apply(member[0], member[1], None)
+                    await self._apply(self._entries(*member), {})
 
-    async def _apply(self, ip: str, old: EgressPolicy | None, new: EgressPolicy | None) -> None:
-        """Move one sandbox from ``old`` to ``new``: allow first, then revoke (no window in
-        which a name allowed by both is refused); files first, so a reload agrees."""
-        old_keys = set(name_entries(ip, old)) if old else set()
-        new_keys = set(name_entries(ip, new)) if new else set()
-        old_open = bool(old and open_entry(old))
-        new_open = bool(new and open_entry(new))
+    def _entries(self, ip: str, slot: int, policy: EgressPolicy) -> dict[str, dict[str, str]]:
+        return member_entries(ip, slot, policy, self.settings.egress_header_names)
+
+    async def _apply(self, old: dict[str, dict[str, str]],
+                     new: dict[str, dict[str, str]]) -> None:
+        """Move one sandbox's map entries from ``old`` to ``new``: add and change first,
+        remove last (no window in which something allowed before and after is refused);
+        the files first, so a restart of HAProxy agrees."""
         self._write_maps()
-        commands = [f"add map {self.directory / NAMES_MAP} {k} 1" for k in sorted(new_keys
-                                                                                 - old_keys)]
-        if new_open and not old_open:
-            commands.append(f"add map {self.directory / OPEN_MAP} {ip} 1")
-        commands += [f"del map {self.directory / NAMES_MAP} {k}" for k in sorted(old_keys
-                                                                                - new_keys)]
-        if old_open and not new_open:
-            commands.append(f"del map {self.directory / OPEN_MAP} {ip}")
-        old_headers = self._header_entries(ip, old)
-        new_headers = self._header_entries(ip, new)
-        for (slot, key), value in new_headers.items():
-            if old_headers.get((slot, key)) != value:
-                verb = "set" if (slot, key) in old_headers else "add"
-                commands.append(f"{verb} map {self.directory / header_map(slot)} {key} "
-                                f"{_cli_escape(value)}")
-        commands += [f"del map {self.directory / header_map(slot)} {key}"
-                     for slot, key in old_headers if (slot, key) not in new_headers]
-        if commands:
-            await self._runtime(commands)
-
-    def _header_entries(self, ip: str, policy: EgressPolicy | None) -> dict[tuple[int, str], str]:
-        if policy is None:
-            return {}
-        entries: dict[tuple[int, str], str] = {}
-        for slot, pairs in header_entries(ip, policy, self.settings.egress_header_names).items():
-            for key, value in pairs:
-                entries.setdefault((slot, key), value)
-        return entries
+        adds: list[str] = []
+        removals: list[str] = []
+        for name in map_files(self.settings.egress_header_names):
+            path = self.directory / name
+            before, after = old.get(name, {}), new.get(name, {})
+            for key, value in after.items():
+                if before.get(key) != value:
+                    verb = "set" if key in before else "add"
+                    adds.append(f"{verb} map {path} {key} {_cli_escape(value)}")
+            removals += [f"del map {path} {key}" for key in before if key not in after]
+        # The slot (which marks the sandbox as known) goes in first and out last.
+        slots = str(self.directory / SLOTS_MAP)
+        adds.sort(key=lambda c: slots not in c)
+        removals.sort(key=lambda c: slots in c)
+        if adds or removals:
+            await self._runtime(adds + removals)
 
     def _write_maps(self) -> None:
-        names = [f"{k} 1\n" for ip, p in self._members.values() for k in name_entries(ip, p)]
-        opened = [f"{ip} 1\n" for ip, p in self._members.values() if open_entry(p)]
-        self._write(NAMES_MAP, "".join(sorted(names)))
-        self._write(OPEN_MAP, "".join(sorted(opened)))
-        for slot in range(len(self.settings.egress_header_names)):
-            lines = [f"{key} {value}\n" for ip, p in self._members.values()
-                     for (s, key), value in self._header_entries(ip, p).items() if s == slot]
-            self._write(header_map(slot), "".join(lines))
+        merged: dict[str, list[str]] = {name: [] for name in
+                                        map_files(self.settings.egress_header_names)}
+        for member in self._members.values():
+            for name, entries in self._entries(*member).items():
+                merged[name] += [f"{key} {value}\n" for key, value in entries.items()]
+        for name, lines in merged.items():
+            self._write(name, "".join(lines))
 
     async def _runtime(self, commands: list[str]) -> None:
         replies = await self._send(self.directory / "haproxy.sock", commands)

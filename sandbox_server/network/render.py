@@ -21,19 +21,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .policy import EgressPolicy, OperatorPolicy
+from .policy import EgressPolicy, IPNetwork, OperatorPolicy
 
 __all__ = [
     "GatewayFiles",
-    "header_entries",
     "header_map",
+    "map_files",
+    "member_entries",
     "name_entries",
-    "open_entry",
     "render",
 ]
 
 NAMES_MAP = "names.map"  # per-sandbox allowed names
-OPEN_MAP = "open.map"  # sandboxes whose policy allows any public name
+SLOTS_MAP = "slots.map"  # sandbox address -> its CIDR prefix (also: "a known sandbox")
+CIDR_ALLOW_MAP = "cidr-allow.map"  # the sandboxes' allow_out CIDRs, per slot
+CIDR_DENY_MAP = "cidr-deny.map"  # the sandboxes' deny_out CIDRs, per slot
 OPERATOR_MAP = "operator.map"  # allow-list mode: the operator's names
 DENY_LIST = "deny.lst"  # the hard deny list (CIDRs)
 PRIVATE_ALLOW_LIST = "private-allow.lst"
@@ -57,27 +59,47 @@ def name_entries(ip: str, policy: EgressPolicy) -> list[str]:
     return keys
 
 
-def open_entry(policy: EgressPolicy) -> bool:
-    """Whether any public name is allowed (no deny-all), beyond the listed names."""
-    return policy.internet
-
-
 def header_map(index: int) -> str:
     return f"header-{index}.map"
 
 
-def header_entries(ip: str, policy: EgressPolicy,
-                   names: Sequence[str]) -> dict[int, list[tuple[str, str]]]:
-    """Per header slot (index into ``names``), the ``(key, value)`` entries of one sandbox:
-    exact names first, so that where both match, the exact rule's value is found first."""
-    slots = {name.lower(): i for i, name in enumerate(names)}
-    out: dict[int, list[tuple[str, str]]] = {}
+def _slot_prefix(slot: int) -> str:
+    # A sandbox's CIDR entries live under its own IPv6 prefix, fd00:<slot>::/96, with the
+    # IPv4 destination in the last 32 bits: one map_ip lookup of "fd00:<slot>::<dst>" finds
+    # the longest matching CIDR of that sandbox only.
+    return f"fd00:{slot:x}::"
+
+
+def _cidr_keys(slot: int, networks: Iterable[IPNetwork]) -> list[str]:
+    prefix = _slot_prefix(slot)
+    return [f"{prefix}{net.network_address}/{96 + net.prefixlen}" for net in networks
+            if net.version == 4]
+
+
+def member_entries(ip: str, slot: int, policy: EgressPolicy,
+                   header_names: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Every map entry of one sandbox: map file name -> {key: value}. The gateway adds,
+    changes and removes them live; exact header rules come before wildcard ones (the first
+    match of a ``map_end`` lookup wins)."""
+    entries: dict[str, dict[str, str]] = {
+        SLOTS_MAP: {ip: _slot_prefix(slot)},
+        NAMES_MAP: {key: "1" for key in name_entries(ip, policy)},
+        CIDR_ALLOW_MAP: {key: "1" for key in _cidr_keys(
+            slot, policy.allow_out.networks if policy.allow_out is not None else ())},
+        CIDR_DENY_MAP: {key: "1" for key in _cidr_keys(slot, policy.deny_out.networks)},
+    }
+    slots = {name.lower(): i for i, name in enumerate(header_names)}
     for rule in sorted(policy.rules, key=lambda r: r.pattern.startswith("*.")):
         key = (f".{rule.pattern[2:]}@{ip}" if rule.pattern.startswith("*.")
                else f"^{rule.pattern}@{ip}")
         for name, value in rule.headers:
-            out.setdefault(slots[name.lower()], []).append((key, value))
-    return out
+            entries.setdefault(header_map(slots[name.lower()]), {}).setdefault(key, value)
+    return entries
+
+
+def map_files(header_names: Sequence[str]) -> list[str]:
+    return [SLOTS_MAP, NAMES_MAP, CIDR_ALLOW_MAP, CIDR_DENY_MAP,
+            *(header_map(i) for i in range(len(header_names)))]
 
 
 def render(*, gateway_ip: str, directory: str, operator: OperatorPolicy,
@@ -142,14 +164,18 @@ frontend tls
     tcp-request content set-var(sess.srcip) src
     tcp-request content reject unless {{ var(sess.host) -m found }}
     tcp-request content set-var(sess.key) str(^),concat(,sess.host,@),concat(,sess.srcip,)
+    acl known_src src,map_ip({d}/{SLOTS_MAP}) -m found
     acl name_allowed var(sess.key),map_end({d}/{NAMES_MAP}) -m found
-    acl src_open src,map_ip({d}/{OPEN_MAP}) -m found
     acl dst_denied var(sess.dstip) -m ip -f {d}/{DENY_LIST}
     acl dst_private_ok var(sess.dstip) -m ip -f {d}/{PRIVATE_ALLOW_LIST}
-    tcp-request content reject unless name_allowed or src_open
+    acl cidr_allowed var(sess.ckey),map_ip({d}/{CIDR_ALLOW_MAP}) -m found
+    acl cidr_denied var(sess.ckey),map_ip({d}/{CIDR_DENY_MAP}) -m found
+    tcp-request content reject unless known_src
 {operator_check_tls}    tcp-request content do-resolve(sess.dstip,upstream,ipv4) var(sess.host)
     tcp-request content reject unless {{ var(sess.dstip) -m found }}
     tcp-request content reject if dst_denied !dst_private_ok
+    tcp-request content set-var(sess.ckey) src,map_ip({d}/{SLOTS_MAP}),concat(,sess.dstip,)
+    tcp-request content reject if !name_allowed !cidr_allowed cidr_denied
     tcp-request content set-dst var(sess.dstip)
     default_backend tls_out
 
@@ -164,15 +190,19 @@ frontend http
     http-request set-var(txn.host) req.hdr(host),field(1,:),lower
     http-request set-var(txn.srcip) src
     http-request set-var(txn.key) str(^),concat(,txn.host,@),concat(,txn.srcip,)
+    acl known_src src,map_ip({d}/{SLOTS_MAP}) -m found
     acl name_allowed var(txn.key),map_end({d}/{NAMES_MAP}) -m found
-    acl src_open src,map_ip({d}/{OPEN_MAP}) -m found
     acl dst_found var(txn.dstip) -m found
     acl dst_denied var(txn.dstip) -m ip -f {d}/{DENY_LIST}
     acl dst_private_ok var(txn.dstip) -m ip -f {d}/{PRIVATE_ALLOW_LIST}
-    http-request deny {deny} "{refused}" unless name_allowed or src_open
+    acl cidr_allowed var(txn.ckey),map_ip({d}/{CIDR_ALLOW_MAP}) -m found
+    acl cidr_denied var(txn.ckey),map_ip({d}/{CIDR_DENY_MAP}) -m found
+    http-request deny {deny} "{refused}" unless known_src
 {operator_check_http}    http-request do-resolve(txn.dstip,upstream,ipv4) var(txn.host)
     http-request deny deny_status 502 {text} "{unresolved}" unless dst_found
     http-request deny {deny} "{private}" if dst_denied !dst_private_ok
+    http-request set-var(txn.ckey) src,map_ip({d}/{SLOTS_MAP}),concat(,txn.dstip,)
+    http-request deny {deny} "{refused}" if !name_allowed !cidr_allowed cidr_denied
     http-request set-dst var(txn.dstip)
     # Header rules (the sandbox's `rules`): set here, so a secret never enters the sandbox.
 {headers}    default_backend http_out
@@ -198,9 +228,7 @@ log-facility=-
         DENY_LIST: "\n".join(str(n) for n in operator.deny if n.version == 4) + "\n",
         PRIVATE_ALLOW_LIST: "\n".join(str(n) for n in operator.private_allowed
                                       if n.version == 4) + "\n",
-        NAMES_MAP: "",
-        OPEN_MAP: "",
-        **{header_map(i): "" for i in range(len(header_names))},
+        **{name: "" for name in map_files(header_names)},
         OPERATOR_MAP: "".join(f"^{n} 1\n" for n in sorted(operator.allow.names))
         + "".join(f".{w} 1\n" for w in sorted(operator.allow.wildcards)),
     }

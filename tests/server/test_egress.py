@@ -205,6 +205,29 @@ def test_a_live_update_applies_to_the_next_connection(
         eclient.delete(f"/v1/sandboxes/{sandbox}")
 
 
+def test_cidr_rules_apply_to_the_address_a_name_resolves_to(
+        eclient: httpx.Client, internet: fake_internet.FakeInternet) -> None:
+    evil = internet.ip("evil.test")
+    sandbox = create(eclient, internet, {"allow_out": [f"{evil}/32"],
+                                         "deny_out": ["0.0.0.0/0"]})
+    try:
+        assert probe(eclient, sandbox, "http://evil.test/")["status"] == 200  # by address
+        assert probe(eclient, sandbox, "http://api.allowed.test/")["status"] == 403
+        # A partial deny: everything public but that one network.
+        eclient.put(f"/v1/sandboxes/{sandbox}/egress",
+                    json={"deny_out": [f"{evil}/32"]})
+        assert probe(eclient, sandbox, "http://evil.test/")["status"] == 403
+        assert "error" in probe(eclient, sandbox, "https://evil.test/")
+        assert probe(eclient, sandbox, "http://api.allowed.test/")["status"] == 200
+        # allow_out wins over deny_out (E2B), by name or by address.
+        eclient.put(f"/v1/sandboxes/{sandbox}/egress",
+                    json={"allow_out": ["evil.test"], "deny_out": [f"{internet.prefix}.0/24"]})
+        assert probe(eclient, sandbox, "http://evil.test/")["status"] == 200
+        assert probe(eclient, sandbox, "http://api.allowed.test/")["status"] == 403
+    finally:
+        eclient.delete(f"/v1/sandboxes/{sandbox}")
+
+
 def test_header_rules_add_a_secret_the_sandbox_never_sees(
         eclient: httpx.Client, internet: fake_internet.FakeInternet) -> None:
     secret = "Bearer s3cr3t-from-the-operator"

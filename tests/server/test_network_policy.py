@@ -141,3 +141,23 @@ def test_destinations_normalise() -> None:
     assert dest.entries == ("1.2.3.4", "10.0.0.0/8", "example.com", "*.x.org")
     assert dest.matches_ip(ipaddress.ip_address("1.2.3.4"))
     assert not dest.matches_ip(ipaddress.ip_address("::1"))
+
+
+def test_gateway_map_entries_of_a_sandbox() -> None:
+    from sandbox_server.network.render import member_entries
+
+    policy = EgressPolicy.parse({
+        "allow_out": ["api.example.com", "*.pypi.org", "1.2.3.0/24"],
+        "deny_out": ["0.0.0.0/0", "::/0"],
+        "rules": {"*.example.com": [{"transform": {"headers": {"Authorization": "w"}}}],
+                  "api.example.com": [{"transform": {"headers": {"authorization": "e"}}}]},
+    })
+    entries = member_entries("172.20.0.5", 7, policy, ["X-Other", "Authorization"])
+    assert entries["slots.map"] == {"172.20.0.5": "fd00:7::"}
+    assert entries["names.map"] == {"^api.example.com@172.20.0.5": "1",
+                                    ".pypi.org@172.20.0.5": "1"}
+    assert entries["cidr-allow.map"] == {"fd00:7::1.2.3.0/120": "1"}
+    assert entries["cidr-deny.map"] == {"fd00:7::0.0.0.0/96": "1"}  # IPv6 entries: no IPv4 key
+    # Exact rules first: a map_end lookup finds them before the wildcard's.
+    assert list(entries["header-1.map"].items()) == [("^api.example.com@172.20.0.5", "e"),
+                                                     (".example.com@172.20.0.5", "w")]
