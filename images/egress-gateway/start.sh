@@ -39,6 +39,10 @@ specs | tac | while read -r spec; do
     iptables -w -I "$chain" $rest -m comment --comment "$TAG"
 done
 
+# The host's own addresses join the hard deny list: a name resolving to one of them (a public
+# address of this machine) must not reach the host's services through the gateway.
+ip -4 -o addr show | awk '{ split($4, a, "/"); print a[1] "/32" }' >> "$conf/deny.lst"
+
 dnsmasq --keep-in-foreground --conf-file="$conf/dnsmasq.conf" &
 dns=$!
 haproxy -W -db -S "$conf/master.sock,mode,600" -f "$conf/haproxy.cfg" &

@@ -93,6 +93,7 @@ def start(directory: Path) -> FakeInternet:
         "evil.test": f"{prefix}.11",
         "rebind.test": "10.99.0.1",
         "meta.test": "169.254.169.254",
+        "myhost.test": f"{prefix}.1",  # the host's own (public-looking) address
     }
     net = FakeInternet(name, prefix, directory, names)
     try:

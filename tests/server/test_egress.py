@@ -107,7 +107,8 @@ def eclient(egress_server: LiveServer) -> Iterator[httpx.Client]:
         yield http
 
 
-POLICY = {"allow_out": ["api.allowed.test", "*.wild.test", "rebind.test", "meta.test"],
+POLICY = {"allow_out": ["api.allowed.test", "*.wild.test", "rebind.test", "meta.test",
+                       "myhost.test"],
           "deny_out": ["0.0.0.0/0"]}
 
 
@@ -134,7 +135,7 @@ def test_allowed_names_are_reached_and_everything_else_refused(
         assert "evil.test is not allowed by this sandbox's network policy" in denied["body"]
         assert "error" in probe(eclient, sandbox, "https://evil.test/")
         # Names that resolve to private or metadata addresses (rebinding): refused.
-        for name in ("rebind.test", "meta.test"):
+        for name in ("rebind.test", "meta.test", "myhost.test"):
             refused = probe(eclient, sandbox, f"http://{name}/")
             assert refused["status"] == 403, refused
             assert "private or reserved address" in refused["body"]
