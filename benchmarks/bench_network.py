@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.conftest import start_server, stop_server  # noqa: E402
-from tests.server import fake_internet  # noqa: E402
+from tests.conftest import start_server, stop_server
+from tests.server import fake_internet
 
 TIMED = r'''
 import json, time, urllib.request
