@@ -17,6 +17,7 @@ import time
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
 from ..exceptions import InvalidRequest, NotFound, SandboxGone, ServerError, Unauthorized
 from ..manager import SandboxManager
@@ -78,12 +79,12 @@ class _Index:
             self.owners.pop(sandbox.id, None)
 
 
-def manager_of(request: Request) -> SandboxManager:
+def manager_of(request: HTTPConnection) -> SandboxManager:
     manager: SandboxManager = request.app.state.manager
     return manager
 
 
-def _index(request: Request) -> _Index:
+def _index(request: HTTPConnection) -> _Index:
     index = getattr(request.app.state, "e2b_index", None)
     if index is None:
         index = _Index(manager_of(request))
@@ -91,7 +92,7 @@ def _index(request: Request) -> _Index:
     return index
 
 
-def owner_of_sandbox(request: Request, sandbox_id: str) -> str | None:
+def owner_of_sandbox(request: HTTPConnection, sandbox_id: str) -> str | None:
     """The owner of a sandbox that was given an access token, else None."""
     return _index(request).owners.get(sandbox_id)
 

@@ -16,17 +16,20 @@ import hmac
 import re
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, WebSocket
+from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..auth import require_key
 from ..e2b.auth import TOKEN_KEY, manager_of, owner_of_sandbox
 from ..exceptions import NotFound, SandboxGone, Unauthorized
 from ..routers.deps import Manager, Owner
 from ..sandbox import Sandbox
 from ..settings import Settings
-from .proxy import forward_http
+from .proxy import HOP_BY_HOP, forward_http
 from .tunnel import PortTunnel
+from .websocket import relay_websocket
 
 __all__ = ["E2B_RESERVED_PORTS", "IngressHosts", "router"]
 
@@ -65,7 +68,7 @@ class IngressHosts:
         self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.settings.ingress_enabled:
+        if scope["type"] in ("http", "websocket") and self.settings.ingress_enabled:
             host = next((v.decode("latin-1") for k, v in scope.get("headers", [])
                          if k == b"host"), "")
             matched = match_host(host, self.settings.e2b_sandbox_domain)
@@ -121,7 +124,7 @@ async def v1_ingress(sandbox_id: str, port: int, request: Request, owner: Owner,
                         frozenset({"authorization", "x-api-key"}))
 
 
-def _e2b_sandbox(request: Request, sandbox_id: str) -> Sandbox:
+def _e2b_sandbox(request: HTTPConnection, sandbox_id: str) -> Sandbox:
     presented = (request.headers.get("x-access-token")
                  or request.headers.get("e2b-traffic-access-token") or "")
     if not presented:
@@ -150,3 +153,38 @@ async def e2b_ingress(sandbox_id: str, port: int, request: Request, path: str = 
         raise NotFound(f"{request.url.path} not found")  # only reachable through the Host
     sandbox = _e2b_sandbox(request, sandbox_id)
     return await _proxy(request, sandbox, port, path, "", _CREDENTIAL_HEADERS)
+
+
+# -- WebSocket ----------------------------------------------------------------------------------
+_WS_HEADERS = HOP_BY_HOP | {"sec-websocket-key", "sec-websocket-version",
+                            "sec-websocket-extensions", "sec-websocket-protocol"}
+
+
+async def _relay(websocket: WebSocket, sandbox: Sandbox, port: int, path: str,
+                 drop: frozenset[str]) -> None:
+    settings: Settings = websocket.app.state.settings
+    target = "/" + path.lstrip("/")
+    if websocket.url.query:
+        target += "?" + websocket.url.query
+    tunnel = await PortTunnel.open(manager_of(websocket), sandbox, port,
+                                   settings.max_ingress_connections_per_sandbox)
+    headers = [(k, v) for k, v in websocket.headers.items()
+               if k.lower() not in drop | _WS_HEADERS]
+    await relay_websocket(websocket, tunnel, target=target, port=port, headers=headers,
+                          idle_timeout_s=settings.ingress_idle_timeout_s)
+
+
+@router.websocket("/v1/sandboxes/{sandbox_id}/ports/{port}/{path:path}")
+async def v1_ingress_ws(websocket: WebSocket, sandbox_id: str, port: int, path: str = "") -> None:
+    owner = await require_key(websocket)
+    sandbox = manager_of(websocket).get(owner, sandbox_id)
+    await _relay(websocket, sandbox, port, path, frozenset({"authorization", "x-api-key"}))
+
+
+@router.websocket(INTERNAL_PREFIX + "/{sandbox_id}/{port}/{path:path}")
+async def e2b_ingress_ws(websocket: WebSocket, sandbox_id: str, port: int,
+                         path: str = "") -> None:
+    if not websocket.scope.get(SCOPE_FLAG):
+        raise NotFound(f"{websocket.url.path} not found")
+    await _relay(websocket, _e2b_sandbox(websocket, sandbox_id), port, path,
+                 _CREDENTIAL_HEADERS)

@@ -68,6 +68,7 @@ class PortTunnel:
         self._consumed = 0  # bytes handed to the reader since the last ack
         self._eof = False
         self._closed = False
+        self._write_lock = asyncio.Lock()  # chunks of one write never interleave with another's
 
     @classmethod
     async def open(cls, manager: SandboxManager, sandbox: Sandbox, port: int,
@@ -107,9 +108,10 @@ class PortTunnel:
 
     async def write(self, data: bytes) -> None:
         """Send bytes to the server in the sandbox; returns once they are in its socket."""
-        for start in range(0, len(data), CHUNK_BYTES):
-            chunk = data[start:start + CHUNK_BYTES]
-            await self._op(OP_WRITE, data=base64.b64encode(chunk).decode("ascii"))
+        async with self._write_lock:
+            for start in range(0, len(data), CHUNK_BYTES):
+                chunk = data[start:start + CHUNK_BYTES]
+                await self._op(OP_WRITE, data=base64.b64encode(chunk).decode("ascii"))
 
     async def half_close(self) -> None:
         await self._op(OP_WRITE, data="", half_close=True)

@@ -57,3 +57,17 @@ def test_get_host_reaches_a_server_in_the_sandbox(e2b_env: LiveServer, sbx: Any)
                                               "E2b-Sandbox-Id": sbx.sandbox_id,
                                               "X-Access-Token": token})
         assert health.status_code == 204
+
+
+def test_websocket_on_the_e2b_host(e2b_env: LiveServer, sbx: Any) -> None:
+    from tests.server.test_ingress import WS_SERVER, ws_exchange
+
+    sbx.files.write("/home/user/ws.py", WS_SERVER)
+    sbx.commands.run("nohup python3 /home/user/ws.py 3000 >/dev/null 2>&1 &")
+    sbx.commands.run(WAIT)
+    token = sbx.traffic_access_token
+    status, got = ws_exchange(e2b_env.url, "/live", [("Host", sbx.get_host(3000)),
+                                                     ("X-Access-Token", token)], ["ping"])
+    assert status is None and got == ["hello /live", "PING"]
+    status, got = ws_exchange(e2b_env.url, "/live", [("Host", sbx.get_host(3000))], ["x"])
+    assert status is not None and status >= 400 and got == []

@@ -180,3 +180,137 @@ threading.Thread(target=serve, daemon=True).start()
 def test_e2b_host_matching(host: str, domain: str | None,
                            expected: tuple[int, str] | None) -> None:
     assert match_host(host, domain) == expected
+
+
+# A WebSocket echo server for inside the sandbox, stdlib only (the image has no WS library):
+# upper-cases text, reverses bytes, answers pings (a minimal RFC 6455 server, test code).
+WS_SERVER = r'''
+import base64, hashlib, socket, struct, sys, threading
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+def recv_exact(conn, n):
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data
+def send(conn, opcode, payload):
+    head = bytes([0x80 | opcode])
+    n = len(payload)
+    head += bytes([n]) if n < 126 else (bytes([126]) + struct.pack(">H", n) if n < 65536
+                                        else bytes([127]) + struct.pack(">Q", n))
+    conn.sendall(head + payload)
+def serve(conn):
+    request = b""
+    while b"\r\n\r\n" not in request:
+        request += conn.recv(4096)
+    headers = dict(line.split(": ", 1) for line in request.decode().split("\r\n")[1:] if ": " in line)
+    key = {k.lower(): v for k, v in headers.items()}["sec-websocket-key"].strip()
+    accept = base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
+    path = request.split(b" ")[1].decode()
+    conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                  "Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + "\r\n\r\n").encode())
+    send(conn, 1, ("hello " + path).encode())
+    try:
+        while True:
+            b1, b2 = recv_exact(conn, 2)
+            opcode, n = b1 & 0x0F, b2 & 0x7F
+            if n == 126:
+                n = struct.unpack(">H", recv_exact(conn, 2))[0]
+            elif n == 127:
+                n = struct.unpack(">Q", recv_exact(conn, 8))[0]
+            mask = recv_exact(conn, 4)
+            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(recv_exact(conn, n)))
+            if opcode == 1:
+                send(conn, 1, payload.decode().upper().encode())
+            elif opcode == 2:
+                send(conn, 2, payload[::-1])
+            elif opcode == 8:
+                send(conn, 8, payload[:2])
+                return
+    except EOFError:
+        return
+    finally:
+        conn.close()
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(sys.argv[1]))); srv.listen()
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+'''
+
+
+def ws_exchange(url: str, path: str, headers: list[tuple[str, str]],
+                messages: list[str | bytes]) -> tuple[int | None, list[str | bytes]]:
+    """A WebSocket client (wsproto over a socket): the HTTP status if refused, else the
+    messages received (the greeting, then one answer per message sent)."""
+    import socket as socketlib
+    from urllib.parse import urlsplit
+
+    from wsproto import ConnectionType, WSConnection
+    from wsproto.events import (
+        BytesMessage, CloseConnection, Message, RejectConnection, Request, TextMessage,
+    )
+
+    parts = urlsplit(url)
+    sock = socketlib.create_connection((parts.hostname, parts.port), timeout=30)
+    ws = WSConnection(ConnectionType.CLIENT)
+    host = dict((k.lower(), v) for k, v in headers).pop("host", f"{parts.hostname}")
+    sock.sendall(ws.send(Request(host=host, target=path, extra_headers=[
+        (k.encode(), v.encode()) for k, v in headers if k.lower() != "host"])))
+    received: list[str | bytes] = []
+    pending = list(messages)
+    partial: list[str | bytes] = []
+    closing = False
+    try:
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return None, received
+            ws.receive_data(data)
+            for event in ws.events():
+                if isinstance(event, RejectConnection):
+                    return event.status_code, received
+                if isinstance(event, CloseConnection):
+                    return None, received
+                if not isinstance(event, TextMessage | BytesMessage):
+                    continue
+                partial.append(event.data)
+                if not event.message_finished:
+                    continue
+                joined = ("".join(str(p) for p in partial) if isinstance(event, TextMessage)
+                          else b"".join(bytes(p) for p in partial))  # type: ignore[misc]
+                received.append(joined)
+                partial = []
+                if pending:
+                    sock.sendall(ws.send(Message(data=pending.pop(0))))
+                elif not closing:
+                    closing = True
+                    sock.sendall(ws.send(CloseConnection(code=1000)))
+    finally:
+        sock.close()
+
+
+def test_websocket_through_the_proxy(server: LiveServer, client: httpx.Client,
+                                     sandbox: str) -> None:
+    code = f'''
+import pathlib, socket, subprocess, sys, time
+pathlib.Path("/home/user/ws.py").write_text({WS_SERVER!r})
+subprocess.Popen([sys.executable, "/home/user/ws.py", "8090"], start_new_session=True)
+for _ in range(100):
+    try:
+        socket.create_connection(("127.0.0.1", 8090), timeout=1).close(); break
+    except OSError:
+        time.sleep(0.1)
+'''
+    client.post(f"/v1/sandboxes/{sandbox}/execute", json={"code": code})
+    auth = [("Authorization", f"Bearer {API_KEYS[0]}")]
+    status, got = ws_exchange(server.url, f"/v1/sandboxes/{sandbox}/ports/8090/chat?room=1",
+                              auth, ["hi there", b"\x01\x02\x03", "x" * 200_000])
+    assert status is None, status
+    assert got == ["hello /chat?room=1", "HI THERE", b"\x03\x02\x01", "X" * 200_000]
+    # Another key: refused before any upgrade.
+    status, got = ws_exchange(server.url, f"/v1/sandboxes/{sandbox}/ports/8090/",
+                              [("Authorization", f"Bearer {API_KEYS[1]}")], ["x"])
+    assert status is not None and status >= 400 and got == []
