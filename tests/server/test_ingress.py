@@ -205,7 +205,8 @@ def serve(conn):
     request = b""
     while b"\r\n\r\n" not in request:
         request += conn.recv(4096)
-    headers = dict(line.split(": ", 1) for line in request.decode().split("\r\n")[1:] if ": " in line)
+    lines = request.decode().split("\r\n")[1:]
+    headers = dict(line.split(": ", 1) for line in lines if ": " in line)
     key = {k.lower(): v for k, v in headers.items()}["sec-websocket-key"].strip()
     accept = base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
     path = request.split(b" ")[1].decode()
@@ -250,7 +251,12 @@ def ws_exchange(url: str, path: str, headers: list[tuple[str, str]],
 
     from wsproto import ConnectionType, WSConnection
     from wsproto.events import (
-        BytesMessage, CloseConnection, Message, RejectConnection, Request, TextMessage,
+        BytesMessage,
+        CloseConnection,
+        Message,
+        RejectConnection,
+        Request,
+        TextMessage,
     )
 
     parts = urlsplit(url)
