@@ -100,7 +100,7 @@ async def _proxy(request: Request, sandbox: Sandbox, port: int, path: str,
         raise NotFound("ingress is disabled on this server (SELFBOX_INGRESS_ENABLED)")
     manager = manager_of(request)
     body = await request.body()  # already capped by SELFBOX_MAX_REQUEST_BODY_BYTES
-    tunnel = await PortTunnel.open(manager, sandbox, port,
+    tunnel = await PortTunnel.open(manager.gateway, sandbox, port,
                                    settings.max_ingress_connections_per_sandbox)
     target = "/" + path.lstrip("/")
     if request.url.query:
@@ -166,7 +166,7 @@ async def _relay(websocket: WebSocket, sandbox: Sandbox, port: int, path: str,
     target = "/" + path.lstrip("/")
     if websocket.url.query:
         target += "?" + websocket.url.query
-    tunnel = await PortTunnel.open(manager_of(websocket), sandbox, port,
+    tunnel = await PortTunnel.open(manager_of(websocket).gateway, sandbox, port,
                                    settings.max_ingress_connections_per_sandbox)
     headers = [(k, v) for k, v in websocket.headers.items()
                if k.lower() not in drop | _WS_HEADERS]

@@ -12,21 +12,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import secrets
 from typing import Any
 
-from ..channel import EOF_MESSAGE
-from ..exceptions import Conflict, SandboxGone, ServerError, TooManySandboxes
-from ..manager import SandboxManager
-from ..runner.portforward import (
-    CHUNK_BYTES,
-    MESSAGE_TYPE,
-    OP_ACK,
-    OP_CLOSE,
-    OP_OPEN,
-    OP_WRITE,
+from ..exceptions import (
+    Conflict,
+    RunnerOpError,
+    SandboxGone,
+    ServerError,
+    TooManySandboxes,
 )
+from ..gateway import RunnerGateway, is_eof
+from ..runner.portforward import CHUNK_BYTES
+from ..runner.protocol import ErrorCode, Msg, Op
 from ..sandbox import Sandbox
 
 __all__ = ["PortTunnel", "PortUnreachable", "TunnelBroken"]
@@ -36,15 +34,9 @@ MAX_QUEUED_MESSAGES = 4096  # more pending messages than an honest runner could 
 OPEN_KEY = "ingress_open"
 
 
-def _error_field(reply: dict[str, Any], name: str) -> object:
-    error = reply.get("error")
-    return error.get(name, "") if isinstance(error, dict) else ""
-
-
 class PortUnreachable(ServerError):
     """Nothing listens on that port in the sandbox (or it refused the connection)."""
 
-    status_code = 502
     error_code = "port_unreachable"
     server_fault = False  # the sandbox's business, not the server's
 
@@ -52,15 +44,14 @@ class PortUnreachable(ServerError):
 class TunnelBroken(ServerError):
     """The sandbox broke the tunnel's protocol, closed it, or went silent."""
 
-    status_code = 502
     error_code = "tunnel_broken"
     server_fault = False
 
 
 class PortTunnel:
-    def __init__(self, manager: SandboxManager, sandbox: Sandbox, key: str,
+    def __init__(self, gateway: RunnerGateway, sandbox: Sandbox, key: str,
                  queue: asyncio.Queue[dict[str, Any]]) -> None:
-        self._manager = manager
+        self._gateway = gateway
         self._sandbox = sandbox
         self.key = key
         self._queue = queue
@@ -71,7 +62,7 @@ class PortTunnel:
         self._write_lock = asyncio.Lock()  # chunks of one write never interleave with another's
 
     @classmethod
-    async def open(cls, manager: SandboxManager, sandbox: Sandbox, port: int,
+    async def open(cls, gateway: RunnerGateway, sandbox: Sandbox, port: int,
                    max_per_sandbox: int) -> PortTunnel:
         if not 0 < port < 65536:
             raise PortUnreachable(f"port must be 1..65535, got {port}")
@@ -87,23 +78,22 @@ class PortTunnel:
         key = "pf-" + secrets.token_hex(8)
         queue = channel.subscribe(key)  # before the op: no data can slip past
         sandbox.extra[OPEN_KEY] = open_now + 1
-        tunnel = cls(manager, sandbox, key, queue)
+        tunnel = cls(gateway, sandbox, key, queue)
         try:
-            reply = await manager.request(sandbox, OP_OPEN, timeout_s=10.0, key=key, port=port,
-                                          window=WINDOW_BYTES)
+            await gateway.request(sandbox, Op.PF_OPEN, timeout_s=10.0, key=key, port=port,
+                                  window=WINDOW_BYTES)
+        except RunnerOpError as exc:
+            await tunnel._release()
+            if exc.code == ErrorCode.LIMIT_REACHED:
+                raise TooManySandboxes(f"sandbox {sandbox.id} has too many forwarded "
+                                       "connections", cap="runner") from exc
+            raise PortUnreachable(
+                f"nothing answers on port {port} in sandbox {sandbox.id} "
+                f"({exc.details.get('name') or exc.code}); start a server listening on "
+                f"127.0.0.1:{port} or 0.0.0.0:{port} inside it", port=port) from exc
         except BaseException:
             await tunnel._release()
             raise
-        if not reply.get("ok"):
-            await tunnel._release()
-            name = str(_error_field(reply, "name"))[:100]
-            if name == "OverflowError":
-                raise TooManySandboxes(f"sandbox {sandbox.id} has too many forwarded "
-                                       "connections", cap="runner")
-            raise PortUnreachable(
-                f"nothing answers on port {port} in sandbox {sandbox.id} ({name}); start a "
-                f"server listening on 127.0.0.1:{port} or 0.0.0.0:{port} inside it",
-                port=port)
         return tunnel
 
     async def write(self, data: bytes) -> None:
@@ -111,22 +101,22 @@ class PortTunnel:
         async with self._write_lock:
             for start in range(0, len(data), CHUNK_BYTES):
                 chunk = data[start:start + CHUNK_BYTES]
-                await self._op(OP_WRITE, data=base64.b64encode(chunk).decode("ascii"))
+                await self._op(Op.PF_WRITE, data=base64.b64encode(chunk).decode("ascii"))
 
     async def half_close(self) -> None:
-        await self._op(OP_WRITE, data="", half_close=True)
+        await self._op(Op.PF_WRITE, data="", half_close=True)
 
-    async def _op(self, op: str, **fields: Any) -> None:
+    async def _op(self, op: Op, **fields: Any) -> None:
         try:
-            reply = await self._manager.request(self._sandbox, op, timeout_s=30.0,
-                                                key=self.key, **fields)
+            await self._gateway.request(self._sandbox, op, timeout_s=30.0, key=self.key,
+                                        **fields)
         except (SandboxGone, Conflict) as exc:
             raise TunnelBroken(str(exc)) from exc
+        except RunnerOpError as exc:
+            raise TunnelBroken(f"the connection in the sandbox failed: "
+                               f"{exc.message[:300]}") from exc
         except ServerError as exc:
             raise TunnelBroken(f"the sandbox did not take the data: {exc}") from exc
-        if not reply.get("ok"):
-            raise TunnelBroken(f"the connection in the sandbox failed: "
-                               f"{str(_error_field(reply, 'value'))[:300]}")
 
     async def read(self, timeout_s: float) -> bytes:
         """The next bytes from the server in the sandbox; ``b""`` once it closed."""
@@ -140,10 +130,10 @@ class PortTunnel:
         except TimeoutError as exc:
             raise TunnelBroken(f"the server in the sandbox sent nothing for {timeout_s} s "
                                "(SELFBOX_INGRESS_IDLE_TIMEOUT_S)") from exc
-        if message is EOF_MESSAGE or message.get("type") == "eof":
+        if is_eof(message):
             self._eof = True
             raise TunnelBroken(f"sandbox {self._sandbox.id} ended")
-        if message.get("type") != MESSAGE_TYPE:
+        if message.get("type") != Msg.PF:
             await self._violation("sent a message of another kind")
         event = message.get("event")
         if event == "eof":
@@ -167,12 +157,10 @@ class PortTunnel:
 
     async def _grant(self) -> None:
         # Credit back what the reader took, in batches (half a window), not per chunk.
-        if self._consumed >= WINDOW_BYTES // 2 and self._sandbox.channel is not None:
+        if self._consumed >= WINDOW_BYTES // 2:
             granted, self._consumed = self._consumed, 0
             self._outstanding -= granted
-            with contextlib.suppress(Exception):
-                await self._sandbox.channel.send({"op": OP_ACK, "key": self.key,
-                                                  "bytes": granted})
+            await self._gateway.send(self._sandbox, Op.PF_ACK, key=self.key, bytes=granted)
 
     async def _violation(self, what: str) -> None:
         await self.close()
@@ -183,9 +171,8 @@ class PortTunnel:
         if self._closed:
             return
         await self._release()
-        if self._sandbox.alive and self._sandbox.channel is not None:
-            with contextlib.suppress(Exception):
-                await self._sandbox.channel.send({"op": OP_CLOSE, "key": self.key})
+        if self._sandbox.alive:
+            await self._gateway.send(self._sandbox, Op.PF_CLOSE, key=self.key)
 
     async def _release(self) -> None:
         if self._closed:

@@ -49,7 +49,6 @@ RESOLV_CONF = "resolv.conf"
 class GatewayError(ServerError):
     """The egress gateway could not be started or programmed."""
 
-    status_code = 503
     error_code = "egress_gateway_unavailable"
 
 

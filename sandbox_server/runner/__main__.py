@@ -41,9 +41,9 @@ def main() -> None:
     channel = Channel()
     kernel = Kernel(channel)
     from .envd import ops as envd_ops  # the E2B-compatible data plane: files, processes
-    kernel.extra_ops.update(envd_ops(kernel))
+    kernel.ops.update(envd_ops(kernel))
     from .portforward import ops as portforward_ops  # ingress to a port inside the sandbox
-    kernel.extra_ops.update(portforward_ops(channel))
+    kernel.ops.update(portforward_ops(channel))
     mplbackend_hook.install(kernel)
     ipython_hook.install(kernel)
     try:

@@ -24,24 +24,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .channel import Channel
+from .protocol import Msg, Op
 
-__all__ = [
-    "CHUNK_BYTES",
-    "MAX_CONNECTIONS",
-    "OP_ACK",
-    "OP_CLOSE",
-    "OP_OPEN",
-    "OP_WRITE",
-    "PortForwards",
-    "ops",
-]
-
-# Op names (the host imports these from here: one protocol, both ends).
-OP_OPEN = "pf_open"
-OP_WRITE = "pf_write"
-OP_ACK = "pf_ack"
-OP_CLOSE = "pf_close"
-MESSAGE_TYPE = "pf"
+__all__ = ["CHUNK_BYTES", "MAX_CONNECTIONS", "PortForwards", "ops"]
 
 CHUNK_BYTES = 64 << 10  # one data message at most (before base64)
 DEFAULT_WINDOW_BYTES = 256 << 10
@@ -51,7 +36,7 @@ CONNECT_TIMEOUT_S = 5.0
 SEND_TIMEOUT_S = 30.0
 IDLE_CHECK_S = 1.0
 
-Op = Callable[[dict[str, Any]], dict[str, Any] | None]
+OpHandler = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 
 class _Forward:
@@ -96,7 +81,7 @@ class PortForwards:
         return {"port": port}
 
     def _send(self, forward: _Forward, fields: dict[str, Any]) -> None:
-        self.channel.send({"type": MESSAGE_TYPE, "id": forward.key, **fields})
+        self.channel.send({"type": Msg.PF, "id": forward.key, **fields})
 
     def _pump(self, forward: _Forward) -> None:
         """Socket -> host, within the credit the host granted."""
@@ -164,8 +149,8 @@ class PortForwards:
         forward.sock.close()
 
 
-def ops(channel: Channel) -> dict[str, Op]:
+def ops(channel: Channel) -> dict[str, OpHandler]:
     """The ops to merge into ``kernel.extra_ops``."""
     forwards = PortForwards(channel)
-    return {OP_OPEN: forwards.open, OP_WRITE: forwards.write, OP_ACK: forwards.ack,
-            OP_CLOSE: forwards.close}
+    return {Op.PF_OPEN: forwards.open, Op.PF_WRITE: forwards.write, Op.PF_ACK: forwards.ack,
+            Op.PF_CLOSE: forwards.close}

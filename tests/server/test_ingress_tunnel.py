@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from sandbox_server.ingress.tunnel import WINDOW_BYTES, PortTunnel, TunnelBroken
-from sandbox_server.runner.portforward import CHUNK_BYTES, OP_ACK, OP_CLOSE, OP_OPEN
+from sandbox_server.runner.portforward import CHUNK_BYTES
+from sandbox_server.runner.protocol import Op
 
 
 class FakeChannel:
@@ -40,14 +41,20 @@ class FakeSandbox:
         self.extra: dict[str, Any] = {}
 
 
-class FakeManager:
+class FakeGateway:
+    """The RunnerGateway's surface a tunnel uses: replied ops and fire-and-forget ones."""
+
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict[str, Any]]] = []
 
-    async def request(self, sandbox: Any, op: str, timeout_s: float = 30.0,
+    async def request(self, sandbox: Any, op: str, *, timeout_s: float = 30.0,
                       **fields: Any) -> dict[str, Any]:
         self.requests.append((op, fields))
         return {"ok": True}
+
+    async def send(self, sandbox: Any, op: str, **fields: Any) -> bool:
+        await sandbox.channel.send({"op": op, **fields})
+        return True
 
 
 def data(payload: bytes, key: str) -> dict[str, Any]:
@@ -55,12 +62,12 @@ def data(payload: bytes, key: str) -> dict[str, Any]:
             "data": base64.b64encode(payload).decode()}
 
 
-async def opened() -> tuple[PortTunnel, FakeSandbox, FakeManager]:
-    sandbox, manager = FakeSandbox(), FakeManager()
-    tunnel = await PortTunnel.open(manager, sandbox, 8000, max_per_sandbox=4)  # type: ignore[arg-type]
-    assert manager.requests[0][0] == OP_OPEN
+async def opened() -> tuple[PortTunnel, FakeSandbox, FakeGateway]:
+    sandbox, gateway = FakeSandbox(), FakeGateway()
+    tunnel = await PortTunnel.open(gateway, sandbox, 8000, max_per_sandbox=4)  # type: ignore[arg-type]
+    assert gateway.requests[0][0] == Op.PF_OPEN
     assert sandbox.extra["ingress_open"] == 1
-    return tunnel, sandbox, manager
+    return tunnel, sandbox, gateway
 
 
 def test_credit_is_granted_as_the_reader_consumes() -> None:
@@ -72,12 +79,12 @@ def test_credit_is_granted_as_the_reader_consumes() -> None:
         for _ in range(3 * WINDOW_BYTES // CHUNK_BYTES):
             queue.put_nowait(data(chunk, tunnel.key))
             total += len(await tunnel.read(1.0))
-        acks = [m for m in sandbox.channel.sent if m.get("op") == OP_ACK]
+        acks = [m for m in sandbox.channel.sent if m.get("op") == Op.PF_ACK]
         assert acks and sum(m["bytes"] for m in acks) >= total - WINDOW_BYTES
         queue.put_nowait({"type": "pf", "id": tunnel.key, "event": "eof"})
         assert await tunnel.read(1.0) == b""
         await tunnel.close()
-        assert any(m.get("op") == OP_CLOSE for m in sandbox.channel.sent)
+        assert any(m.get("op") == Op.PF_CLOSE for m in sandbox.channel.sent)
         assert sandbox.extra["ingress_open"] == 0
         assert tunnel.key not in sandbox.channel.queues
 
@@ -118,13 +125,13 @@ def test_a_runner_that_ignores_the_window_loses_the_tunnel() -> None:
 
 def test_a_silent_server_times_out_and_the_cap_is_enforced() -> None:
     async def scenario() -> None:
-        tunnel, sandbox, manager = await opened()
+        tunnel, sandbox, gateway = await opened()
         with pytest.raises(TunnelBroken, match="sent nothing"):
             await tunnel.read(0.05)
         sandbox.extra["ingress_open"] = 4
         from sandbox_server.exceptions import TooManySandboxes
 
         with pytest.raises(TooManySandboxes, match="MAX_INGRESS_CONNECTIONS_PER_SANDBOX"):
-            await PortTunnel.open(manager, sandbox, 8000, max_per_sandbox=4)  # type: ignore[arg-type]
+            await PortTunnel.open(gateway, sandbox, 8000, max_per_sandbox=4)  # type: ignore[arg-type]
 
     asyncio.run(scenario())
