@@ -295,3 +295,29 @@ def test_without_egress_mode_a_policy_is_refused(client: httpx.Client) -> None:
         client.delete(f"/v1/sandboxes/{created}")
 
 
+
+
+def test_operator_allow_list_bounds_every_policy(
+        internet: fake_internet.FakeInternet, egress_server: LiveServer,
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    directory = tmp_path_factory.mktemp("egress-allow-list")
+    live = start_server(directory, SELFBOX_EGRESS_MODE="allow-list",
+                        SELFBOX_EGRESS_OPERATOR_ALLOW="api.allowed.test,*.wild.test",
+                        SELFBOX_EGRESS_UPSTREAM_DNS=internet.dns,
+                        SELFBOX_EGRESS_GATEWAY_IMAGE=GATEWAY_IMAGE,
+                        SELFBOX_EGRESS_CONFIG_DIR=str(directory / "config"),
+                        SELFBOX_WARM_POOL_SIZE="0")
+    try:
+        with live.client() as http:
+            sandbox = create(http, internet, {})  # the sandbox itself allows everything
+            assert probe(http, sandbox, "http://api.allowed.test/")["status"] == 200
+            assert probe(http, sandbox, "http://x.wild.test/")["status"] == 200
+            refused = probe(http, sandbox, "http://evil.test/")
+            assert refused["status"] == 403
+            assert "not on this server's allow list" in refused["body"]
+            assert "error" in probe(http, sandbox, "https://evil.test/")
+            assert probe(http, sandbox, "https://api.allowed.test/")["status"] == 200
+    finally:
+        stop_server(live)
+    tag = f"selfbox-egress-{live.env['SELFBOX_DEPLOYMENT']}"
+    assert tag not in subprocess.run(["iptables", "-S"], capture_output=True, text=True).stdout
