@@ -134,6 +134,31 @@ def test_allowed_names_are_reached_and_everything_else_refused(
         assert denied["status"] == 403
         assert "evil.test is not allowed by this sandbox's network policy" in denied["body"]
         assert "error" in probe(eclient, sandbox, "https://evil.test/")
+        # One keep-alive connection, a permitted Host then a refused one: each request is
+        # checked and routed on its own.
+        two = json.loads(run(eclient, sandbox, """
+import http.client
+conn = http.client.HTTPConnection("api.allowed.test", 80, timeout=5)
+answers = []
+for host in ("api.allowed.test", "evil.test", "api.allowed.test"):
+    conn.request("GET", "/", headers={"Host": host})
+    r = conn.getresponse()
+    answers.append([r.status, r.read().decode()])
+print(json.dumps(answers))
+"""))
+        assert [a[0] for a in two] == [200, 403, 200], two
+        assert json.loads(two[2][1])["server"] == internet.ip("api.allowed.test")
+        # SNI of an allowed name, Host of a refused one inside TLS: the connection goes where
+        # the SNI's name resolves (the gateway resolves it), never to the Host's.
+        fronted = json.loads(run(eclient, sandbox, """
+import http.client, ssl
+ctx = ssl.create_default_context(cafile="/home/user/ca.pem")
+conn = http.client.HTTPSConnection("api.allowed.test", 443, timeout=5, context=ctx)
+conn.request("GET", "/", headers={"Host": "evil.test"})
+print(conn.getresponse().read().decode())
+"""))
+        assert fronted["server"] == internet.ip("api.allowed.test")
+        assert fronted["host"] == "evil.test"
         # Names that resolve to private or metadata addresses (rebinding): refused.
         for name in ("rebind.test", "meta.test", "myhost.test"):
             refused = probe(eclient, sandbox, f"http://{name}/")
