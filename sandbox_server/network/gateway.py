@@ -209,11 +209,10 @@ class EgressGateway:
     async def _runtime(self, commands: list[str]) -> None:
         replies = await self._send(self.directory / "haproxy.sock", commands)
         for command, reply in zip(commands, replies, strict=False):
-            # "add" of an entry that exists / "del" of one that does not is harmless.
-            if reply and not reply.startswith(("Entry", "Key not found")) and "error" in \
-                    reply.lower():
-                raise GatewayError(f"the egress gateway refused {command.split()[0:2]}: "
-                                   f"{reply[:200]}")
+            # Success is silence; removing an entry that is already gone is harmless.
+            if reply and not (command.startswith("del ") and "not found" in reply.lower()):
+                raise GatewayError(f"the egress gateway refused {' '.join(command.split()[:3])}"
+                                   f": {reply[:200]}")
 
     async def _send(self, socket_path: Path, commands: list[str]) -> list[str]:
         replies: list[str] = []
