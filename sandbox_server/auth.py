@@ -7,8 +7,8 @@ import functools
 import hashlib
 import hmac
 
-from fastapi import Request
 from pydantic import SecretStr
+from starlette.requests import HTTPConnection
 
 from .exceptions import Unauthorized
 
@@ -22,7 +22,7 @@ def key_id(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def _presented_key(request: Request) -> str | None:
+def _presented_key(request: HTTPConnection) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
@@ -30,7 +30,7 @@ def _presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-async def require_key(request: Request) -> str:
+async def require_key(request: HTTPConnection) -> str:
     """FastAPI dependency: the caller's key id, or 401."""
     return _owner(_presented_key(request), request.app.state.settings.api_keys)
 

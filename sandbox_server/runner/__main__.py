@@ -24,21 +24,24 @@ def _seed_matplotlib_config() -> None:
 
 
 class _LazyOps(dict[str, Any]):
-    """The E2B data-plane ops (files, processes, watches), imported on the first op the
-    kernel does not know itself: most sandboxes never use them, and their imports are a
-    good part of the runner's start-up time and memory."""
+    """The E2B data-plane ops (files, processes, watches) and port forwarding, imported on
+    the first op the kernel does not know itself: most sandboxes never use them, and their
+    imports are a good part of the runner's start-up time and memory."""
 
-    def __init__(self, kernel: Any, own: dict[str, Any]) -> None:
+    def __init__(self, kernel: Any, own: dict[str, Any], channel: Any) -> None:
         super().__init__(own)
         self._kernel = kernel
+        self._channel = channel
         self._loaded = False
 
     def get(self, key: str, default: Any = None) -> Any:
         if not self._loaded and key not in self:
             self._loaded = True
             from .envd import ops as envd_ops
+            from .portforward import ops as portforward_ops
 
             self.update(envd_ops(self._kernel))
+            self.update(portforward_ops(self._channel))
         return super().get(key, default)
 
 
@@ -65,7 +68,8 @@ def main() -> None:
 
     channel = Channel()
     kernel = Kernel(channel)
-    kernel.ops = _LazyOps(kernel, kernel.ops)  # the E2B-compatible data plane, on first use
+    # The E2B-compatible data plane and ingress to ports inside the sandbox, on first use.
+    kernel.ops = _LazyOps(kernel, kernel.ops, channel)
     mplbackend_hook.install(kernel)
     ipython_hook.install(kernel)
     try:
