@@ -160,7 +160,7 @@ class _ManagerCollector(Collector):
             family = CounterMetricFamily(f"selfbox_sandboxes_{name}", help_text)
             family.add_metric([], counters.get(name, 0))
             yield family
-        pool = manager.pool if manager is not None else None
+        pool = getattr(manager, "pool", None)
         for name, help_text, value in (
             ("ready", "Warm pool: sandboxes started and waiting to be claimed.",
              pool.ready_count if pool is not None else 0),
