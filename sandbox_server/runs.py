@@ -60,12 +60,13 @@ class Executions:
             queue = channel.subscribe(execution_id)
             builder = ExecutionBuilder(self.settings.output_limit_bytes)
             try:
+                # timeout_s: a server that adopts the sandbox mid-run keeps the deadline.
                 await channel.send({"op": "execute", "id": execution_id, "code": code,
-                                    "context": context,
+                                    "context": context, "timeout_s": timeout,
                                     "output_limit_bytes": self.settings.output_limit_bytes})
             except ChannelClosed:
                 queue.put_nowait(EOF_MESSAGE)
-            yield {"type": "start", "sandbox_id": sandbox.id}
+            yield {"type": "start", "sandbox_id": sandbox.id, "execution_id": execution_id}
             async for event in self._drive(sandbox, channel, execution_id, queue, builder,
                                            timeout, tools_answerable):
                 yield event
@@ -76,6 +77,9 @@ class Executions:
             # Finished: free the sandbox before the last yield, so that a consumer that stops
             # reading after the final event does not look like one that walked away mid-run.
             channel.unsubscribe(execution_id)
+            with contextlib.suppress(ChannelClosed):
+                # Delivered: the runner's outbox need not keep it for a restarted server.
+                await channel.send({"op": "ack", "id": execution_id})
             sandbox.lock.release()
             released = True
             yield {"type": "execution", "execution": execution.to_dict()}

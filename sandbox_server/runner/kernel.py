@@ -22,6 +22,7 @@ from . import display, magics
 from .bash import BashSession
 from .capture import Captures
 from .channel import Channel
+from .outbox import Outbox
 
 DEFAULT_OUTPUT_LIMIT = 1 << 20
 HOME = os.environ.get("HOME", "/tmp")
@@ -71,6 +72,8 @@ class Kernel:
         self._main_ident = threading.main_thread().ident
         self._deadline: float | None = None
         self.capture = Captures(self._on_output)
+        self.outbox = Outbox()  # for a server that re-attaches after a restart
+        channel.tap = self.outbox.tap
         self.extra_ops: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]] = {}
         self.new_context("default", HOME)
 
@@ -182,6 +185,10 @@ class Kernel:
             try:
                 if op == "execute":
                     self._executions.put(message)
+                elif op == "heartbeat":
+                    pass  # normally consumed by the relay; harmless without one
+                elif op == "ack":
+                    self.outbox.ack(message.get("id"))
                 elif op == "interrupt":
                     self.interrupt(message.get("id"))
                 elif op == "tool_reply":
@@ -211,6 +218,15 @@ class Kernel:
             env = message.get("env") or {}
             os.environ.update({str(k): str(v) for k, v in env.items()})
             return None
+        if op == "state_put":
+            self.outbox.put_record(message.get("record"))
+            return None
+        if op == "resync":
+            return {**self.outbox.snapshot(message.get("since")),
+                    "pending_tool_calls": list(self._replies),
+                    "contexts": [{"id": c.id, "cwd": c.cwd, "language": c.language,
+                                  "execution_count": c.execution_count}
+                                 for c in list(self.contexts.values())]}
         if op == "set_deadline":
             self._deadline = float(message["unix"])
             return None
@@ -275,6 +291,9 @@ class Kernel:
         execution_id = str(message.get("id"))
         context = self.contexts.get(str(message.get("context") or "default"))
         limit = int(message.get("output_limit_bytes") or DEFAULT_OUTPUT_LIMIT)
+        timeout = message.get("timeout_s")
+        self.outbox.begin(execution_id, float(timeout) if isinstance(timeout, (int, float))
+                          else None)
         with self._current_lock:
             self.current = Current(execution_id, limit)
         if context is None:

@@ -1,0 +1,253 @@
+"""Taking over the live sandboxes of a deployment when a server starts.
+
+For each container of the deployment: a stopped one is removed; a running one is attached to
+again (only new output is seen, hence the runner's outbox), asked for its state with
+``resync``, and adopted if its signed record verifies (:mod:`.records`) — as a user's sandbox,
+or as a warm-pool sandbox under a pool name. The rest is removed.
+
+A runner busy in C code (holding the GIL) cannot answer at once: its container is kept
+``pending``, receiving heartbeats so its watchdog does not fire, and adopted when it answers.
+
+An execution that was running (or had finished unseen) when the old server went is *recovered*:
+the new server follows it to its end under the rest of its timeout, holding the sandbox as a
+normal run would, and keeps the result with ``status="interrupted"`` (the caller's stream was
+cut; the result itself is complete) for the caller to fetch by its execution id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .channel import ChannelClosed, RunnerChannel
+from .driver import label
+from .exceptions import ServerError
+from .execution import ExecutionBuilder
+from .pool import POOL_OWNER
+from .records import POOL_NAME_PREFIX, sandbox_from, verify
+from .sandbox import Sandbox
+
+if TYPE_CHECKING:
+    from .manager import SandboxManager
+
+__all__ = ["Adoption", "AdoptionReport"]
+
+logger = logging.getLogger("selfbox.adoption")
+
+RESYNC_TIMEOUT_S = 5.0  # a runner that takes longer is busy: adopted in the background
+CONCURRENCY = 16
+KEPT_RECOVERED = 4  # recovered executions kept per sandbox for their callers
+
+
+@dataclass
+class AdoptionReport:
+    adopted: int = 0
+    pool: list[Sandbox] = field(default_factory=list)
+    pending: int = 0
+    removed: int = 0
+    seconds: float = 0.0
+
+
+class Adoption:
+    """Adopts containers for one manager; :attr:`pending` maps container ids to channels."""
+
+    def __init__(self, manager: SandboxManager) -> None:
+        self.manager = manager
+        self.pending: dict[str, RunnerChannel] = {}
+
+    async def adopt_all(self) -> AdoptionReport:
+        manager = self.manager
+        started = time.monotonic()
+        report = AdoptionReport()
+        containers = await manager._call(
+            manager.driver.list, {label("deployment"): manager.settings.deployment})
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(container: dict[str, Any]) -> None:
+            async with gate:
+                try:
+                    await self._adopt(container, report)
+                except Exception as exc:  # one bad container never stops the start
+                    logger.warning("could not adopt container %s: %s", container["Id"][:12], exc)
+                    await self._remove(container["Id"], report)
+
+        await asyncio.gather(*(one(c) for c in containers))
+        report.seconds = time.monotonic() - started
+        return report
+
+    async def _remove(self, container_id: str, report: AdoptionReport | None = None) -> None:
+        self.pending.pop(container_id, None)
+        with contextlib.suppress(ServerError):
+            await self.manager._call(self.manager.driver.remove, container_id)
+        if report is not None:
+            report.removed += 1
+
+    async def _adopt(self, container: dict[str, Any], report: AdoptionReport) -> None:
+        manager = self.manager
+        container_id = container["Id"]
+        state = container.get("State")
+        if state not in ("running", "paused"):
+            await self._remove(container_id, report)
+            return
+        if state == "paused":  # a frozen runner cannot answer: thaw it for the resync
+            await manager._call(manager.driver.unpause, container_id)
+        labels = container.get("Labels") or {}
+        sandbox_id = labels.get(label("sandbox-id"), "")
+        sock = await manager._call(manager.driver.attach, container_id)
+        channel = RunnerChannel(sock, sandbox_id or container_id[:12])
+        await channel.start()
+        # The heartbeat loop reaches pending channels: a busy runner's watchdog must not fire.
+        self.pending[container_id] = channel
+        request = asyncio.ensure_future(channel.request("resync", timeout_s=None, since={}))
+        done, _ = await asyncio.wait({request}, timeout=RESYNC_TIMEOUT_S)
+        if not done:
+            report.pending += 1
+            manager._spawn(self._finish_later(container, channel, request, state))
+            return
+        await self._take(container, channel, request.result(), state, report)
+
+    async def _finish_later(self, container: dict[str, Any], channel: RunnerChannel,
+                            request: asyncio.Future[dict[str, Any]], state: str) -> None:
+        try:
+            reply = await request
+        except (ChannelClosed, Exception):
+            await channel.close()
+            await self._remove(container["Id"])
+            return
+        report = AdoptionReport()
+        await self._take(container, channel, reply, state, report)
+        if report.pool:
+            pool = self.manager.pool
+            if pool is not None:
+                pool.seed(report.pool)
+            else:
+                for sandbox in report.pool:
+                    await self.manager._end(sandbox, "dead", "the warm pool is off")
+
+    async def _take(self, container: dict[str, Any], channel: RunnerChannel,
+                    reply: dict[str, Any], state: str, report: AdoptionReport) -> None:
+        manager = self.manager
+        container_id = container["Id"]
+        labels = container.get("Labels") or {}
+        record = verify(manager.state_secret, reply.get("record"))
+        names = [str(n).lstrip("/") for n in container.get("Names") or []]
+        reason = _refusal(record, labels, names, manager.settings.deployment)
+        if record is not None and reason is None:
+            try:
+                sandbox = sandbox_from(record)
+            except (KeyError, TypeError, ValueError) as exc:
+                reason = f"unreadable record ({exc})"
+        if record is None or reason is not None:
+            logger.warning("not adopting container %s: %s", container_id[:12],
+                           reason or "no valid state record")
+            await channel.close()
+            await self._remove(container_id, report)
+            return
+        self.pending.pop(container_id, None)
+        sandbox.container_id = container_id
+        sandbox.channel = channel
+        sandbox.state = "running"
+        sandbox.extra["record"] = record
+        for context in reply.get("contexts") or []:
+            if isinstance(context, dict) and context.get("id") == "default":
+                count = context.get("execution_count")
+                sandbox.execution_count = count if isinstance(count, int) else 0
+        if sandbox.expires_at <= time.time():
+            await manager._end(sandbox, "expired", "its lifetime ran out while no server ran")
+            report.removed += 1
+            return
+        channel.reconnect = manager._reconnector(sandbox)
+        manager._spawn(manager._watch(sandbox, channel))
+        if state == "paused":
+            await manager._call(manager.driver.pause, container_id)
+            sandbox.state = "paused"
+        if sandbox.owner == POOL_OWNER:
+            report.pool.append(sandbox)
+            return
+        manager._sandboxes[sandbox.id] = sandbox
+        report.adopted += 1
+        manager._notify("adopted", sandbox=sandbox)
+        execution = reply.get("execution")
+        if isinstance(execution, dict) and isinstance(execution.get("id"), str):
+            await self._recover(sandbox, channel, execution, reply)
+
+    async def _recover(self, sandbox: Sandbox, channel: RunnerChannel,
+                       execution: dict[str, Any], reply: dict[str, Any]) -> None:
+        """Follow an execution the old server left behind; keep its result for its caller."""
+        manager = self.manager
+        execution_id = str(execution["id"])[:64]
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        recovered = sandbox.extra.setdefault("recovered", {})
+        recovered[execution_id] = future
+        while len(recovered) > KEPT_RECOVERED:
+            recovered.pop(next(iter(recovered)))
+        await sandbox.lock.acquire()  # the next execution waits for this one
+        queue = channel.subscribe(execution_id)
+        for message in execution.get("messages") or []:
+            if isinstance(message, dict):
+                channel.inject(message)
+        for call_id in reply.get("pending_tool_calls") or []:
+            # Its caller is gone: the tool call fails in the code instead of waiting forever.
+            with contextlib.suppress(ChannelClosed):
+                await channel.send({"op": "tool_reply", "call_id": str(call_id), "ok": False,
+                                    "error": {"name": "ToolError", "value": "the server "
+                                              "restarted; the caller of this tool is gone"}})
+        manager._spawn(self._follow(sandbox, channel, execution_id, execution, queue, future))
+
+    async def _follow(self, sandbox: Sandbox, channel: RunnerChannel, execution_id: str,
+                      execution: dict[str, Any], queue: asyncio.Queue[dict[str, Any]],
+                      future: asyncio.Future[dict[str, Any]]) -> None:
+        manager = self.manager
+        builder = ExecutionBuilder(manager.settings.output_limit_bytes)
+        try:
+            if not execution.get("finished"):
+                # Messages sent between the resync and the subscription: ask again.
+                with contextlib.suppress(Exception):
+                    again = await channel.request("resync", timeout_s=None,
+                                                  since={execution_id: channel.seen(execution_id)})
+                    for message in (again.get("execution") or {}).get("messages") or []:
+                        if isinstance(message, dict):
+                            channel.inject(message)
+            timeout_s = execution.get("timeout_s")
+            started = execution.get("started_at")
+            limit = manager.settings.max_execution_timeout_s
+            if isinstance(timeout_s, (int, float)) and isinstance(started, (int, float)):
+                remaining = min(float(timeout_s), limit) - (time.time() - float(started))
+            else:
+                remaining = manager.settings.default_execution_timeout_s
+            async for _event in manager._drive(sandbox, channel, execution_id, queue, builder,
+                                               max(remaining, 0.001), False):
+                pass
+            result = builder.build()
+            if result.status in ("ok", "error", "output_truncated"):
+                result.status = "interrupted"
+            if result.execution_count is not None:
+                sandbox.execution_count = result.execution_count
+            if not future.done():
+                future.set_result(result.to_dict())
+            with contextlib.suppress(ChannelClosed):
+                await channel.send({"op": "ack", "id": execution_id})
+        finally:
+            if not future.done():
+                future.cancel()
+            channel.unsubscribe(execution_id)
+            sandbox.lock.release()
+
+
+def _refusal(record: dict[str, Any] | None, labels: dict[str, str], names: list[str],
+             deployment: str) -> str | None:
+    """Why a verified record may not be believed for this container, or None."""
+    if record is None:
+        return "no valid state record (another server's secret, or dropped by the code)"
+    if record.get("deployment") != deployment:
+        return "its record is for another deployment"
+    if record.get("id") != labels.get(label("sandbox-id")):
+        return "its record is for another sandbox"
+    pool_name = f"{POOL_NAME_PREFIX}{record.get('id')}"
+    if (record.get("owner") == POOL_OWNER) != (pool_name in names):
+        return "its record and its name disagree about the warm pool (claimed, then replayed)"
+    return None
