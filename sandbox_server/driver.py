@@ -135,7 +135,9 @@ class DockerDriver:
             environment=spec.env,
             labels=spec.labels,
             stdin_open=True,  # the runner's protocol channel is the attached stdin/stdout
-            stdin_once=stdin_once,
+            # docker-py sets StdinOnce unless detach: a detached container keeps its stdin
+            # open when the server's attach ends, so that a new server can attach again.
+            detach=not stdin_once,
             tty=False,
             network_disabled=spec.network == "none",
             host_config=spec.host_config(self.api),
