@@ -147,7 +147,6 @@ class Adoption:
             await channel.close()
             await self._remove(container_id, report)
             return
-        self.pending.pop(container_id, None)
         sandbox.container_id = container_id
         sandbox.channel = channel
         sandbox.state = "running"
@@ -157,6 +156,7 @@ class Adoption:
                 count = context.get("execution_count")
                 sandbox.execution_count = count if isinstance(count, int) else 0
         if sandbox.expires_at <= time.time():
+            self.pending.pop(container_id, None)
             await manager._end(sandbox, "expired", "its lifetime ran out while no server ran")
             report.removed += 1
             return
@@ -167,8 +167,10 @@ class Adoption:
             sandbox.state = "paused"
         if sandbox.owner == POOL_OWNER:
             report.pool.append(sandbox)
+            self.pending.pop(container_id, None)  # the caller seeds the pool at once
             return
         manager._sandboxes[sandbox.id] = sandbox
+        self.pending.pop(container_id, None)
         report.adopted += 1
         manager._notify("adopted", sandbox=sandbox)
         execution = reply.get("execution")

@@ -117,7 +117,6 @@ class SandboxManager(Executions):
             logger.info("adopted %d sandboxes and %d pooled ones in %.2f s (%d still busy, "
                         "%d containers removed)", report.adopted, len(report.pool),
                         report.seconds, report.pending, report.removed)
-            await self.sweep()
         except LeaseHeld:
             raise
         except ServerError as exc:  # the engine may come up later; /readyz tells
@@ -133,6 +132,8 @@ class SandboxManager(Executions):
         else:
             for sandbox in pooled:
                 await self._end(sandbox, "dead", "the warm pool is off")
+        with contextlib.suppress(ServerError):
+            await self.sweep()  # after the pool took its adopted sandboxes
 
     async def _take_lease(self) -> None:
         lease = DeploymentLease(self.driver, self.settings.deployment,
@@ -322,10 +323,13 @@ class SandboxManager(Executions):
     async def _claim(self, sandbox: Sandbox, owner: str, request: SandboxSpec,
                      expires_at: float) -> Sandbox:
         # Renamed out of the pool before anyone may run code in it: a new server believes a
-        # "pool" record only under a pool name (see records.py).
+        # "pool" record only under a pool name (see records.py). Registered first (still
+        # owned by the pool, so no one can reach it) so that a sweep leaves it alone.
+        self._sandboxes[sandbox.id] = sandbox
         try:
             await self._call(self.driver.rename, sandbox.container_id, f"selfbox-{sandbox.id}")
         except ServerError:
+            self._sandboxes.pop(sandbox.id, None)
             await self._end(sandbox, "dead", "could not be claimed from the pool")
             raise
         sandbox.owner = owner

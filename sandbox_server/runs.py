@@ -176,6 +176,23 @@ class Executions:
                             f"the sandbox died during the execution: "
                             f"{sandbox.end_reason or 'its container exited'}")
 
+    async def recovered_execution(self, sandbox: Sandbox, execution_id: str,
+                                  wait_s: float) -> dict[str, Any]:
+        """An execution whose caller's stream a server restart cut (see adoption.py): its
+        result, ``status="interrupted"``, once the new server has followed it to its end."""
+        future = (sandbox.extra.get("recovered") or {}).get(execution_id)
+        if future is None:
+            raise NotFound(f"no interrupted execution {execution_id!r} in sandbox {sandbox.id} "
+                           "(only executions cut off by a server restart are kept)")
+        try:
+            result: dict[str, Any] = await asyncio.wait_for(asyncio.shield(future), wait_s)
+        except TimeoutError:
+            raise Conflict(f"execution {execution_id} is still running; ask again") from None
+        except asyncio.CancelledError:
+            raise SandboxGone(f"sandbox {sandbox.id} ended before execution {execution_id} "
+                              f"did: {sandbox.end_reason}") from None
+        return result
+
     @staticmethod
     async def _refuse_tool(channel: RunnerChannel, message: dict[str, Any]) -> None:
         with contextlib.suppress(ChannelClosed):
