@@ -112,8 +112,16 @@ class Adoption:
 
     async def _finish_later(self, container: dict[str, Any], channel: RunnerChannel,
                             request: asyncio.Future[dict[str, Any]], state: str) -> None:
+        # Busy in C code, or its relay stopped on purpose: either way not past its lifetime
+        # as the labels tell it (a lifetime extended later is not in the labels).
+        labels = container.get("Labels") or {}
         try:
-            reply = await request
+            expires_at = float(labels.get(label("expires-at"), "0"))
+        except ValueError:
+            expires_at = 0.0
+        patience = max(expires_at - time.time(), 0.0) + self.manager.settings.orphan_grace_s
+        try:
+            reply = await asyncio.wait_for(request, patience)
         except (ChannelClosed, Exception):
             await channel.close()
             await self._remove(container["Id"])

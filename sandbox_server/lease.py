@@ -28,6 +28,7 @@ logger = logging.getLogger("selfbox.lease")
 
 STALE_CREATED_S = 30.0  # a lease container created but never started, by a crashed holder
 ATTEMPTS = 3
+REACQUIRE_WINDOW_S = 10.0
 
 
 class LeaseHeld(ServerError):
@@ -89,18 +90,21 @@ class DeploymentLease:
             if self._sock is not sock:
                 return  # released on purpose
             logger.warning("the deployment lease connection dropped; taking the lease again")
-            delay = 0.2
+            delay, held_since = 0.2, None
             while True:
                 try:
                     await asyncio.to_thread(self.acquire)
                     break
                 except LeaseHeld as exc:
-                    logger.critical("%s; this server no longer owns the deployment", exc)
-                    return
+                    # Docker may not have closed the old lease's stdin yet: give it a moment.
+                    held_since = held_since or time.monotonic()
+                    if time.monotonic() - held_since > REACQUIRE_WINDOW_S:
+                        logger.critical("%s; this server no longer owns the deployment", exc)
+                        return
                 except ServerError as exc:
                     logger.warning("could not take the lease again: %s", exc)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, 2.0)
 
     def _spec(self) -> ContainerSpec:
         return ContainerSpec(

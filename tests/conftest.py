@@ -82,6 +82,8 @@ def start_server(tmp_path: Path, port: int | None = None, **settings: str) -> Li
         "SELFBOX_PORT": str(port),
         "SELFBOX_RUNTIME_IMAGE": RUNTIME_IMAGE,
         "SELFBOX_DEPLOYMENT": f"test-{port}",
+        # Tests clean up after themselves; durability tests ask for "true".
+        "SELFBOX_SHUTDOWN_KEEPS_SANDBOXES": "false",
         **settings,
     }
     log_path = tmp_path / f"server-{port}.log"

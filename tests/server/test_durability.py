@@ -7,8 +7,11 @@ successor would remove).
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -30,12 +33,14 @@ SECRET = "durability-test-secret-" + "x" * 24
 
 def _settings(tag: str, **extra: str) -> dict[str, str]:
     return {"SELFBOX_DEPLOYMENT": f"durable-{tag}-{os.getpid()}", "SELFBOX_STATE_SECRET": SECRET,
-            "SELFBOX_WARM_POOL_SIZE": "0", **extra}
+            "SELFBOX_WARM_POOL_SIZE": "0",
+            "SELFBOX_SHUTDOWN_KEEPS_SANDBOXES": "true", **extra}
 
 
 def _containers(deployment: str) -> list[Any]:
     client = docker.from_env()
-    found = client.containers.list(all=True, filters={"label": f"io.selfbox.deployment={deployment}"})
+    found = client.containers.list(all=True,
+                                   filters={"label": f"io.selfbox.deployment={deployment}"})
     found += client.containers.list(all=True, filters={"name": f"selfbox-lease-{deployment}"})
     return found
 
@@ -243,3 +248,101 @@ def test_a_record_signed_with_another_secret_is_not_adopted(
                     if c.name == f"selfbox-{sandbox}"]
     finally:
         stop_server(second)
+
+
+class DockerProxy:
+    """A TCP front for the Docker socket that the test can restart, dropping every
+    connection, as a restart of compose's socket proxy does."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def stop(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            engine = socket.socket(socket.AF_UNIX)
+            engine.connect("/var/run/docker.sock")
+            with self._lock:
+                self._conns += [client, engine]
+            for src, dst in ((client, engine), (engine, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+
+def test_a_dropped_channel_is_attached_again_without_losing_output(
+    tmp_path: Path, docker_ready: None, cleanup: list[str],
+) -> None:
+    """A restart of the Docker socket proxy drops every attach stream while the containers
+    run: the server attaches again, the runner replays what was sent meanwhile, and the run in
+    flight ends normally; the lease is taken again."""
+    proxy = DockerProxy(free_port())
+    proxy.start()
+    settings = _settings("proxy", DOCKER_HOST=f"tcp://127.0.0.1:{proxy.port}")
+    cleanup.append(settings["SELFBOX_DEPLOYMENT"])
+    live = start_server(tmp_path, **settings)
+    try:
+        with live.client() as http:
+            sandbox = http.post("/v1/sandboxes", json={}).json()["id"]
+            events: list[dict[str, Any]] = []
+            code = ("import time\nprint('before', flush=True)\ntime.sleep(3)\n"
+                    "print('during the outage', flush=True)\ntime.sleep(2)\n'end'")
+            with http.stream("POST", f"/v1/sandboxes/{sandbox}/execute/stream",
+                             json={"code": code}) as response:
+                lines = response.iter_lines()
+                while not any(e.get("text") == "before\n" for e in events):
+                    events.append(json.loads(next(lines)))
+                proxy.stop()
+                time.sleep(4)  # "during the outage" is printed with no one attached
+                proxy.start()
+                for line in lines:
+                    events.append(json.loads(line))
+            execution = events[-1]["execution"]
+            assert execution["status"] == "ok", execution
+            assert execution["stdout"] == "before\nduring the outage\n"
+            assert execution["results"][0]["data"]["text/plain"] == "'end'"
+            assert _text(_run(http, sandbox, "6 * 7")) == "42"
+        # The lease was taken again: a second server still refuses.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "taking over the lease" not in live.log():
+            time.sleep(0.2)
+        with pytest.raises(RuntimeError):
+            stop_server(start_server(tmp_path, **settings))
+    finally:
+        stop_server(live)
+        proxy.stop()
