@@ -60,12 +60,17 @@ def _filter(chunk: bytes) -> bytes:
     return b"".join(line + b"\n" for line in lines[:-1] if line.strip() != HEARTBEAT_LINE)
 
 
-def _orphaned(grace_s: float) -> None:
+def _orphaned(grace_s: float, child: int) -> None:
     sys.stderr.write(f"selfbox relay: no word from the server for {grace_s:g} s "
                      "(SELFBOX_ORPHAN_GRACE_S); stopping the sandbox\n")
     sys.stderr.flush()
     try:
-        os.kill(-1, signal.SIGKILL)  # every process of this sandbox but init and ourselves
+        if os.getppid() == 1:
+            # In the container (our parent is docker-init): every process of this sandbox
+            # but init and ourselves, whatever user code started and however.
+            os.kill(-1, signal.SIGKILL)
+        else:  # anywhere else (a test on a host): only what we started
+            os.kill(child, signal.SIGKILL)
     finally:
         os._exit(ORPHAN_EXIT_CODE)
 
@@ -92,7 +97,7 @@ def relay(grace_s: float, argv: list[str]) -> int:
         if not ready_r and time.monotonic() - last_word > grace_s:
             # Only after a look at stdin: a container thawed after a long pause finds the
             # heartbeats the server sent meanwhile waiting there.
-            _orphaned(grace_s)
+            _orphaned(grace_s, pid)
         if ready_r:
             data = os.read(stdin, 1 << 16)
             if not data:

@@ -139,6 +139,7 @@ def test_five_sandboxes_survive_kill_9_and_restart(
         assert execution.status == "interrupted"
         assert execution.stdout == "finished after the kill\n"
         assert execution.results[0].data["text/plain"] == "'result'"
+        assert "and 1 pooled" in second.log()  # the warm pool was adopted too
         # The same containers, no new ones; the executor's sandbox goes on working.
         after = {c.id for c in _containers(settings["SELFBOX_DEPLOYMENT"])
                  if "lease" not in c.name}
@@ -346,3 +347,43 @@ def test_a_dropped_channel_is_attached_again_without_losing_output(
     finally:
         stop_server(live)
         proxy.stop()
+
+
+def test_a_claimed_sandbox_cannot_pass_for_a_pooled_one(
+    tmp_path: Path, docker_ready: None, cleanup: list[str],
+) -> None:
+    """User code that puts back a (validly signed) pool record — say, found in freed memory —
+    does not get its sandbox handed to another user after a restart: a claimed sandbox was
+    renamed out of the pool, and a pool record is believed only under a pool name."""
+    from sandbox_server.records import RECORD_VERSION, sign
+
+    settings = _settings("replay", SELFBOX_WARM_POOL_SIZE="1")
+    cleanup.append(settings["SELFBOX_DEPLOYMENT"])
+    first = start_server(tmp_path, **settings)
+    with first.client() as http:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not [
+                c for c in _containers(settings["SELFBOX_DEPLOYMENT"])
+                if c.name.startswith("selfbox-pool-")]:
+            time.sleep(0.2)
+        sandbox = http.post("/v1/sandboxes", json={}).json()
+        assert sandbox["template"] == first.env["SELFBOX_RUNTIME_IMAGE"]
+        container = docker.from_env().containers.get(f"selfbox-{sandbox['id']}")  # renamed
+        pool_record = sign(SECRET.encode(), {
+            "v": RECORD_VERSION, "deployment": settings["SELFBOX_DEPLOYMENT"],
+            "id": sandbox["id"], "owner": "pool", "template": sandbox["template"],
+            "metadata": {}, "limits": {"cpu": 1.0, "memory_mb": 512, "pids": 256,
+                                       "disk_mb": 256, "network": "none"},
+            "created_at": time.time(), "expires_at": time.time() + 3600, "extra": {}})
+        code = ("import gc\nfrom selfbox_runner.outbox import Outbox\n"
+                "box = next(o for o in gc.get_objects() if isinstance(o, Outbox))\n"
+                f"box.record = {pool_record!r}\nprint('replayed')")
+        assert _run(http, sandbox["id"], code)["stdout"] == "replayed\n"
+    _kill_9(first)
+    second = start_server(tmp_path, **settings)
+    try:
+        assert "its record and its name disagree" in second.log()
+        with pytest.raises(docker.errors.NotFound):
+            container.reload()
+    finally:
+        stop_server(second)

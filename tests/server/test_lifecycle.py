@@ -45,7 +45,8 @@ def test_sandbox_expires_after_its_lifetime(client: httpx.Client, server: LiveSe
     assert gone.status_code == 410
     assert "lifetime" in gone.json()["message"]
     docker_client = docker.from_env()
-    assert wait_for(lambda: not docker_client.containers.list(
+    # The low-level list: the high-level one inspects each container, which races the removal.
+    assert wait_for(lambda: not docker_client.api.containers(
         all=True, filters={"name": f"selfbox-{sandbox}"}))
 
 
