@@ -78,6 +78,7 @@ class SandboxManager(Executions):
         self.lease: DeploymentLease | None = None
         self.adoption = Adoption(self)
         self._heartbeats: asyncio.Task[None] | None = None
+        self._detaching = False
 
     # -- plumbing -------------------------------------------------------------------------
     async def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -216,20 +217,27 @@ class SandboxManager(Executions):
             await self._call(self.lease.release)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
+    def shutting_down(self) -> None:
+        """SIGTERM arrived (called from the signal handler, before requests in flight are
+        cancelled): from now on a cut stream leaves its code running for the next server."""
+        if self.settings.shutdown_keeps_sandboxes:
+            self._detaching = True
+
     async def _detach_all(self) -> None:
         """Shut down leaving the sandboxes running for the next server (which must be back
         within SELFBOX_ORPHAN_GRACE_S): only channels close, and what no one owns goes."""
         if self.pool is not None:
             with contextlib.suppress(Exception):
                 await self.pool.close(keep=True)
+        self._detaching = True  # a channel closed from here on is not a death
         keep = self._known_containers()
+        for task in list(self._tasks):
+            task.cancel()
         for sandbox in self._sandboxes.values():
             if sandbox.channel is not None:
                 await sandbox.channel.close()
         for channel in list(self.adoption.pending.values()):
             await channel.close()
-        for task in list(self._tasks):
-            task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._remove_own_containers(keep),
                                    self.settings.shutdown_timeout_s)
@@ -401,7 +409,7 @@ class SandboxManager(Executions):
     async def _watch(self, sandbox: Sandbox, channel: RunnerChannel) -> None:
         """Notice a container that died on its own (OOM, killed from outside)."""
         await channel.closed.wait()
-        if not sandbox.alive:
+        if not sandbox.alive or self._detaching:
             return
         reason = "its container exited"
         try:

@@ -27,6 +27,7 @@ class Executions:
     """The execution half of the manager; the lifecycle half provides what is declared here."""
 
     settings: Settings
+    _detaching: bool  # shutting down, leaving the sandboxes to the next server
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         raise NotImplementedError
@@ -84,7 +85,9 @@ class Executions:
             released = True
             yield {"type": "execution", "execution": execution.to_dict()}
         finally:
-            if not released:
+            if not released and self._detaching:
+                pass  # the server is going: the code runs on, the next server recovers it
+            elif not released:
                 # The client went away mid-run: stop the code before the next one may start.
                 self._spawn(self._abandon(sandbox, execution_id, queue))
 

@@ -216,20 +216,35 @@ def test_one_server_per_deployment_and_a_crashed_one_frees_it_at_once(
 def test_sigterm_keeps_sandboxes_for_the_next_server(
     tmp_path: Path, docker_ready: None, cleanup: list[str],
 ) -> None:
-    settings = _settings("term")
+    """A SIGTERM (compose restart, upgrade) leaves the sandboxes, and code running in them
+    runs on: not interrupted when the server cuts the stream, recovered by the next server."""
+    port = free_port()
+    settings = _settings("term", SELFBOX_SHUTDOWN_TIMEOUT_S="1")
     cleanup.append(settings["SELFBOX_DEPLOYMENT"])
-    first = start_server(tmp_path, **settings)
-    with first.client() as http:
-        sandbox = http.post("/v1/sandboxes", json={}).json()["id"]
-        assert _run(http, sandbox, "kept = 'yes'")["status"] == "ok"
-    stop_server(first)
-    assert "leaving 1 sandboxes running" in first.log()
-    second = start_server(tmp_path, **settings)
+    first = start_server(tmp_path, port=port, **settings)
+    executor = DockerExecutor(base_url=first.url, api_key=API_KEYS[0])
     try:
-        with second.client() as http:
-            assert _text(_run(http, sandbox, "kept")) == "'yes'"
+        executor.run("kept = 'yes'")
+        outcome: dict[str, Any] = {}
+        runner = threading.Thread(target=lambda: outcome.update(execution=executor.run(
+            "import time\ntime.sleep(4)\nprint('ran on')\nkept")))
+        runner.start()
+        time.sleep(1)
+        stop_server(first)  # SIGTERM; the stream is cut after SELFBOX_SHUTDOWN_TIMEOUT_S
+        assert "leaving 1 sandboxes running" in first.log()
+        second = start_server(tmp_path, port=port, **settings)
+        try:
+            runner.join(60)
+            execution = outcome["execution"]
+            assert execution.status == "interrupted", execution
+            assert execution.stdout == "ran on\n" and execution.error is None
+            assert executor.run("kept").results[0].data["text/plain"] == "'yes'"
+            executor.close()
+        finally:
+            stop_server(second)
     finally:
-        stop_server(second)
+        with contextlib.suppress(Exception):
+            executor.close()
 
 
 def test_a_record_signed_with_another_secret_is_not_adopted(
