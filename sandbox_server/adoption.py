@@ -8,10 +8,8 @@ or as a warm-pool sandbox under a pool name. The rest is removed.
 A runner busy in C code (holding the GIL) cannot answer at once: its container is kept
 ``pending``, receiving heartbeats so its watchdog does not fire, and adopted when it answers.
 
-An execution that was running (or had finished unseen) when the old server went is *recovered*:
-the new server follows it to its end under the rest of its timeout, holding the sandbox as a
-normal run would, and keeps the result with ``status="interrupted"`` (the caller's stream was
-cut; the result itself is complete) for the caller to fetch by its execution id.
+An execution that was running (or had finished unseen) when the old server went is handed to
+:meth:`~.runs.Runs.recover`.
 """
 
 from __future__ import annotations
@@ -26,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 from .channel import ChannelClosed, RunnerChannel
 from .driver import label
 from .exceptions import ServerError
-from .execution import ExecutionBuilder
 from .pool import POOL_OWNER
 from .records import POOL_NAME_PREFIX, sandbox_from, verify
+from .runner.protocol import PROTOCOL_VERSION, Op, major
 from .sandbox import Sandbox
 
 if TYPE_CHECKING:
@@ -40,7 +38,6 @@ logger = logging.getLogger("selfbox.adoption")
 
 RESYNC_TIMEOUT_S = 5.0  # a runner that takes longer is busy: adopted in the background
 CONCURRENCY = 16
-KEPT_RECOVERED = 4  # recovered executions kept per sandbox for their callers
 
 
 @dataclass
@@ -99,14 +96,15 @@ class Adoption:
         sandbox_id = labels.get(label("sandbox-id"), "")
         sock = await manager._call(manager.driver.attach, container_id)
         channel = RunnerChannel(sock, sandbox_id or container_id[:12])
-        await channel.start()
+        await channel.start(manager.tasks)
         # The heartbeat loop reaches pending channels: a busy runner's watchdog must not fire.
         self.pending[container_id] = channel
-        request = asyncio.ensure_future(channel.request("resync", timeout_s=None, since={}))
+        request = asyncio.ensure_future(channel.request(Op.RESYNC, timeout_s=None, since={}))
         done, _ = await asyncio.wait({request}, timeout=RESYNC_TIMEOUT_S)
         if not done:
             report.pending += 1
-            manager._spawn(self._finish_later(container, channel, request, state))
+            manager.tasks.spawn(self._finish_later(container, channel, request, state),
+                                name=f"adopt-{container_id[:12]}")
             return
         await self._take(container, channel, request.result(), state, report)
 
@@ -144,6 +142,8 @@ class Adoption:
         record = verify(manager.state_secret, reply.get("record"))
         names = [str(n).lstrip("/") for n in container.get("Names") or []]
         reason = _refusal(record, labels, names, manager.settings.deployment)
+        if major(reply.get("protocol")) != major(PROTOCOL_VERSION):
+            reason = f"its runner speaks protocol {reply.get('protocol')}, not {PROTOCOL_VERSION}"
         if record is not None and reason is None:
             try:
                 sandbox = sandbox_from(record)
@@ -168,8 +168,8 @@ class Adoption:
             await manager._end(sandbox, "expired", "its lifetime ran out while no server ran")
             report.removed += 1
             return
-        channel.reconnect = manager._reconnector(sandbox)
-        manager._spawn(manager._watch(sandbox, channel))
+        channel.reconnect = manager.reconnector(sandbox)
+        manager.tasks.spawn(manager._watch(sandbox, channel), name=f"watch-{sandbox.id}")
         if state == "paused":
             await manager._call(manager.driver.pause, container_id)
             sandbox.state = "paused"
@@ -183,69 +183,7 @@ class Adoption:
         manager._notify("adopted", sandbox=sandbox)
         execution = reply.get("execution")
         if isinstance(execution, dict) and isinstance(execution.get("id"), str):
-            await self._recover(sandbox, channel, execution, reply)
-
-    async def _recover(self, sandbox: Sandbox, channel: RunnerChannel,
-                       execution: dict[str, Any], reply: dict[str, Any]) -> None:
-        """Follow an execution the old server left behind; keep its result for its caller."""
-        manager = self.manager
-        execution_id = str(execution["id"])[:64]
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        recovered = sandbox.extra.setdefault("recovered", {})
-        recovered[execution_id] = future
-        while len(recovered) > KEPT_RECOVERED:
-            recovered.pop(next(iter(recovered)))
-        await sandbox.lock.acquire()  # the next execution waits for this one
-        queue = channel.subscribe(execution_id)
-        for message in execution.get("messages") or []:
-            if isinstance(message, dict):
-                channel.inject(message)
-        for call_id in reply.get("pending_tool_calls") or []:
-            # Its caller is gone: the tool call fails in the code instead of waiting forever.
-            with contextlib.suppress(ChannelClosed):
-                await channel.send({"op": "tool_reply", "call_id": str(call_id), "ok": False,
-                                    "error": {"name": "ToolError", "value": "the server "
-                                              "restarted; the caller of this tool is gone"}})
-        manager._spawn(self._follow(sandbox, channel, execution_id, execution, queue, future))
-
-    async def _follow(self, sandbox: Sandbox, channel: RunnerChannel, execution_id: str,
-                      execution: dict[str, Any], queue: asyncio.Queue[dict[str, Any]],
-                      future: asyncio.Future[dict[str, Any]]) -> None:
-        manager = self.manager
-        builder = ExecutionBuilder(manager.settings.output_limit_bytes)
-        try:
-            if not execution.get("finished"):
-                # Messages sent between the resync and the subscription: ask again.
-                with contextlib.suppress(Exception):
-                    again = await channel.request("resync", timeout_s=None,
-                                                  since={execution_id: channel.seen(execution_id)})
-                    for message in (again.get("execution") or {}).get("messages") or []:
-                        if isinstance(message, dict):
-                            channel.inject(message)
-            timeout_s = execution.get("timeout_s")
-            started = execution.get("started_at")
-            limit = manager.settings.max_execution_timeout_s
-            if isinstance(timeout_s, (int, float)) and isinstance(started, (int, float)):
-                remaining = min(float(timeout_s), limit) - (time.time() - float(started))
-            else:
-                remaining = manager.settings.default_execution_timeout_s
-            async for _event in manager._drive(sandbox, channel, execution_id, queue, builder,
-                                               max(remaining, 0.001), False):
-                pass
-            result = builder.build()
-            if result.status in ("ok", "error", "output_truncated"):
-                result.status = "interrupted"
-            if result.execution_count is not None:
-                sandbox.execution_count = result.execution_count
-            if not future.done():
-                future.set_result(result.to_dict())
-            with contextlib.suppress(ChannelClosed):
-                await channel.send({"op": "ack", "id": execution_id})
-        finally:
-            if not future.done():
-                future.cancel()
-            channel.unsubscribe(execution_id)
-            sandbox.lock.release()
+            await manager.runs.recover(sandbox, execution)
 
 
 def _refusal(record: dict[str, Any] | None, labels: dict[str, str], names: list[str],

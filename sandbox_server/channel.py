@@ -4,6 +4,10 @@ One attached socket per container (no published port, no network, no ``docker ex
 write NDJSON ops to the runner's stdin and read Docker's multiplexed stdout/stderr frames back.
 Everything the runner sends is untrusted (user code shares its process): lines are size-capped,
 must be JSON objects, and are routed only by the ids we chose.
+
+The connection may drop while the container runs (a restart of the Docker socket proxy): with
+a :attr:`RunnerChannel.reconnect` set, the channel attaches again and asks the runner to replay
+what its subscriptions missed (numbered messages, duplicates dropped) instead of closing.
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .runner.protocol import Msg, Op
+from .tasks import BackgroundTasks
+
 __all__ = ["EOF_MESSAGE", "ChannelClosed", "ChannelInterrupted", "RunnerChannel"]
 
 logger = logging.getLogger("selfbox.channel")
 
 MAX_LINE_BYTES = 32 * 1024 * 1024
-EOF_MESSAGE: dict[str, Any] = {"type": "eof"}
+EOF_MESSAGE: dict[str, Any] = {"type": Msg.EOF}
 _HEADER = struct.Struct(">BxxxI")
 
 
@@ -37,8 +44,8 @@ class ChannelClosed(Exception):
 
 
 class ChannelInterrupted(ChannelClosed):
-    """The connection dropped while the container runs (a socket proxy restart, say); the
-    channel is being re-attached. A request in flight is lost; the sandbox is not."""
+    """The connection dropped while the container runs and is being attached again. A
+    request in flight is lost; the sandbox is not."""
 
 
 Reconnect = Callable[[], Awaitable[socket.socket | None]]
@@ -51,7 +58,6 @@ class RunnerChannel:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
-        self._resync_task: asyncio.Task[None] | None = None
         self._subscribers: dict[str, asyncio.Queue[dict[str, Any]]] = {}
         self._requests: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._request_ids = itertools.count(1)
@@ -60,23 +66,25 @@ class RunnerChannel:
         self.closed = asyncio.Event()
         self.hello: dict[str, Any] = {}
         self.stderr_tail = b""
-        # Re-attach when the connection drops but the container still runs (None: never).
+        # Attach again when the connection drops but the container runs (None: never).
         self.reconnect: Reconnect | None = None
         self.connected = asyncio.Event()
         self.reattached = 0
-        self._seq: dict[str, int] = {}  # the last numbered message seen per subscription
+        self._seq: dict[str, int] = {}  # the last numbered message delivered per key
+        self._tasks: BackgroundTasks | None = None
 
-    async def start(self) -> None:
+    async def start(self, tasks: BackgroundTasks) -> None:
         self._reader, self._writer = await asyncio.open_connection(sock=self._sock)
         self.connected.set()
-        self._task = asyncio.create_task(self._read_loop(), name=f"channel-{self.name}")
+        self._tasks = tasks
+        self._task = tasks.spawn(self._read_loop(), name=f"channel-{self.name}")
 
     async def send(self, message: dict[str, Any]) -> None:
         if not self.connected.is_set() and not self.closed.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.connected.wait(), SEND_WAIT_S)
             if not self.connected.is_set() and not self.closed.is_set():
-                raise ChannelInterrupted(f"channel to {self.name} is being re-attached")
+                raise ChannelInterrupted(f"channel to {self.name} is being attached again")
         if self._writer is None or self.closed.is_set():
             raise ChannelClosed(f"channel to {self.name} is closed")
         data = json.dumps(message, separators=(",", ":")).encode() + b"\n"
@@ -89,7 +97,9 @@ class RunnerChannel:
 
     async def request(self, op: str, timeout_s: float | None = 30.0,
                       **fields: Any) -> dict[str, Any]:
-        """Send an op that the runner answers with a ``reply``; return that reply."""
+        """Send an op that the runner answers with a ``reply``; return that reply. Raw: the
+        server calls this through :class:`~sandbox_server.gateway.RunnerGateway`, which types
+        the failures."""
         req = str(next(self._request_ids))
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._requests[req] = future
@@ -142,7 +152,7 @@ class RunnerChannel:
             self._mark_closed()
 
     async def _read_until_dropped(self) -> bool:
-        """Read until the connection ends; True if it dropped (rather than failed)."""
+        """Read until the connection ends (then True)."""
         assert self._reader is not None
         buffer = b""
         try:
@@ -164,8 +174,8 @@ class RunnerChannel:
             return True
 
     async def _reattach(self) -> bool:
-        """The connection dropped: attach again while the container runs, then ask the runner
-        to replay what the subscriptions missed. False: the container is gone."""
+        """The connection dropped: attach again while the container runs, then have the
+        runner replay what the subscriptions missed. False: the container is gone."""
         if self.reconnect is None:
             return False
         self.connected.clear()
@@ -176,20 +186,20 @@ class RunnerChannel:
             with contextlib.suppress(Exception):
                 self._writer.close()
         deadline, delay = time.monotonic() + REATTACH_WINDOW_S, 0.1
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.reconnect is not None:
             try:
                 sock = await self.reconnect()
             except Exception as exc:
-                logger.info("channel %s: re-attach failed (%s); retrying", self.name, exc)
+                logger.info("channel %s: attaching again failed (%s); retrying", self.name, exc)
             else:
                 if sock is None:
                     return False  # the container stopped: a real death
                 self._reader, self._writer = await asyncio.open_connection(sock=sock)
                 self.reattached += 1
                 self.connected.set()
-                if self._subscribers:
-                    self._resync_task = asyncio.create_task(self._replay_missed())
-                logger.warning("channel %s re-attached", self.name)
+                if self._subscribers and self._tasks is not None:
+                    self._tasks.quietly(self._replay_missed(), name=f"replay-{self.name}")
+                logger.warning("channel %s attached again", self.name)
                 return True
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
@@ -197,13 +207,12 @@ class RunnerChannel:
 
     async def _replay_missed(self) -> None:
         since = {key: self._seq.get(key, 0) for key in self._subscribers}
-        with contextlib.suppress(Exception):
-            reply = await self.request("resync", timeout_s=None, since=since)
-            execution = reply.get("execution")
-            if isinstance(execution, dict):
-                for message in execution.get("messages") or []:
-                    if isinstance(message, dict):
-                        self._route(message)
+        reply = await self.request(Op.RESYNC, timeout_s=None, since=since)
+        execution = reply.get("execution")
+        if isinstance(execution, dict):
+            for message in execution.get("messages") or []:
+                if isinstance(message, dict):
+                    self._route(message)
 
     def _dispatch(self, line: bytes) -> None:
         try:
@@ -213,14 +222,14 @@ class RunnerChannel:
         if not isinstance(message, dict):
             return
         kind = message.get("type")
-        if kind == "ready":
+        if kind == Msg.READY:
             self.hello = message
             self.ready.set()
-        elif kind == "reply":
+        elif kind == Msg.REPLY:
             future = self._requests.get(str(message.get("req")))
             if future is not None and not future.done():
                 future.set_result(message)
-        elif kind == "log":
+        elif kind == Msg.LOG:
             logger.info("runner %s: %s", self.name, str(message.get("text"))[:500])
         else:
             self._route(message)

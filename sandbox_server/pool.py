@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from .channel import RunnerChannel
 from .sandbox import Limits, Sandbox
+from .tasks import BackgroundTasks
 
 __all__ = ["POOL_OWNER", "WarmPool"]
 
@@ -32,16 +33,17 @@ class WarmPool:
         self, size: int, template: str, limits: Limits,
         start: Callable[[Sandbox], Awaitable[None]],
         end: Callable[[Sandbox, str, str], Awaitable[None]],
+        tasks: BackgroundTasks,
     ) -> None:
         self.size = size
         self.template = template
         self.limits = limits
         self._start = start
         self._end = end
+        self._tasks = tasks
         self._ready: list[Sandbox] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._ending: set[asyncio.Task[None]] = set()
 
     def matches(self, template: str, limits: Limits, env: dict[str, str]) -> bool:
         return self.size > 0 and template == self.template and limits == self.limits and not env
@@ -59,9 +61,10 @@ class WarmPool:
                     and sandbox.limits == self.limits:
                 self._ready.append(sandbox)
             else:
-                task = asyncio.ensure_future(self._end(sandbox, "dead", "not needed in the pool"))
-                self._ending.add(task)
-                task.add_done_callback(self._ending.discard)
+                self._tasks.spawn(self._drop(sandbox), name=f"pool-surplus-{sandbox.id}")
+
+    async def _drop(self, sandbox: Sandbox) -> None:
+        await self._end(sandbox, "dead", "not needed in the pool")
 
     def take(self) -> Sandbox | None:
         """A ready sandbox, or None; the pool refills in the background."""
@@ -76,7 +79,7 @@ class WarmPool:
 
     def start(self) -> None:
         if self.size > 0:
-            self._task = asyncio.create_task(self._fill_forever(), name="warm-pool")
+            self._task = self._tasks.spawn(self._fill_forever(), name="warm-pool")
 
     async def close(self, keep: bool = False) -> None:
         """Stop filling; end the ready sandboxes, or (``keep``) only detach from them."""

@@ -1,6 +1,13 @@
-"""Running code in a sandbox: the execution protocol over the sandbox's channel, with the
-timeout ladder (interrupt, then kill after a grace period), host tool calls, and the clean-up
-when a client walks away mid-run. Mixed into :class:`~sandbox_server.manager.SandboxManager`.
+"""Running code in a sandbox: one execution is one :meth:`RunnerGateway.follow` of the
+``execute`` op, with the timeout ladder (interrupt, then kill after a grace period), host tool
+calls, and the clean-up when a client walks away mid-run.
+
+Held by :class:`~sandbox_server.manager.SandboxManager`; what it needs of the lifecycle (end a
+sandbox, tell observers) comes in as :class:`Lifecycle`, explicitly.
+
+A run outlives its server: the runner keeps the run's messages until the server acknowledges
+it (``ack``), and a server that adopts the sandbox :meth:`Runs.recover` s a run it finds there:
+it follows it to its end and keeps the result, ``status="interrupted"``, for its caller.
 """
 
 from __future__ import annotations
@@ -8,35 +15,47 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Coroutine
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from .channel import EOF_MESSAGE, ChannelClosed, RunnerChannel
 from .exceptions import Conflict, LimitExceeded, NotFound, SandboxGone
 from .execution import ExecutionBuilder
+from .gateway import DEADLINE, IDLE, Follow, RunnerGateway, is_eof
 from .limits import resolve_execution_timeout
+from .runner.protocol import Msg, Op
 from .sandbox import Sandbox
 from .settings import Settings
+from .tasks import BackgroundTasks
 
-__all__ = ["Executions"]
+__all__ = ["Lifecycle", "Runs"]
 
 KEEPALIVE_S = 5.0
+KEPT_RECOVERED = 4  # recovered runs kept per sandbox for their callers
 
 
-class Executions:
-    """The execution half of the manager; the lifecycle half provides what is declared here."""
+@dataclass(frozen=True)
+class Lifecycle:
+    """What runs need of the sandbox lifecycle."""
 
-    settings: Settings
-    _detaching: bool  # shutting down, leaving the sandboxes to the next server
+    end: Callable[[Sandbox, str, str], Awaitable[None]]  # (sandbox, state, reason)
+    notify: Callable[..., None]  # (event, **fields) to the observers
+    # True while the server shuts down leaving its sandboxes to the next one.
+    detaching: Callable[[], bool] = lambda: False
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        raise NotImplementedError
 
-    def _notify(self, event: str, **fields: Any) -> None:
-        raise NotImplementedError
+def _is_done(message: dict[str, Any]) -> bool:
+    return message.get("type") == Msg.DONE
 
-    async def _end(self, sandbox: Sandbox, state: str, reason: str) -> None:
-        raise NotImplementedError
+
+class Runs:
+    def __init__(self, settings: Settings, gateway: RunnerGateway, tasks: BackgroundTasks,
+                 lifecycle: Lifecycle) -> None:
+        self.settings = settings
+        self.gateway = gateway
+        self.tasks = tasks
+        self.lifecycle = lifecycle
 
     async def execute(
         self, sandbox: Sandbox, code: str, *, timeout_s: float | None = None,
@@ -51,109 +70,94 @@ class Executions:
             raise Conflict(f"sandbox {sandbox.id} is paused; resume it first")
         await sandbox.lock.acquire()
         released = False
-        execution_id: str | None = None
-        queue: asyncio.Queue[dict[str, Any]] | None = None
+        stream: Follow | None = None
         try:
             if not sandbox.alive or sandbox.channel is None:
                 raise SandboxGone(f"sandbox {sandbox.id} is gone: {sandbox.end_reason}")
-            channel = sandbox.channel
-            execution_id = secrets.token_hex(8)
-            queue = channel.subscribe(execution_id)
+            loop = asyncio.get_running_loop()
+            stream = await self.gateway.follow(
+                sandbox, Op.EXECUTE, secrets.token_hex(8), loop.time() + timeout,
+                idle_s=KEEPALIVE_S, terminal=_is_done, code=code, context=context,
+                # A server that adopts the sandbox mid-run keeps the deadline.
+                timeout_s=timeout,
+                output_limit_bytes=self.settings.output_limit_bytes).open()
             builder = ExecutionBuilder(self.settings.output_limit_bytes)
-            try:
-                # timeout_s: a server that adopts the sandbox mid-run keeps the deadline.
-                await channel.send({"op": "execute", "id": execution_id, "code": code,
-                                    "context": context, "timeout_s": timeout,
-                                    "output_limit_bytes": self.settings.output_limit_bytes})
-            except ChannelClosed:
-                queue.put_nowait(EOF_MESSAGE)
-            yield {"type": "start", "sandbox_id": sandbox.id, "execution_id": execution_id}
-            async for event in self._drive(sandbox, channel, execution_id, queue, builder,
-                                           timeout, tools_answerable):
+            yield {"type": "start", "sandbox_id": sandbox.id, "execution_id": stream.key}
+            async for event in self._drive(sandbox, stream, builder, timeout,
+                                           tools_answerable):
                 yield event
             execution = builder.build()
             if execution.execution_count is not None:
                 sandbox.execution_count = execution.execution_count
-            self._notify("executed", sandbox=sandbox, execution=execution)
+            self.lifecycle.notify("executed", sandbox=sandbox, execution=execution)
             # Finished: free the sandbox before the last yield, so that a consumer that stops
             # reading after the final event does not look like one that walked away mid-run.
-            channel.unsubscribe(execution_id)
-            with contextlib.suppress(ChannelClosed):
-                # Delivered: the runner's outbox need not keep it for a restarted server.
-                await channel.send({"op": "ack", "id": execution_id})
+            stream.close()
+            # Delivered: the runner's outbox need not keep it for a next server.
+            await self.gateway.send(sandbox, Op.ACK, id=stream.key)
             sandbox.lock.release()
             released = True
             yield {"type": "execution", "execution": execution.to_dict()}
         finally:
-            if not released and self._detaching:
+            if not released and self.lifecycle.detaching():
                 pass  # the server is going: the code runs on, the next server recovers it
             elif not released:
                 # The client went away mid-run: stop the code before the next one may start.
-                self._spawn(self._abandon(sandbox, execution_id, queue))
+                self.tasks.spawn(self._abandon(sandbox, stream), name=f"abandon-{sandbox.id}")
 
-    async def _abandon(self, sandbox: Sandbox, execution_id: str | None,
-                       queue: asyncio.Queue[dict[str, Any]] | None) -> None:
+    async def _abandon(self, sandbox: Sandbox, stream: Follow | None) -> None:
         """The client went away mid-run: interrupt the code, and only then let the next
         execution in (killing the sandbox if the code will not stop)."""
-        channel = sandbox.channel
         try:
-            if execution_id and queue is not None and channel is not None and sandbox.alive:
-                with contextlib.suppress(ChannelClosed):
-                    await channel.send({"op": "interrupt", "id": execution_id})
-                try:
-                    async with asyncio.timeout(self.settings.interrupt_grace_s):
-                        while True:
-                            message = await queue.get()
-                            if message is EOF_MESSAGE or message.get("type") in ("done", "eof"):
-                                break
-                except TimeoutError:
-                    await self._end(sandbox, "dead",
-                                    "it was killed: abandoned code did not stop after interrupt")
+            if stream is not None and sandbox.alive:
+                await self.gateway.send(sandbox, Op.INTERRUPT, id=stream.key)
+                stream.deadline = asyncio.get_running_loop().time() + \
+                    self.settings.interrupt_grace_s
+                async for message in stream:
+                    if message is DEADLINE:
+                        await self.lifecycle.end(
+                            sandbox, "dead",
+                            "it was killed: abandoned code did not stop after interrupt")
+                        break
         finally:
-            if channel is not None and execution_id:
-                channel.unsubscribe(execution_id)
+            if stream is not None:
+                stream.close()
             sandbox.lock.release()
 
     async def _drive(
-        self, sandbox: Sandbox, channel: RunnerChannel, execution_id: str,
-        queue: asyncio.Queue[dict[str, Any]], builder: ExecutionBuilder, timeout_s: float,
+        self, sandbox: Sandbox, stream: Follow, builder: ExecutionBuilder, timeout_s: float,
         tools_answerable: bool,
     ) -> AsyncIterator[dict[str, Any]]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        kill_at: float | None = None
         grace = self.settings.interrupt_grace_s
-        while not builder.done:
-            limit = kill_at if kill_at is not None else deadline
-            wait = min(max(limit - loop.time(), 0.0), KEEPALIVE_S)
-            try:
-                message = await asyncio.wait_for(queue.get(), wait)
-            except TimeoutError:
-                now = loop.time()
-                if kill_at is None and now >= deadline:
-                    kill_at = now + grace
-                    with contextlib.suppress(ChannelClosed):
-                        await channel.send({"op": "interrupt", "id": execution_id})
-                elif kill_at is not None and now >= kill_at:
-                    yield builder.fail(
-                        "timeout", "TimeoutError",
-                        f"execution exceeded timeout_s={timeout_s:g} and did not stop within "
-                        f"{grace:g} s of the interrupt (SELFBOX_INTERRUPT_GRACE_S); the sandbox "
-                        "was killed and its state is lost")
-                    await self._end(sandbox, "dead", "it was killed after an execution timeout")
-                    return
-                else:
-                    yield {"type": "keepalive"}
+        interrupted = False
+        async for message in stream:
+            if message is IDLE:
+                yield {"type": "keepalive"}
                 continue
-            if message is EOF_MESSAGE or message.get("type") == "eof":
+            if message is DEADLINE:
+                if not interrupted:
+                    # Past the timeout: interrupt, and give the code a grace period to stop.
+                    interrupted = True
+                    await self.gateway.send(sandbox, Op.INTERRUPT, id=stream.key)
+                    stream.deadline = asyncio.get_running_loop().time() + grace
+                    continue
+                yield builder.fail(
+                    "timeout", "TimeoutError",
+                    f"execution exceeded timeout_s={timeout_s:g} and did not stop within "
+                    f"{grace:g} s of the interrupt (SELFBOX_INTERRUPT_GRACE_S); the sandbox "
+                    "was killed and its state is lost")
+                await self.lifecycle.end(sandbox, "dead",
+                                         "it was killed after an execution timeout")
+                return
+            if is_eof(message):
                 yield await self._died(sandbox, builder)
                 return
-            if message.get("type") == "tool_call" and not tools_answerable:
-                await self._refuse_tool(channel, message)
+            if message.get("type") == Msg.TOOL_CALL and not tools_answerable:
+                await self._refuse_tool(sandbox, message)
             event = builder.feed(message)
-            if message.get("type") == "tool_call":
+            if message.get("type") == Msg.TOOL_CALL:
                 sandbox.tool_calls.add(str(message.get("call_id")))
-            if builder.done and kill_at is not None:
+            if builder.done and interrupted:
                 # Interrupted by us: report the timeout instead of the KeyboardInterrupt.
                 builder.status = "timeout"
                 builder.error = None
@@ -162,8 +166,10 @@ class Executions:
                     f"execution exceeded timeout_s={timeout_s:g} and was interrupted; the "
                     "sandbox and its state are kept")
                 return
-            if event is not None and not (kill_at is not None and event["type"] == "error"):
+            if event is not None and not (interrupted and event["type"] == "error"):
                 yield event
+            if builder.done:
+                return
 
     async def _died(self, sandbox: Sandbox, builder: ExecutionBuilder) -> dict[str, Any]:
         # Give the death watcher a moment to learn why (OOM or not).
@@ -179,10 +185,73 @@ class Executions:
                             f"the sandbox died during the execution: "
                             f"{sandbox.end_reason or 'its container exited'}")
 
+    # -- runs an earlier server left --------------------------------------------------------
+    async def recover(self, sandbox: Sandbox, execution: dict[str, Any]) -> None:
+        """Take over a run found at adoption (the runner's ``resync``): hold the sandbox as a
+        run does, follow the run to its end under the rest of its timeout, keep the result."""
+        execution_id = str(execution["id"])[:64]
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        recovered = sandbox.extra.setdefault("recovered", {})
+        recovered[execution_id] = future
+        while len(recovered) > KEPT_RECOVERED:
+            recovered.pop(next(iter(recovered)))
+        await sandbox.lock.acquire()  # the next execution waits for this one
+        loop = asyncio.get_running_loop()
+        timeout_s, started = execution.get("timeout_s"), execution.get("started_at")
+        if isinstance(timeout_s, (int, float)) and isinstance(started, (int, float)):
+            timeout = min(float(timeout_s), self.settings.max_execution_timeout_s)
+            remaining = timeout - (time.time() - float(started))
+        else:
+            timeout = remaining = self.settings.default_execution_timeout_s
+        try:
+            stream = await self.gateway.rejoin(sandbox, Op.EXECUTE, execution_id,
+                                               loop.time() + max(remaining, 0.0),
+                                               idle_s=KEEPALIVE_S, terminal=_is_done).open()
+        except BaseException:
+            sandbox.lock.release()
+            future.cancel()
+            raise
+        channel = sandbox.channel
+        assert channel is not None
+        for message in execution.get("messages") or []:
+            if isinstance(message, dict):
+                channel.inject(message)
+        self.tasks.spawn(self._follow_recovered(sandbox, stream, bool(execution.get("finished")),
+                                                timeout, future),
+                         name=f"recover-{sandbox.id}")
+
+    async def _follow_recovered(self, sandbox: Sandbox, stream: Follow, finished: bool,
+                                timeout_s: float, future: asyncio.Future[dict[str, Any]],
+                                ) -> None:
+        builder = ExecutionBuilder(self.settings.output_limit_bytes)
+        try:
+            if not finished and sandbox.channel is not None:
+                # What the runner sent between its resync and our subscription: ask again.
+                with contextlib.suppress(Exception):
+                    again = await self.gateway.request(
+                        sandbox, Op.RESYNC, since={stream.key: sandbox.channel.seen(stream.key)})
+                    for message in (again.get("execution") or {}).get("messages") or []:
+                        if isinstance(message, dict):
+                            sandbox.channel.inject(message)
+            async for _event in self._drive(sandbox, stream, builder, timeout_s, False):
+                pass
+            result = builder.build()
+            if result.status in ("ok", "error", "output_truncated"):
+                result.status = "interrupted"  # the stream was cut; the result is whole
+            if result.execution_count is not None:
+                sandbox.execution_count = result.execution_count
+            future.set_result(result.to_dict())
+            await self.gateway.send(sandbox, Op.ACK, id=stream.key)
+        finally:
+            if not future.done():
+                future.cancel()
+            stream.close()
+            sandbox.lock.release()
+
     async def recovered_execution(self, sandbox: Sandbox, execution_id: str,
                                   wait_s: float) -> dict[str, Any]:
-        """An execution whose caller's stream a server restart cut (see adoption.py): its
-        result, ``status="interrupted"``, once the new server has followed it to its end."""
+        """The result of a run whose caller's stream a server restart cut, once the new
+        server has followed it to its end."""
         future = (sandbox.extra.get("recovered") or {}).get(execution_id)
         if future is None:
             raise NotFound(f"no interrupted execution {execution_id!r} in sandbox {sandbox.id} "
@@ -196,13 +265,11 @@ class Executions:
                               f"did: {sandbox.end_reason}") from None
         return result
 
-    @staticmethod
-    async def _refuse_tool(channel: RunnerChannel, message: dict[str, Any]) -> None:
-        with contextlib.suppress(ChannelClosed):
-            await channel.send({
-                "op": "tool_reply", "call_id": message.get("call_id"), "ok": False,
-                "error": {"name": "ToolError",
-                          "value": "tool calls need the streaming execute endpoint"}})
+    async def _refuse_tool(self, sandbox: Sandbox, message: dict[str, Any]) -> None:
+        await self.gateway.send(sandbox, Op.TOOL_REPLY, call_id=message.get("call_id"),
+                                ok=False, error={"name": "ToolError",
+                                                 "value": "tool calls need the streaming "
+                                                          "execute endpoint"})
 
     async def tool_reply(self, sandbox: Sandbox, call_id: str, ok: bool, value: Any,
                          error: dict[str, str] | None) -> None:
@@ -211,5 +278,7 @@ class Executions:
         sandbox.tool_calls.discard(call_id)
         if sandbox.channel is None:
             raise SandboxGone(f"sandbox {sandbox.id} is gone")
-        await sandbox.channel.send({"op": "tool_reply", "call_id": call_id, "ok": ok,
-                                    "value": value, "error": error})
+        if not await self.gateway.send(sandbox, Op.TOOL_REPLY, call_id=call_id, ok=ok,
+                                       value=value, error=error):
+            raise SandboxGone(f"sandbox {sandbox.id} is gone")
+

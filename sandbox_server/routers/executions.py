@@ -64,7 +64,7 @@ async def interrupted_execution(sandbox_id: str, execution_id: str, owner: Owner
                                 wait_s: Annotated[float, Query(ge=0, le=300)] = 30.0,
                                 ) -> JSONResponse:
     sandbox = manager.get(owner, sandbox_id)
-    return JSONResponse(await manager.recovered_execution(sandbox, execution_id, wait_s))
+    return JSONResponse(await manager.runs.recovered_execution(sandbox, execution_id, wait_s))
 
 
 @router.post("/tool-calls/{call_id}", status_code=204,

@@ -15,8 +15,11 @@ import threading
 import time
 from typing import Any
 
-EXECUTION_MESSAGES = frozenset({"stream", "result", "error", "final_answer", "done",
-                                "tool_call"})
+from .protocol import Msg
+
+EXECUTION_MESSAGES = frozenset({Msg.STREAM, Msg.RESULT, Msg.ERROR, Msg.FINAL_ANSWER, Msg.DONE,
+                                Msg.TOOL_CALL})
+ENDING_MESSAGES = frozenset({Msg.DONE, Msg.ERROR, Msg.FINAL_ANSWER})
 MAX_KEPT_BYTES = 16 * 1024 * 1024  # beyond this only the messages that end a run are kept
 MAX_RECORD_BYTES = 64 * 1024
 
@@ -46,13 +49,13 @@ class Outbox:
                 return
             run["seq"] += 1
             message["seq"] = run["seq"]
-            ends = message["type"] in ("done", "error", "final_answer")
+            ends = message["type"] in ENDING_MESSAGES
             if run["bytes"] + size > MAX_KEPT_BYTES and not ends:
                 run["dropped"] += 1
                 return
             run["bytes"] += size
             run["messages"].append(dict(message))
-            if message["type"] == "done":
+            if message["type"] == Msg.DONE:
                 run["finished"] = True
 
     def ack(self, execution_id: object) -> None:

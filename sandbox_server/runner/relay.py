@@ -26,9 +26,8 @@ import signal
 import sys
 import time
 
-# Shared with the server (sandbox_server/runner/protocol.py re-exports it): one line that the
-# relay consumes. Any other line from the server also proves it is alive.
-HEARTBEAT_LINE = b'{"op":"heartbeat"}'
+from .protocol import HEARTBEAT_LINE
+
 MAX_PENDING_BYTES = 64 * 1024 * 1024  # stop reading stdin while the runner lags this far
 TICK_S = 1.0
 ORPHAN_EXIT_CODE = 70
@@ -94,6 +93,9 @@ def relay(grace_s: float, argv: list[str]) -> int:
             ready_r, ready_w, _ = select.select(readable, writable, [], timeout)
         except InterruptedError:
             continue
+        done, status = os.waitpid(pid, os.WNOHANG)  # an exit during the select wins
+        if done:
+            return os.waitstatus_to_exitcode(status)
         if not ready_r and time.monotonic() - last_word > grace_s:
             # Only after a look at stdin: a container thawed after a long pause finds the
             # heartbeats the server sent meanwhile waiting there.

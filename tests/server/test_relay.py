@@ -4,6 +4,7 @@ its child when the server falls silent. Outside a container it kills only its ow
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -14,14 +15,14 @@ from sandbox_server.runner.relay import HEARTBEAT_LINE, ORPHAN_EXIT_CODE, _filte
 RUNNER_DIR = Path(__file__).resolve().parents[2] / "sandbox_server" / "runner"
 
 
-def relay(grace_s: float, *command: str) -> subprocess.Popen[bytes]:
-    # Run as the image runs it: the runner directory importable as `selfbox_runner`.
-    code = ("import importlib.util, sys; spec = importlib.util.spec_from_file_location("
-            f"'relay', {str(RUNNER_DIR / 'relay.py')!r}); module = "
-            "importlib.util.module_from_spec(spec); spec.loader.exec_module(module); "
-            "module.main(sys.argv[1:])")
-    return subprocess.Popen([sys.executable, "-c", code, "--orphan-grace-s", str(grace_s), "--",
-                             *command], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+def relay(grace_s: float, *command: str, home: Path) -> subprocess.Popen[bytes]:
+    """Run as the image runs it: the runner directory importable as ``selfbox_runner``."""
+    package = home / "selfbox_runner"
+    if not package.exists():
+        shutil.copytree(RUNNER_DIR, package)
+    return subprocess.Popen([sys.executable, "-m", "selfbox_runner.relay", "--orphan-grace-s",
+                             str(grace_s), "--", *command], cwd=home,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
 
 def test_filter_drops_heartbeats_only() -> None:
@@ -30,8 +31,8 @@ def test_filter_drops_heartbeats_only() -> None:
     assert _filter(b'{"op":"ping"}\n') == b'{"op":"ping"}\n'
 
 
-def test_lines_pass_and_heartbeats_do_not() -> None:
-    process = relay(30, "cat")
+def test_lines_pass_and_heartbeats_do_not(tmp_path: Path) -> None:
+    process = relay(30, "cat", home=tmp_path)
     assert process.stdin is not None and process.stdout is not None
     try:
         process.stdin.write(b'{"op":"one"}\n' + HEARTBEAT_LINE + b'\n{"op":"two"}\n')
@@ -45,7 +46,7 @@ def test_lines_pass_and_heartbeats_do_not() -> None:
 
 def test_a_silent_server_stops_the_child(tmp_path: Path) -> None:
     marker = tmp_path / "child.pid"
-    process = relay(1, "sh", "-c", f"echo $$ > {marker}; exec sleep 300")
+    process = relay(1, "sh", "-c", f"echo $$ > {marker}; exec sleep 300", home=tmp_path)
     try:
         assert process.wait(20) == ORPHAN_EXIT_CODE
         child = int(marker.read_text())
@@ -62,8 +63,9 @@ def test_a_silent_server_stops_the_child(tmp_path: Path) -> None:
             process.kill()
 
 
-def test_heartbeats_keep_it_alive_and_the_child_exit_code_passes_through() -> None:
-    process = relay(1, "sh", "-c", "read line; exit 7")
+def test_heartbeats_keep_it_alive_and_the_child_exit_code_passes_through(
+        tmp_path: Path) -> None:
+    process = relay(1, "sh", "-c", "read line; exit 7", home=tmp_path)
     assert process.stdin is not None
     for _ in range(6):  # 3 s of heartbeats against a 1 s grace
         process.stdin.write(HEARTBEAT_LINE + b"\n")
