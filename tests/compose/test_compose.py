@@ -23,11 +23,14 @@ pytestmark = [pytest.mark.compose, pytest.mark.docker, pytest.mark.slow,
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HOST_CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
 DEPLOYMENT_LABEL = "io.selfbox.deployment"
-# Fixed tags: repeated runs reuse the images instead of piling up new ones.
+# Fixed tags: repeated runs reuse the images instead of piling up new ones. Checkouts tested
+# side by side on one engine need their own (SELFBOX_COMPOSE_TEST_TAG), or one's build
+# replaces the other's images mid-test.
+_TAG = os.environ.get("SELFBOX_COMPOSE_TEST_TAG", "compose-test")
 IMAGES = {
-    "SELFBOX_RUNTIME_IMAGE": "selfbox/runtime:compose-test",
-    "SELFBOX_SERVER_IMAGE": "selfbox/server:compose-test",
-    "SELFBOX_SOCKET_PROXY_IMAGE": "selfbox/socket-proxy:compose-test",
+    "SELFBOX_RUNTIME_IMAGE": f"selfbox/runtime:{_TAG}",
+    "SELFBOX_SERVER_IMAGE": f"selfbox/server:{_TAG}",
+    "SELFBOX_SOCKET_PROXY_IMAGE": f"selfbox/socket-proxy:{_TAG}",
 }
 
 
