@@ -1,5 +1,7 @@
 """``docker compose up`` on a copy of this checkout: the README flow through the published port,
-/metrics, then restart and down with no sandbox container left behind."""
+/metrics; a sandbox that keeps its state through ``restart server``, a restart of the socket
+proxy and an upgrade (``up -d --build`` after a change to the server image); then ``down``,
+after which no sandbox keeps running past the orphan grace period."""
 
 from __future__ import annotations
 
