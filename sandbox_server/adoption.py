@@ -180,6 +180,7 @@ class Adoption:
         manager._sandboxes[sandbox.id] = sandbox
         self.pending.pop(container_id, None)
         report.adopted += 1
+        manager.counters["adopted"] += 1
         manager._notify("adopted", sandbox=sandbox)
         execution = reply.get("execution")
         if isinstance(execution, dict) and isinstance(execution.get("id"), str):

@@ -77,7 +77,8 @@ class SandboxManager:
                                    detaching=lambda: self._detaching))
         self._reaper: asyncio.Task[None] | None = None
         self._last_sweep = 0.0
-        self.counters: dict[str, int] = {"created": 0, "killed": 0, "expired": 0, "died": 0}
+        self.counters: dict[str, int] = {"created": 0, "killed": 0, "expired": 0, "died": 0,
+                                         "adopted": 0}
         self.observers: list[Callable[[str, dict[str, Any]], None]] = []
         self.pool: WarmPool | None = None
         self.state_secret = b""  # loaded at start (it may live in a file)

@@ -240,6 +240,7 @@ class Runs:
                 result.status = "interrupted"  # the stream was cut; the result is whole
             if result.execution_count is not None:
                 sandbox.execution_count = result.execution_count
+            self.lifecycle.notify("executed", sandbox=sandbox, execution=result)
             future.set_result(result.to_dict())
             await self.gateway.send(sandbox, Op.ACK, id=stream.key)
         finally:
