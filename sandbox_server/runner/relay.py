@@ -97,9 +97,12 @@ def relay(grace_s: float, argv: list[str]) -> int:
         if done:
             return os.waitstatus_to_exitcode(status)
         if not ready_r and time.monotonic() - last_word > grace_s:
-            # Only after a look at stdin: a container thawed after a long pause finds the
-            # heartbeats the server sent meanwhile waiting there.
-            _orphaned(grace_s, pid)
+            # Only after a fresh look at stdin: a container thawed after a long pause (the
+            # freeze may have caught us inside that select) finds the heartbeats the server
+            # sent meanwhile waiting there.
+            ready_r = select.select(readable, [], [], 0)[0] if readable else []
+            if not ready_r:
+                _orphaned(grace_s, pid)
         if ready_r:
             data = os.read(stdin, 1 << 16)
             if not data:

@@ -201,12 +201,22 @@ def test_one_server_per_deployment_and_a_crashed_one_frees_it_at_once(
         assert first.process.poll() is None  # the first one is untouched
         with first.client() as http:
             sandbox = http.post("/v1/sandboxes", json={}).json()["id"]
+            paused = http.post("/v1/sandboxes", json={}).json()["id"]
+            assert _run(http, paused, "frozen = 'yes'")["status"] == "ok"
+            e2b = {"X-API-Key": API_KEYS[0]}
+            assert httpx.post(f"{first.url}/sandboxes/{paused}/pause",
+                              headers=e2b).status_code == 204
         _kill_9(first)
         # No wait for a timeout: the lease's stdin closed with the crashed server's socket.
         successor = start_server(tmp_path, **settings)
         try:
             with successor.client() as http:
                 assert _run(http, sandbox, "1 + 1")["status"] == "ok"
+                # A paused sandbox is adopted paused (thawed only for its resync).
+                assert http.get(f"/v1/sandboxes/{paused}").json()["state"] == "paused"
+                assert httpx.post(f"{successor.url}/sandboxes/{paused}/connect", json={},
+                                  headers=e2b).status_code == 201  # resumed
+                assert _text(_run(http, paused, "frozen")) == "'yes'"
         finally:
             stop_server(successor)
     finally:
