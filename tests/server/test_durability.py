@@ -37,12 +37,20 @@ def _settings(tag: str, **extra: str) -> dict[str, str]:
             "SELFBOX_SHUTDOWN_KEEPS_SANDBOXES": "true", **extra}
 
 
-def _containers(deployment: str) -> list[Any]:
-    client = docker.from_env()
-    found = client.containers.list(all=True,
-                                   filters={"label": f"io.selfbox.deployment={deployment}"})
-    found += client.containers.list(all=True, filters={"name": f"selfbox-lease-{deployment}"})
-    return found
+class Listed:
+    """A container as the low-level list shows it (the high-level list inspects each one,
+    which races with removals on a shared engine)."""
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.id: str = raw["Id"]
+        self.name: str = (raw.get("Names") or ["/"])[0].lstrip("/")
+
+
+def _containers(deployment: str) -> list[Listed]:
+    api = docker.from_env().api
+    found = api.containers(all=True, filters={"label": f"io.selfbox.deployment={deployment}"})
+    found += api.containers(all=True, filters={"name": f"selfbox-lease-{deployment}"})
+    return [Listed(raw) for raw in found]
 
 
 @pytest.fixture

@@ -105,8 +105,8 @@ def test_no_container_leaks_after_kill_9_and_restart(tmp_path: Path, docker_read
             assert http.get(f"/v1/sandboxes/{ids[1]}").status_code == 404
             fresh = http.post("/v1/sandboxes", json={}).json()["id"]
             assert run(http, fresh, "1 + 1")["status"] == "ok"
-        names = {c.name for c in docker.from_env().containers.list(all=True)
-                 if c.id in containers_of(second)}
+        names = {name.lstrip("/") for c in docker.from_env().api.containers(all=True)
+                 if c["Id"] in containers_of(second) for name in c["Names"]}
         assert f"selfbox-{ids[0]}" in names and f"selfbox-{ids[1]}" not in names
     finally:
         stop_server(second)  # SELFBOX_SHUTDOWN_KEEPS_SANDBOXES=false in tests
