@@ -158,7 +158,6 @@ class Adoption:
         sandbox.container_id = container_id
         sandbox.channel = channel
         sandbox.state = "running"
-        sandbox.extra["record"] = record
         for context in reply.get("contexts") or []:
             if isinstance(context, dict) and context.get("id") == "default":
                 count = context.get("execution_count")
