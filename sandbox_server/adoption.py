@@ -195,6 +195,10 @@ def _refusal(record: dict[str, Any] | None, labels: dict[str, str], names: list[
         return "its record is for another deployment"
     if record.get("id") != labels.get(label("sandbox-id")):
         return "its record is for another sandbox"
+    if (record.get("limits") or {}).get("network") == "egress":
+        # Its policy lives on the server (header rules may hold secrets that never enter
+        # the sandbox), so it cannot be carried over: see docs/operations.md.
+        return "a sandbox with an egress policy is not carried across a restart"
     pool_name = f"{POOL_NAME_PREFIX}{record.get('id')}"
     if (record.get("owner") == POOL_OWNER) != (pool_name in names):
         return "its record and its name disagree about the warm pool (claimed, then replayed)"

@@ -37,6 +37,9 @@ from .exceptions import (
 from .gateway import RunnerGateway, check_hello
 from .lease import DeploymentLease, LeaseHeld
 from .limits import SandboxSpec, check_caps, resolve_request
+from .network.gateway import EgressGateway
+from .network.policy import EgressPolicy
+from .network.resolve import resolve_egress
 from .pool import POOL_OWNER, WarmPool
 from .records import POOL_NAME_PREFIX, load_secret, record_of, sign
 from .runner.protocol import Op
@@ -86,6 +89,10 @@ class SandboxManager:
         self.adoption = Adoption(self)
         self._heartbeats: asyncio.Task[None] | None = None
         self._detaching = False
+        # The egress gateway, for sandboxes with a network policy (started on first use).
+        self.egress: EgressGateway | None = (
+            EgressGateway(settings, self.driver, self._call)
+            if settings.egress_mode != "none" else None)
 
     # -- plumbing -------------------------------------------------------------------------
     async def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -212,6 +219,9 @@ class SandboxManager:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._remove_own_containers(),
                                    self.settings.shutdown_timeout_s)
+        if self.egress is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.egress.close(), self.settings.shutdown_timeout_s)
         if self.lease is not None:
             await self._call(self.lease.release)
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -229,6 +239,17 @@ class SandboxManager:
         if self.pool is not None:
             with contextlib.suppress(Exception):
                 await self.pool.close(keep=True)
+        # Sandboxes with an egress policy cannot be adopted (the policy stays here): they end
+        # now, with the gateway, as on a shutdown that keeps nothing.
+        walled = [sb for sb in self._sandboxes.values()
+                  if sb.alive and sb.limits.network == "egress"]
+        if walled:
+            await asyncio.wait(
+                [self.tasks.spawn(self._end(sb, "dead", "server shut down")) for sb in walled],
+                timeout=self.settings.shutdown_timeout_s)
+        if self.egress is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.egress.close(), self.settings.shutdown_timeout_s)
         keep = self._known_containers()
         await self.tasks.cancel_all()
         for sandbox in self._sandboxes.values():
@@ -303,6 +324,7 @@ class SandboxManager:
 
     async def create(self, owner: str, request: SandboxSpec) -> Sandbox:
         template, limits, timeout_s = self.resolve(request)
+        egress = resolve_egress(self.settings, limits.network, request.egress)
         check_caps(self.settings, self._sandboxes.values(), owner)
         now = time.time()
         if self.pool is not None and self.pool.matches(template, limits, request.env):
@@ -312,7 +334,7 @@ class SandboxManager:
         sandbox = Sandbox(
             id=secrets.token_hex(10), owner=owner, template=template, limits=limits,
             metadata=dict(request.metadata), env=dict(request.env), created_at=now,
-            expires_at=now + timeout_s,
+            expires_at=now + timeout_s, egress=egress,
         )
         self._sandboxes[sandbox.id] = sandbox  # reserves the slot against the caps
         try:
@@ -364,11 +386,21 @@ class SandboxManager:
             raise InvalidRequest(
                 f"template image {sandbox.template!r} is not built on this host; run "
                 "`selfbox images build`", limit="template")
+        network = sandbox.limits.network
+        files: tuple[tuple[str, str], ...] = ()
+        if network == "egress":
+            if self.egress is None:
+                raise LimitExceeded("egress policies are disabled on this server "
+                                    "(SELFBOX_EGRESS_MODE=none)", limit="egress")
+            await self.egress.ensure()
+            # The gateway's network, and its DNS as the sandbox's only resolver.
+            network = self.egress.network
+            files = ((self.egress.resolv_conf(), "/etc/resolv.conf"),)
         spec = ContainerSpec(
             image=sandbox.template, labels=self._labels(sandbox), cpu=sandbox.limits.cpu,
             memory_mb=sandbox.limits.memory_mb, pids=sandbox.limits.pids,
-            disk_mb=sandbox.limits.disk_mb, network=sandbox.limits.network, env=sandbox.env,
-            runtime=self.settings.docker_runtime,
+            disk_mb=sandbox.limits.disk_mb, network=network, env=sandbox.env,
+            runtime=self.settings.docker_runtime, read_only_files=files,
             command=relay_command(self.settings.orphan_grace_s),
         )
         prefix = POOL_NAME_PREFIX if sandbox.owner == POOL_OWNER else "selfbox-"
@@ -396,6 +428,8 @@ class SandboxManager:
             detail = channel.stderr_tail.decode("utf-8", "replace").strip()[-500:]
             raise SandboxStartError(f"the sandbox runner exited at start: {detail or 'no output'}")
         check_hello(channel.hello)
+        if self.egress is not None and sandbox.egress is not None:
+            await self.egress.attach(sandbox.id, sandbox.container_id, sandbox.egress)
         # Defence in depth: the runner exits by itself a minute after its lifetime, should
         # this server be gone by then.
         await self.gateway.request(sandbox, Op.SET_DEADLINE, unix=sandbox.expires_at + 60)
@@ -433,6 +467,8 @@ class SandboxManager:
         sandbox.ended_at = time.time()
         if sandbox.channel is not None:
             await sandbox.channel.close()
+        if self.egress is not None and sandbox.egress is not None:
+            await self.egress.detach(sandbox.id)
         if sandbox.container_id:
             try:
                 await self._call(self.driver.remove, sandbox.container_id)
@@ -481,6 +517,17 @@ class SandboxManager:
             self.tasks.quietly(self.gateway.request(sandbox, Op.SET_DEADLINE,
                                                     unix=sandbox.expires_at + 60))
             self.save_record_soon(sandbox)
+        return sandbox
+
+    async def set_egress(self, owner: str, sandbox_id: str, policy: EgressPolicy) -> Sandbox:
+        """Replace a sandbox's egress policy; new connections follow it at once."""
+        sandbox = self.get(owner, sandbox_id)
+        if sandbox.limits.network != "egress" or sandbox.egress is None or self.egress is None:
+            raise Conflict(f"sandbox {sandbox_id} was created with network="
+                           f"{sandbox.limits.network!r}, not with an egress policy; a policy "
+                           "can only replace another one (create it with one)")
+        await self.egress.update(sandbox.id, policy)
+        sandbox.egress = policy
         return sandbox
 
     # -- execution: the data path is Runs -> RunnerGateway.follow -> RunnerChannel ---------

@@ -82,6 +82,11 @@ class Op(StrEnum):
     WATCH_REMOVE = "watch_remove"
     STATE_PUT = "state_put"  # the server's signed record, kept for the next server
     RESYNC = "resync"  # record, contexts, and the latest run's messages after ``since``
+    # ingress (portforward.py): replied; ``pf`` messages under the key until ``eof``
+    PF_OPEN = "pf_open"
+    PF_WRITE = "pf_write"
+    PF_ACK = "pf_ack"  # sent without a reply wanted: credit for more data
+    PF_CLOSE = "pf_close"
 
 
 class Msg(StrEnum):
@@ -100,6 +105,7 @@ class Msg(StrEnum):
     # under a process or watch key
     PROC = "proc"  # terminal when its ``event`` is ``end``
     WATCH = "watch"
+    PF = "pf"  # data from a forwarded connection; terminal when its ``event`` is ``eof``
     # made by the host's channel, never sent by the runner: the channel closed
     EOF = "eof"
 
