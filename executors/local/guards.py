@@ -20,8 +20,9 @@ from typing import Any
 
 from .budget import Budget
 from .errors import SecurityError, SizeLimitExceeded
+from .host_effects import check_host_call
 from .policy import Policy
-from .rules import PLAIN_TYPES, SAFE_MARK_NAME
+from .rules import PLAIN_TYPES, SAFE_MARK_NAME, is_user_owned
 
 __all__ = ["Guards"]
 
@@ -424,6 +425,7 @@ class Guards:
                 f"calling the metaclass {fn.__name__} to build a class is not allowed; "
                 "use a class statement"
             )
+        check_host_call(fn, args, kwargs, is_user_owned)  # nothing kept for the host to call
         pre = self.by_id.get(id(fn))
         if pre is not None:
             self._index_args(args)
@@ -458,6 +460,8 @@ class Guards:
                 self.check_size("result of a native call", len(result))
         elif tr not in PLAIN_TYPES:
             result = self.policy.guard_slow(result)
+        elif tr is types.MethodType:
+            result = self.policy.plain_hook(None, result, tr)
         if t is types.BuiltinMethodType and isinstance(fn.__self__, _MUTATING_CONTAINERS):
             n = len(fn.__self__)
             if n > self.max_size:

@@ -403,6 +403,9 @@ def _settings_check(what: str, name: str, mod: str) -> Check | None:
             keys = a[::2] if name != "reset_option" else a[:1]
             for pat in [*keys, *k]:
                 _check_pandas_option(what, pat, a, k)
+            for v in [*a[1::2], *k.values()]:
+                if callable(v):  # display.float_format & co.: the host would call it later
+                    raise SecurityError(f"{what}: option values cannot be callables")
             return a, k
 
         return options

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from .budget import Budget
-from .errors import FinalAnswerSignal, SecurityError, TimeoutExceeded
+from .errors import FinalAnswerSignal, InterpreterError, SecurityError, TimeoutExceeded
 from .guards import Guards
 from .policy import Policy
 from .rules import USER_MARK, USER_MARK_NAME, is_user_owned, mark_safe
@@ -118,6 +118,8 @@ def make_builtins(budget: Budget, policy: Policy, guards: Guards) -> dict[str, A
     def safe_getattr(obj: Any, name: Any, default: Any = _NOTHING) -> Any:
         try:
             return policy.get_attr(obj, name)
+        except InterpreterError:
+            raise  # a policy refusal (also an AttributeError for host code)
         except AttributeError:
             if default is _NOTHING:
                 raise
@@ -126,6 +128,8 @@ def make_builtins(budget: Budget, policy: Policy, guards: Guards) -> dict[str, A
     def safe_hasattr(obj: Any, name: Any) -> bool:
         try:
             policy.get_attr(obj, name)
+        except InterpreterError:
+            raise  # a policy refusal (also an AttributeError for host code)
         except AttributeError:
             return False
         return True

@@ -9,6 +9,7 @@ from .compiler_support import CompilerBase
 from .errors import SecurityError
 from .frame import MISSING as _MISS
 from .frame import Frame
+from .host_effects import CallOnly
 from .rules import SUPER_DUNDERS, USER_MARK_NAME, is_dunder, mark_safe
 
 if TYPE_CHECKING:
@@ -166,7 +167,10 @@ class CallMixin(CompilerBase):
             def method_call_fast(f: Frame) -> Any:
                 o = obj(f)
                 builtin_owner = type(o) in _METHOD_FAST_TYPES
-                m = getattr(o, name) if builtin_owner else get(o)
+                try:
+                    m = getattr(o, name) if builtin_owner else get(o)
+                except CallOnly as e:
+                    m = _called_here(e, name)  # os.listdir(...): a host function, called now
                 if n == 0:
                     a: list[Any] = []
                 elif n == 1:
@@ -185,7 +189,10 @@ class CallMixin(CompilerBase):
                 m = getattr(o, name)
                 a, kw = args(f)
                 return call_native(m, a, kw)
-            fn = get(o)
+            try:
+                fn = get(o)
+            except CallOnly as e:
+                fn = _called_here(e, name)
             a, kw = args(f)
             t = type(fn)
             if (
@@ -299,3 +306,10 @@ def _call_slow(fn: Any, a: list[Any], kw: dict[str, Any] | None, call_native: An
 
 
 call_value = _call_slow
+
+
+def _called_here(e: CallOnly, name: str) -> Any:
+    """A host-effect callable looked up at a call site: called at once, never kept."""
+    if getattr(e.value, "__name__", None) != name:
+        raise e
+    return e.value

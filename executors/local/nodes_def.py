@@ -12,10 +12,11 @@ from .arity import MAX_ARITY, arity_factory
 from .compiler_support import annotate, invoke
 from .errors import InterpreterError, RecursionLimitExceeded, SecurityError
 from .frame import BREAK, CONTINUE, RETURN, ClassCell, Frame
+from .host_effects import HOST_ROOTS, home_root
 from .nodes_expr import USER_CODES
 from .nodes_gen import GenMixin
 from .nodes_match import MatchMixin
-from .rules import USER_MARK, USER_MARK_NAME
+from .rules import USER_MARK, USER_MARK_NAME, is_dunder
 
 if TYPE_CHECKING:
     from .budget import Budget
@@ -302,6 +303,11 @@ class DefMixin(GenMixin, MatchMixin):
                 and not key.startswith("__orig")
             ):
                 raise SecurityError(f"special name {key!r} cannot be defined in the sandbox")
+            if isinstance(key, str) and is_dunder(key) and home_root(ns[key]) in HOST_ROOTS:
+                # the host calls implicit dunders (repr, indexing...) whenever it likes
+                raise SecurityError(
+                    f"{key} cannot be bound to a callable of a host module in the sandbox"
+                )
 
     def _frame_up(self, sc: Scope) -> Callable[[Frame], Frame | None]:
         """The frame a closure defined in ``sc`` should see as its enclosing function frame."""

@@ -7,7 +7,9 @@ import operator
 from typing import TYPE_CHECKING, Any
 
 from .compiler_support import CompilerBase, annotate
+from .errors import InterpreterError
 from .frame import BREAK, CONTINUE, RETURN, Frame
+from .host_effects import CallOnly
 from .rules import is_dunder
 
 if TYPE_CHECKING:
@@ -353,7 +355,10 @@ class StmtMixin(CompilerBase):
                 proxy = import_module(module)
                 for n in dir(proxy):
                     if n not in protected:
-                        g[n] = getattr(proxy, n)
+                        try:
+                            g[n] = getattr(proxy, n)
+                        except CallOnly:
+                            continue  # os.remove & co.: callable as os.remove(...) only
 
             return import_star
         steps = [(a.name, self.store_name(node, a.asname or a.name, sc)) for a in node.names]
@@ -366,6 +371,8 @@ class StmtMixin(CompilerBase):
             for name, store in steps:
                 try:
                     v = getattr(proxy, name)
+                except InterpreterError:
+                    raise  # a policy refusal (also an AttributeError for host code)
                 except AttributeError:
                     raise ImportError(f"cannot import name {name!r} from {module!r}") from None
                 store(f, v)

@@ -11,6 +11,7 @@ __all__ = [
     "PLAIN_TYPES",
     "READABLE_DUNDERS",
     "SUPER_DUNDERS",
+    "USER_CODES",
     "USER_MARK",
     "USER_MARK_NAME",
     "is_dunder",
@@ -38,6 +39,8 @@ class _UserMark:
 
 
 USER_MARK = _UserMark()
+# Code objects of the sandbox's functions (their calls take the interpreted fast paths).
+USER_CODES: set[types.CodeType] = set()
 SAFE_MARK_NAME = "@sb_safe"  # set on the host's own safe closures (attrgetter results, ...)
 
 
