@@ -458,6 +458,10 @@ class Guards:
         if tr in _SIZED_RESULT_TYPES:
             if len(result) > 100_000:
                 self.check_size("result of a native call", len(result))
+            if tr is list and getattr(fn, "__name__", None) == "mro":
+                # the classes of an MRO are handed out one by one (string.Formatter's base)
+                guard = self.policy.guard
+                result = [guard(c) for c in result]
         elif tr not in PLAIN_TYPES:
             result = self.policy.guard_slow(result)
         elif tr is types.MethodType:

@@ -93,6 +93,18 @@ def make_builtins(budget: Budget, policy: Policy, guards: Guards) -> dict[str, A
                 raise guards.too_big("str.format() result", self.total)
             return out
 
+    # string.Formatter for the sandbox: the same checked field lookups and sizes (subclasses
+    # the sandbox defines run their overrides as sandboxed code). The real class and its
+    # unchecked methods are replaced on every route that could hand them out (mro()...).
+    _SafeFormatter.__name__ = _SafeFormatter.__qualname__ = "Formatter"
+    _SafeFormatter.__module__ = "string"
+    policy.overrides["string"] = {"Formatter": _SafeFormatter}
+    policy.func_replacements[id(string.Formatter)] = _SafeFormatter
+    for meth in ("get_field", "format_field", "vformat"):
+        getattr(_SafeFormatter, meth).__module__ = "string"
+        policy.func_replacements[id(getattr(string.Formatter, meth))] = getattr(
+            _SafeFormatter, meth
+        )
     formatter = _SafeFormatter()
 
     def str_format(self: str, /, *args: Any, **kwargs: Any) -> str:

@@ -429,6 +429,14 @@ class DefMixin(GenMixin, MatchMixin):
         call_native = self.guards.call_native
         qualname = name if sc.kind == "module" else f"{sc.name}.{name}"
         check_namespace = self.check_class_namespace
+        first = node.body[0] if node.body else None
+        doc = (
+            first.value.value
+            if isinstance(first, ast.Expr)
+            and isinstance(first.value, ast.Constant)
+            and isinstance(first.value.value, str)
+            else None
+        )
 
         def define_class(f: Frame) -> None:
             decs = [d(f) for d in decorators]
@@ -444,6 +452,8 @@ class DefMixin(GenMixin, MatchMixin):
             meta, ns, kwds = types.prepare_class(name, resolved, cast(dict[str, Any], kw))
             ns["__module__"] = "__selfbox__"
             ns["__qualname__"] = qualname
+            if doc is not None:
+                ns["__doc__"] = doc
             if resolved != bs:
                 ns["__orig_bases__"] = tuple(bs)
             cell = ClassCell()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import operator
+from decimal import Decimal
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from .compiler_support import CompilerBase, annotate
@@ -404,17 +406,38 @@ class StmtMixin(CompilerBase):
             if isinstance(a, (list, bytearray)) and isinstance(b, int):
                 g.check_size("repetition", len(a) * b)
                 return operator.imul(a, b)
-            return g.mul(a, b)
+            return inplace(a, b, g.mul, operator.imul)
+
+        def inplace(a: Any, b: Any, binary: Any, in_place: Any) -> Any:
+            """CPython's ``a op= b``: the in-place method when the type has one, else the
+            binary operator; immutable builtins (no in-place methods) take the guarded op."""
+            if isinstance(a, _IMMUTABLE):
+                return binary(a, b)
+            if in_place is operator.imul and isinstance(b, int) and hasattr(a, "__len__"):
+                g.check_size(f"{type(a).__name__} repetition", len(a) * abs(b))  # deque *= n
+            return g.post(in_place(a, b))
+
+        def make(binary: Any, in_place: Any) -> Any:
+            def op(a: Any, b: Any) -> Any:
+                return inplace(a, b, binary, in_place)
+
+            return op
 
         table = {
-            ast.Add: iadd, ast.Mult: imul, ast.Pow: g.pow, ast.LShift: g.lshift, ast.Mod: g.mod,
+            ast.Add: iadd, ast.Mult: imul,
+            ast.Pow: make(g.pow, operator.ipow),
+            ast.LShift: make(g.lshift, operator.ilshift),
+            ast.Mod: make(g.mod, operator.imod),
             ast.Sub: lambda a, b: g.post(operator.isub(a, b)),
-            ast.Div: lambda a, b: g.post(operator.itruediv(a, b)),
-            ast.FloorDiv: lambda a, b: g.post(g.floordiv(a, b)),
+            ast.Div: make(g.truediv, operator.itruediv),
+            ast.FloorDiv: make(g.floordiv, operator.ifloordiv),
             ast.RShift: operator.irshift, ast.BitOr: operator.ior, ast.BitXor: operator.ixor,
             ast.BitAnd: operator.iand, ast.MatMult: operator.imatmul,
         }  # fmt: skip
         return table[type(op)]
+
+
+_IMMUTABLE = (int, float, complex, str, bytes, tuple, frozenset, Fraction, Decimal)
 
 
 def _sized(g: Any, fn: Any, a: Any, b: Any, what: str) -> Any:
