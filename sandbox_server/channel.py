@@ -17,12 +17,15 @@ import socket
 import struct
 from typing import Any
 
-__all__ = ["EOF_MESSAGE", "RunnerChannel"]
+from .runner.protocol import Msg
+from .tasks import BackgroundTasks
+
+__all__ = ["EOF_MESSAGE", "ChannelClosed", "RunnerChannel"]
 
 logger = logging.getLogger("selfbox.channel")
 
 MAX_LINE_BYTES = 32 * 1024 * 1024
-EOF_MESSAGE: dict[str, Any] = {"type": "eof"}
+EOF_MESSAGE: dict[str, Any] = {"type": Msg.EOF}
 _HEADER = struct.Struct(">BxxxI")
 
 
@@ -46,9 +49,9 @@ class RunnerChannel:
         self.hello: dict[str, Any] = {}
         self.stderr_tail = b""
 
-    async def start(self) -> None:
+    async def start(self, tasks: BackgroundTasks) -> None:
         self._reader, self._writer = await asyncio.open_connection(sock=self._sock)
-        self._task = asyncio.create_task(self._read_loop(), name=f"channel-{self.name}")
+        self._task = tasks.spawn(self._read_loop(), name=f"channel-{self.name}")
 
     async def send(self, message: dict[str, Any]) -> None:
         if self._writer is None or self.closed.is_set():
@@ -62,7 +65,9 @@ class RunnerChannel:
                 raise ChannelClosed(f"channel to {self.name} broke: {exc}") from exc
 
     async def request(self, op: str, timeout_s: float = 30.0, **fields: Any) -> dict[str, Any]:
-        """Send an op that the runner answers with a ``reply``; return that reply."""
+        """Send an op that the runner answers with a ``reply``; return that reply. Raw: the
+        server calls this through :class:`~sandbox_server.gateway.RunnerGateway`, which types
+        the failures."""
         req = str(next(self._request_ids))
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._requests[req] = future
@@ -128,14 +133,14 @@ class RunnerChannel:
         if not isinstance(message, dict):
             return
         kind = message.get("type")
-        if kind == "ready":
+        if kind == Msg.READY:
             self.hello = message
             self.ready.set()
-        elif kind == "reply":
+        elif kind == Msg.REPLY:
             future = self._requests.get(str(message.get("req")))
             if future is not None and not future.done():
                 future.set_result(message)
-        elif kind == "log":
+        elif kind == Msg.LOG:
             logger.info("runner %s: %s", self.name, str(message.get("text"))[:500])
         else:
             queue = self._subscribers.get(str(message.get("id")))

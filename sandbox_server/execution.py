@@ -8,6 +8,8 @@ from typing import Any
 
 from executors.models import STATUSES, Execution, ExecutionError, Result
 
+from .runner.protocol import Msg
+
 __all__ = ["ExecutionBuilder"]
 
 MAX_RESULTS = 64
@@ -35,9 +37,9 @@ class ExecutionBuilder:
     def feed(self, message: dict[str, Any]) -> dict[str, Any] | None:
         """Take one runner message; return the public event to stream, if any."""
         kind = message.get("type")
-        if kind == "stream":
+        if kind == Msg.STREAM:
             return self._stream(message)
-        if kind == "result":
+        if kind == Msg.RESULT:
             data = message.get("data")
             if not isinstance(data, dict) or len(self.results) >= MAX_RESULTS:
                 return None
@@ -47,21 +49,21 @@ class ExecutionBuilder:
             result = Result(bundle, bool(message.get("is_main_result")))
             self.results.append(result)
             return {"type": "result", **result.to_dict()}
-        if kind == "error":
+        if kind == Msg.ERROR:
             self.error = ExecutionError(
                 str(message.get("name", "Error"))[:200],
                 str(message.get("value", ""))[:100_000],
                 str(message.get("traceback", ""))[:200_000],
             )
             return {"type": "error", **self.error.to_dict()}
-        if kind == "final_answer":
+        if kind == Msg.FINAL_ANSWER:
             self.is_final_answer = True
             data = message.get("data") if isinstance(message.get("data"), dict) else {}
             self.final_answer = (
                 message.get("value") if message.get("is_json") else (data or {}).get("text/plain")
             )
             return {"type": "final_answer", "value": self.final_answer}
-        if kind == "tool_call":
+        if kind == Msg.TOOL_CALL:
             return {
                 "type": "tool_call",
                 "call_id": str(message.get("call_id")),
@@ -69,7 +71,7 @@ class ExecutionBuilder:
                 "args": message.get("args") if isinstance(message.get("args"), list) else [],
                 "kwargs": message.get("kwargs") if isinstance(message.get("kwargs"), dict) else {},
             }
-        if kind == "done":
+        if kind == Msg.DONE:
             self.done = True
             count = message.get("execution_count")
             self.execution_count = count if isinstance(count, int) else None

@@ -22,7 +22,9 @@ from . import display, magics
 from .bash import BashSession
 from .capture import Captures
 from .channel import Channel
+from .protocol import PROTOCOL_VERSION, Msg, Op, error_reply
 
+OpHandler = Callable[[dict[str, Any]], dict[str, Any] | None]
 DEFAULT_OUTPUT_LIMIT = 1 << 20
 HOME = os.environ.get("HOME", "/tmp")
 
@@ -71,7 +73,8 @@ class Kernel:
         self._main_ident = threading.main_thread().ident
         self._deadline: float | None = None
         self.capture = Captures(self._on_output)
-        self.extra_ops: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]] = {}
+        # The replied ops, by name: the kernel's own here, the data plane's merged in at start.
+        self.ops: dict[str, OpHandler] = self._kernel_ops()
         self.new_context("default", HOME)
 
     # -- output ---------------------------------------------------------------------------
@@ -87,14 +90,14 @@ class Kernel:
                 current.truncated = True
             current.sent += size
         if text:
-            self.channel.send({"type": "stream", "id": current.id, "name": name, "text": text})
+            self.channel.send({"type": Msg.STREAM, "id": current.id, "name": name, "text": text})
 
     def display(self, value: Any, *, main: bool = False) -> None:
         current = self.current
         if current is None:
             return
         self.channel.send(
-            {"type": "result", "id": current.id, "data": display.bundle(value),
+            {"type": Msg.RESULT, "id": current.id, "data": display.bundle(value),
              "is_main_result": main}
         )
 
@@ -113,7 +116,7 @@ class Kernel:
             return
         bundle = {str(k): v for k, v in data.items() if isinstance(v, (str, dict, list))}
         bundle.setdefault("text/plain", "")
-        self.channel.send({"type": "result", "id": current.id, "data": bundle,
+        self.channel.send({"type": Msg.RESULT, "id": current.id, "data": bundle,
                            "is_main_result": False})
 
     # -- contexts -------------------------------------------------------------------------
@@ -162,7 +165,7 @@ class Kernel:
         call_id = f"{current.id}.{next(self._call_ids)}"
         event, slot = threading.Event(), list[dict[str, Any]]()
         self._replies[call_id] = (event, slot)
-        self.channel.send({"type": "tool_call", "id": current.id, "call_id": call_id,
+        self.channel.send({"type": Msg.TOOL_CALL, "id": current.id, "call_id": call_id,
                            "name": name, "args": json_args, "kwargs": json_kwargs})
         try:
             event.wait()
@@ -180,11 +183,11 @@ class Kernel:
         for message in self.channel.messages():
             op = message.get("op")
             try:
-                if op == "execute":
+                if op == Op.EXECUTE:
                     self._executions.put(message)
-                elif op == "interrupt":
+                elif op == Op.INTERRUPT:
                     self.interrupt(message.get("id"))
-                elif op == "tool_reply":
+                elif op == Op.TOOL_REPLY:
                     waiter = self._replies.get(str(message.get("call_id")))
                     if waiter is not None:
                         waiter[1].append(message)
@@ -192,7 +195,7 @@ class Kernel:
                 else:
                     threading.Thread(target=self._run_op, args=(message,), daemon=True).start()
             except Exception as exc:  # one bad message never stops the runner
-                self.channel.send({"type": "log", "level": "error", "text": repr(exc)})
+                self.channel.send({"type": Msg.LOG, "level": "error", "text": repr(exc)})
         self._executions.put(None)
 
     def _run_op(self, message: dict[str, Any]) -> None:
@@ -201,47 +204,60 @@ class Kernel:
             reply = self.handle_op(op, message) or {}
             reply.setdefault("ok", True)
         except Exception as exc:
-            reply = {"ok": False, "error": {"name": type(exc).__name__, "value": str(exc)}}
-        self.channel.send({"type": "reply", "req": reply_to, **reply})
+            reply = error_reply(exc)
+        self.channel.send({"type": Msg.REPLY, "req": reply_to, **reply})
 
     def handle_op(self, op: str, message: dict[str, Any]) -> dict[str, Any] | None:
-        if op == "ping":
-            return {"pid": os.getpid()}
-        if op == "set_env":
-            env = message.get("env") or {}
-            os.environ.update({str(k): str(v) for k, v in env.items()})
-            return None
-        if op == "set_deadline":
-            self._deadline = float(message["unix"])
-            return None
-        if op == "set_tools":
-            self.tools = {str(t["name"]): t for t in message.get("tools", [])}
-            for context in self.contexts.values():
-                for name in self.tools:
-                    context.namespace[name] = self._tool_proxy(name)
-            return None
-        if op == "set_variables":
-            context = self.contexts[str(message.get("context") or "default")]
-            context.namespace.update(message.get("variables") or {})
-            return None
-        if op == "context_create":
-            context = self.new_context(str(message["context"]), str(message.get("cwd") or HOME),
-                                       str(message.get("language") or "python"))
-            return {"context": context.id, "cwd": context.cwd, "language": context.language}
-        if op == "context_restart":
-            old = self.contexts[str(message["context"])]
-            self.new_context(old.id, old.cwd, old.language)
-            return None
-        if op == "context_remove":
-            context_id = str(message["context"])
-            if context_id not in self.contexts:
-                raise KeyError(context_id)
-            self.drop_context(context_id)
-            return None
-        handler = self.extra_ops.get(op)
+        handler = self.ops.get(op)
         if handler is None:
             raise ValueError(f"unknown op {op!r}")
         return handler(message)
+
+    # -- replied ops of the kernel itself (the data plane's are in :mod:`.envd`) ----------
+    def _kernel_ops(self) -> dict[str, OpHandler]:
+        return {
+            Op.PING: lambda message: {"pid": os.getpid()},
+            Op.SET_ENV: self._set_env,
+            Op.SET_DEADLINE: self._set_deadline,
+            Op.SET_TOOLS: self._set_tools,
+            Op.SET_VARIABLES: self._set_variables,
+            Op.CONTEXT_CREATE: self._context_create,
+            Op.CONTEXT_RESTART: self._context_restart,
+            Op.CONTEXT_REMOVE: self._context_remove,
+        }
+
+    @staticmethod
+    def _set_env(message: dict[str, Any]) -> None:
+        env = message.get("env") or {}
+        os.environ.update({str(k): str(v) for k, v in env.items()})
+
+    def _set_deadline(self, message: dict[str, Any]) -> None:
+        self._deadline = float(message["unix"])
+
+    def _set_tools(self, message: dict[str, Any]) -> None:
+        self.tools = {str(t["name"]): t for t in message.get("tools", [])}
+        for context in self.contexts.values():
+            for name in self.tools:
+                context.namespace[name] = self._tool_proxy(name)
+
+    def _set_variables(self, message: dict[str, Any]) -> None:
+        context = self.contexts[str(message.get("context") or "default")]
+        context.namespace.update(message.get("variables") or {})
+
+    def _context_create(self, message: dict[str, Any]) -> dict[str, Any]:
+        context = self.new_context(str(message["context"]), str(message.get("cwd") or HOME),
+                                   str(message.get("language") or "python"))
+        return {"context": context.id, "cwd": context.cwd, "language": context.language}
+
+    def _context_restart(self, message: dict[str, Any]) -> None:
+        old = self.contexts[str(message["context"])]
+        self.new_context(old.id, old.cwd, old.language)
+
+    def _context_remove(self, message: dict[str, Any]) -> None:
+        context_id = str(message["context"])
+        if context_id not in self.contexts:
+            raise KeyError(context_id)
+        self.drop_context(context_id)
 
     def interrupt(self, execution_id: object) -> None:
         current = self.current
@@ -260,7 +276,7 @@ class Kernel:
     def serve(self) -> None:
         threading.Thread(target=self.control_loop, name="control", daemon=True).start()
         threading.Thread(target=self.watchdog, name="watchdog", daemon=True).start()
-        self.channel.send({"type": "ready", "pid": os.getpid(),
+        self.channel.send({"type": Msg.READY, "protocol": PROTOCOL_VERSION, "pid": os.getpid(),
                            "python": sys.version.split()[0]})
         while True:
             try:
@@ -314,7 +330,7 @@ class Kernel:
             self._flush()
             self._emit_figures()
             ok, value = display.plain_json(answer.value)
-            self.channel.send({"type": "final_answer", "id": execution_id,
+            self.channel.send({"type": Msg.FINAL_ANSWER, "id": execution_id,
                                "value": value if ok else None, "is_json": ok,
                                "data": display.bundle(answer.value)})
         except BaseException as exc:
@@ -353,10 +369,10 @@ class Kernel:
                 self.display(figure)
             display.close_figures()
         except Exception as exc:
-            self.channel.send({"type": "log", "level": "warning", "text": f"figure: {exc!r}"})
+            self.channel.send({"type": Msg.LOG, "level": "warning", "text": f"figure: {exc!r}"})
 
     def _send_error(self, execution_id: str, name: str, value: str, tb: str) -> None:
-        self.channel.send({"type": "error", "id": execution_id, "name": name, "value": value,
+        self.channel.send({"type": Msg.ERROR, "id": execution_id, "name": name, "value": value,
                            "traceback": tb})
 
     def _finish(self, execution_id: str, context: Context | None, status: str,
@@ -365,7 +381,7 @@ class Kernel:
             truncated = self.current.truncated if self.current else False
             self.current = None
         self.channel.send({
-            "type": "done", "id": execution_id, "status": status, "interrupted": interrupted,
+            "type": Msg.DONE, "id": execution_id, "status": status, "interrupted": interrupted,
             "truncated": truncated,
             "execution_count": context.execution_count if context else None,
         })
