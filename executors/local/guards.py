@@ -92,7 +92,7 @@ def _text_size(value: Any, cap: int, depth: int) -> int:
     if t is str or t is bytes or t is bytearray:
         return len(value) + 3
     if t is int:
-        return value.bit_length() // 3 + 2
+        return int(value.bit_length()) // 3 + 2
     if t not in _TEXT_CONTAINERS:
         return 24
     if depth > 40:

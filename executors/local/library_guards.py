@@ -19,7 +19,7 @@ import io
 import re
 import types
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from .errors import SecurityError
 from .rules import is_user_owned, mark_safe
@@ -260,7 +260,7 @@ class LibraryGuards:
 
         refused.__name__ = refused.__qualname__ = what.rsplit(".", 1)[-1]
         self.policy.safe_ids.add(id(refused))
-        return mark_safe(refused)
+        return cast("Callable[..., Any]", mark_safe(refused))
 
     def _safe(self, real: Any, name: str, bound: bool) -> Any:
         hit = self._cache.get(id(real))

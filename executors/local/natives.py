@@ -220,7 +220,7 @@ def make_builtins(budget: Budget, policy: Policy, guards: Guards) -> dict[str, A
                 out.append(v)
             return out[0] if len(out) == 1 else tuple(out)
 
-        return mark_safe(get)
+        return cast("Callable[[Any], Any]", mark_safe(get))
 
     def methodcaller(name: str, /, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
         if not isinstance(name, str):
@@ -229,7 +229,7 @@ def make_builtins(budget: Budget, policy: Policy, guards: Guards) -> dict[str, A
         def call(obj: Any) -> Any:
             return guards.call_native(policy.get_attr(obj, name), list(args), kwargs)
 
-        return mark_safe(call)
+        return cast("Callable[[Any], Any]", mark_safe(call))
 
     def safe_sleep(seconds: float) -> None:
         seconds = float(seconds)
@@ -287,7 +287,7 @@ def make_builtins(budget: Budget, policy: Policy, guards: Guards) -> dict[str, A
             typename, field_names, rename=rename, defaults=defaults, module="__selfbox__"
         )
         type.__setattr__(cls, USER_MARK_NAME, USER_MARK)  # a fresh class: the sandbox's own
-        return cls
+        return cast(type, cls)
 
     policy.overrides["collections"] = {"namedtuple": namedtuple}
 
@@ -348,4 +348,4 @@ def make_builtins(budget: Budget, policy: Policy, guards: Guards) -> dict[str, A
 def _field_split(field_name: str) -> tuple[Any, Any]:
     import _string  # the parser str.format itself uses
 
-    return _string.formatter_field_name_split(field_name)
+    return cast("tuple[Any, Any]", _string.formatter_field_name_split(field_name))

@@ -287,7 +287,7 @@ for _factory in (_function, _generator_function):
 
 class DefMixin(GenMixin, MatchMixin):
     def check_class_namespace(self, ns: Any) -> None:
-        from .compiler import CLASS_DUNDERS
+        from .rules import CLASS_DUNDERS
 
         slots = ns.get("__slots__", ())
         for slot in [slots] if isinstance(slots, str) else list(slots):
@@ -413,7 +413,8 @@ class DefMixin(GenMixin, MatchMixin):
         return define
 
     def e_Lambda(self, node: ast.Lambda, sc: Scope) -> Fn:
-        return self._function_parts(node, sc, "<lambda>")
+        fn: Fn = self._function_parts(node, sc, "<lambda>")
+        return fn
 
     def s_ClassDef(self, node: ast.ClassDef, sc: Scope) -> Fn:
         csc = self.scopes[id(node)]

@@ -50,7 +50,8 @@ class ExprMixin(CompilerBase):
         return const
 
     def e_Name(self, node: ast.Name, sc: Scope) -> Fn:
-        return self.load_name(node, node.id, sc)
+        load: Fn = self.load_name(node, node.id, sc)
+        return load
 
     def attr_getter(self, node: ast.AST, name: str) -> Any:
         """A function obj -> obj.name applying the attribute policy."""

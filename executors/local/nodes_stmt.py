@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import operator
+from collections.abc import Callable
 from decimal import Decimal
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -397,23 +398,23 @@ class StmtMixin(CompilerBase):
             if type(a) is int:
                 return a + b
             return (
-                operator.iadd(a, b)
+                _iadd(a, b)
                 if not isinstance(a, (list, str, bytes, tuple, bytearray))
-                else _sized(g, operator.iadd, a, b, "concatenation")
+                else _sized(g, _iadd, a, b, "concatenation")
             )
 
         def imul(a: Any, b: Any) -> Any:
             if isinstance(a, (list, bytearray)) and isinstance(b, int):
                 g.check_size("repetition", len(a) * b)
-                return operator.imul(a, b)
-            return inplace(a, b, g.mul, operator.imul)
+                return _imul(a, b)
+            return inplace(a, b, g.mul, _imul)
 
         def inplace(a: Any, b: Any, binary: Any, in_place: Any) -> Any:
             """CPython's ``a op= b``: the in-place method when the type has one, else the
             binary operator; immutable builtins (no in-place methods) take the guarded op."""
             if isinstance(a, _IMMUTABLE):
                 return binary(a, b)
-            if in_place is operator.imul and isinstance(b, int) and hasattr(a, "__len__"):
+            if in_place is _imul and isinstance(b, int) and hasattr(a, "__len__"):
                 g.check_size(f"{type(a).__name__} repetition", len(a) * abs(b))  # deque *= n
             return g.post(in_place(a, b))
 
@@ -428,7 +429,7 @@ class StmtMixin(CompilerBase):
             ast.Pow: make(g.pow, operator.ipow),
             ast.LShift: make(g.lshift, operator.ilshift),
             ast.Mod: make(g.mod, operator.imod),
-            ast.Sub: lambda a, b: g.post(operator.isub(a, b)),
+            ast.Sub: lambda a, b: g.post(_isub(a, b)),
             ast.Div: make(g.truediv, operator.itruediv),
             ast.FloorDiv: make(g.floordiv, operator.ifloordiv),
             ast.RShift: operator.irshift, ast.BitOr: operator.ior, ast.BitXor: operator.ixor,
@@ -437,6 +438,10 @@ class StmtMixin(CompilerBase):
         return table[type(op)]
 
 
+# operator's in-place functions, typed (typeshed leaves them untyped)
+_iadd: Callable[[Any, Any], Any] = operator.iadd
+_imul: Callable[[Any, Any], Any] = operator.imul
+_isub: Callable[[Any, Any], Any] = operator.isub
 _IMMUTABLE = (int, float, complex, str, bytes, tuple, frozenset, Fraction, Decimal)
 
 

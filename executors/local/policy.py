@@ -341,7 +341,7 @@ class Policy:
         )
 
     def safe_str_method(self, name: str, owner: str | None) -> Callable[..., Any]:
-        fmt = self.overrides["@str"][name]
+        fmt: Callable[..., Any] = self.overrides["@str"][name]
         if owner is None:
             return fmt
         return types.MethodType(fmt, owner)
