@@ -10,13 +10,14 @@ from .errors import SecurityError
 from .frame import MISSING as _MISS
 from .frame import Frame
 from .host_effects import CallOnly
-from .rules import SUPER_DUNDERS, USER_MARK_NAME, is_dunder, mark_safe
+from .policy import WATCHED_PLAIN
+from .rules import PLAIN_TYPES, SUPER_DUNDERS, USER_CODES, USER_MARK_NAME, is_dunder, mark_safe
 
 if TYPE_CHECKING:
     from .compiler import Fn
     from .scope import Scope
 
-from .nodes_expr import _METHOD_FAST_TYPES, _NO_ITER_ARGS, USER_CODES, _FunctionType, _MethodType
+from .nodes_expr import _METHOD_FAST_TYPES, _NO_ITER_ARGS, _FunctionType, _MethodType
 
 __all__ = ["CallMixin", "call_value"]
 
@@ -163,12 +164,28 @@ class CallMixin(CompilerBase):
             a1 = argf[1] if n > 1 else None
 
             call_method = self.guards.call_method
+            guard_slow = self.p.guard_slow
+            hook = self.p.plain_hook
+            codes = USER_CODES
 
             def method_call_fast(f: Frame) -> Any:
                 o = obj(f)
                 builtin_owner = type(o) in _METHOD_FAST_TYPES
+                user_func = None
                 try:
-                    m = getattr(o, name) if builtin_owner else get(o)
+                    m = getattr(o, name)
+                    if not builtin_owner:  # the attribute policy of ``get`` (plain names)
+                        tm = type(m)
+                        if tm not in PLAIN_TYPES:
+                            m = guard_slow(m)
+                        elif tm is _MethodType:
+                            func = m.__func__
+                            if type(func) is _FunctionType and func.__code__ in codes:
+                                user_func = func  # a sandbox method: called directly below
+                            else:
+                                m = hook(o, m, tm)
+                        elif tm in WATCHED_PLAIN:
+                            m = hook(o, m, tm)
                 except CallOnly as e:
                     m = _called_here(e, name)  # os.listdir(...): a host function, called now
                 if n == 0:
@@ -177,6 +194,8 @@ class CallMixin(CompilerBase):
                     a = [a0(f)]  # type: ignore[misc]
                 else:
                     a = [a0(f), a1(f)]  # type: ignore[misc]
+                if user_func is not None:
+                    return user_func(m.__self__, *a)
                 if builtin_owner:
                     return call_method(o, m, name, a)
                 return _call_slow(m, a, None, call_native)
