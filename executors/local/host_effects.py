@@ -108,13 +108,25 @@ _VALUE_OK: dict[str, frozenset[str]] = {
     "shutil": frozenset({"which", "disk_usage", "get_terminal_size"}),
 }  # fmt: skip
 
-# Process control and signal handling: not reachable at all, even where called.
+# Process control, signal handling and process-wide settings: not reachable at all, even
+# where called.
 _NEVER: dict[str, re.Pattern[str]] = {
     "os": re.compile(
         r"(system|popen|startfile|exec[lv]p?e?|spawn[lv]p?e?|posix_spawnp?|fork|forkpty|vfork"
-        r"|kill|killpg|abort|register_at_fork|plock|_exit)"
+        r"|kill|killpg|abort|register_at_fork|plock|_exit|set\w+|umask|nice|chdir|fchdir"
+        r"|chroot|putenv|unsetenv|sched_set\w+)"
     ),
     "pty": re.compile(r"(spawn|fork)"),
+    # process-wide settings of the host (not callbacks, but they outlive the run the same way)
+    "sys": re.compile(r"(set\w*|_\w*|activate_stack_trampoline)"),
+    "gc": re.compile(r"(disable|enable|freeze|unfreeze|set_threshold|set_debug)"),
+    "tracemalloc": re.compile(r"(start|stop|clear_traces)"),
+    "faulthandler": re.compile(r"(?!is_enabled$)\w+"),
+    "logging": re.compile(
+        r"(disable|basicConfig|captureWarnings|setLoggerClass|setLogRecordFactory"
+        r"|addLevelName|shutdown)"
+    ),
+    "threading": re.compile(r"(settrace\w*|setprofile\w*|stack_size|excepthook)"),
     "signal": re.compile(
         r"(signal|setitimer|alarm|pthread_kill|raise_signal|set_wakeup_fd|siginterrupt"
         r"|pthread_sigmask)"
