@@ -20,12 +20,12 @@ MAX_ARITY = 4
 
 _TEMPLATE = """
 def factory(params, binder, body, defaults, kwdefaults, up, cls, b, expr_body,
-            Frame, RETURN, NA, too_deep, mark_open):
+            Frame, RETURN, NA, too_deep, mark_open, cost):
     {unpack_params}
     {unpack_defaults}
 
     def user_function({sig}*args, **kwargs):
-        b.left -= 1
+        b.left -= cost
         if b.left < 0:
             b.refill()
         if {required_given}not args and not kwargs:

@@ -262,6 +262,24 @@ def _mark_open(e: BaseException) -> None:
         e.__dict__["@sb_open"] = True
 
 
+class _Inline:
+    """A single-``return`` body handed to the fixed-arity template as it is."""
+
+    __slots__ = ("mark", "value")
+
+    def __init__(self, value: Any, mark: Callable[[BaseException], None]) -> None:
+        self.value = value
+        self.mark = mark
+
+
+def _annotating(pos: tuple[int, int, str]) -> Callable[[BaseException], None]:
+    def mark(e: BaseException) -> None:
+        annotate(e, pos)
+        _mark_open(e)
+
+    return mark
+
+
 def _fixed_arity_function(
     binder: Any,
     body: Any,
@@ -274,9 +292,12 @@ def _fixed_arity_function(
 ) -> Callable[..., Any]:
     params = binder.params
     factory = arity_factory(len(params), len(defaults))
+    mark, cost = _mark_open, 1
+    if type(body) is _Inline:
+        body, mark, cost = body.value, body.mark, 2
     fn: Callable[..., Any] = factory(
         params, binder, body, defaults, kwdefaults, up, cls, b, expr_body,
-        Frame, RETURN, _NA, _too_deep, _mark_open,
+        Frame, RETURN, _NA, _too_deep, mark, cost,
     )  # fmt: skip
     return fn
 
@@ -332,6 +353,7 @@ class DefMixin(GenMixin, MatchMixin):
             if d is not None
         ]
         binder = make_binder(name, args)
+        inline: tuple[Any, Callable[[BaseException], None]] | None = None
         if isinstance(node, ast.Lambda):
             body = self.expr(node.body, fsc)
             factory = _function
@@ -362,12 +384,18 @@ class DefMixin(GenMixin, MatchMixin):
             body = return_body
             factory = _function
             expr_body = True
+            # with the fixed-arity template the expression is the body itself: one host call
+            # less per call; the template counts the same two operations and annotates the
+            # same position
+            inline = (value, _annotating(pos))
         else:
             body = self.block(node.body, fsc)
             factory = _function
             expr_body = False
         if factory is _function and len(getattr(binder, "params", (0,) * 99)) <= MAX_ARITY:
             factory = _fixed_arity_function
+            if inline is not None:
+                body = _Inline(*inline)
         up = self._frame_up(sc)
         b = self.b
         qualname = name if sc.kind == "module" else f"{sc.name}.{name}"
