@@ -9,6 +9,7 @@ from .compiler_support import CompilerBase
 from .errors import SecurityError
 from .frame import MISSING as _MISS
 from .frame import Frame
+from .guards import _CHECKED_METHODS, _GROWING, _NO_ITER_TYPES, _SIZED_RESULT_TYPES
 from .host_effects import CallOnly
 from .policy import WATCHED_PLAIN
 from .rules import PLAIN_TYPES, SUPER_DUNDERS, USER_CODES, USER_MARK_NAME, is_dunder, mark_safe
@@ -167,6 +168,10 @@ class CallMixin(CompilerBase):
             guard_slow = self.p.guard_slow
             hook = self.p.plain_hook
             codes = USER_CODES
+            guards = self.guards
+            unchecked = name not in _CHECKED_METHODS
+            plain_args = _NO_ITER_TYPES
+            growing, sized, max_size = _GROWING, _SIZED_RESULT_TYPES, guards.max_size
 
             def method_call_fast(f: Frame) -> Any:
                 o = obj(f)
@@ -197,6 +202,19 @@ class CallMixin(CompilerBase):
                 if user_func is not None:
                     return user_func(m.__self__, *a)
                 if builtin_owner:
+                    if unchecked and (n == 0 or type(a[0]) in plain_args) and (
+                        n < 2 or type(a[1]) in plain_args
+                    ):
+                        # counts.get(k, 0), s.strip(), xs.append(x): call_method inlined
+                        r = m(*a)
+                        to = type(o)
+                        if to in growing and len(o) > max_size:
+                            n_items = len(o)
+                            o.clear()
+                            raise guards.too_big(to.__name__, n_items)
+                        if type(r) in sized and len(r) > 100_000:
+                            guards.check_size("result of a native call", len(r))
+                        return r
                     return call_method(o, m, name, a)
                 return _call_slow(m, a, None, call_native)
 
