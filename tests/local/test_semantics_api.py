@@ -128,3 +128,16 @@ def test_authorized_module_not_installed_is_reported_at_creation(isolation: str)
         "local", additional_authorized_imports=["json.decoder", "email.*", "*"]
     ) as ex:
         assert ex.run("1").ok
+
+
+@pytest.mark.parametrize("isolation", ["none", "process"])
+def test_inlined_builtin_method_calls_keep_the_size_budget(isolation: str) -> None:
+    with create_executor("local", isolation=isolation, max_collection_size=1000) as ex:
+        for code in (
+            "xs = []\nfor k in range(5000):\n    xs.append(k)",
+            "d = {}\nfor k in range(5000):\n    d.setdefault(k, 1)",
+            "s = set()\nfor k in range(5000):\n    s.add(k)",
+        ):
+            r = ex.run(code)
+            assert r.error is not None and r.error.name == "SizeLimitExceeded", (code, r)
+        assert ex.run("d = {}\nd.get('k', 0) + len('a b'.split())").text == "2"
