@@ -7,9 +7,13 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from .e2b import routers as e2b_routers
 from .errors import install_error_handlers
+from .idempotency import IdempotencyStore
+from .ingress import IngressHosts
+from .ingress import router as ingress_router
 from .manager import SandboxManager
 from .middleware import BodySizeLimit
 from .observability import install_observability
@@ -36,18 +40,25 @@ def create_app(settings: Settings | None = None, manager: SandboxManager | None 
         finally:
             await owned.close()
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from the server itself (the assets ship in
+    # fastapi-offline), not from a CDN: the pages work on hosts without internet.
+    app = FastAPIOffline(
         title="selfbox",
         version="0.1.0",
         summary="Hardened, throwaway Docker sandboxes with stateful Python, for AI agents.",
         lifespan=lifespan,
+        # No badge fetched from the public Swagger validator either.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.settings = settings
+    app.state.idempotency = IdempotencyStore(settings.idempotency_window_s)
     install_error_handlers(app)
-    for router in (sandboxes.router, executions.router, runtime.router, health.router):
+    for router in (sandboxes.router, executions.router, runtime.router, health.router,
+                   ingress_router):
         app.include_router(router)
     for router in e2b_routers:  # the E2B-compatible API (unprefixed paths, like E2B's)
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(IngressHosts, settings=settings)  # before routing: Host -> ingress
     install_observability(app, settings)  # request ids, access logs, /metrics
     return app

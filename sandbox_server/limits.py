@@ -22,7 +22,7 @@ __all__ = [
     "resolve_request",
 ]
 
-NETWORKS = ("none", "bridge")
+NETWORKS = ("none", "bridge", "egress")
 MIN_MEMORY_MB = 32
 MIN_PIDS = 16
 
@@ -48,7 +48,7 @@ def resolve_request(s: Settings, request: SandboxSpec) -> tuple[str, Limits, flo
                             s.max_memory_mb)),
         pids=int(_pick("pids", request.pids, s.default_pids, s.max_pids)),
         disk_mb=int(_pick("disk_mb", request.disk_mb, s.default_disk_mb, s.max_disk_mb)),
-        network=request.network or "none",
+        network=request.network or ("egress" if request.egress is not None else "none"),
     )
     if limits.memory_mb < MIN_MEMORY_MB:
         raise InvalidRequest(f"memory_mb must be at least {MIN_MEMORY_MB}", limit="memory_mb")
@@ -60,7 +60,14 @@ def resolve_request(s: Settings, request: SandboxSpec) -> tuple[str, Limits, flo
     if limits.network not in NETWORKS:
         raise InvalidRequest(f"network must be one of {NETWORKS}, got {limits.network!r}",
                              limit="network")
-    if limits.network != "none" and not s.allow_network:
+    if limits.network == "egress" or request.egress is not None:
+        if limits.network != "egress":
+            raise InvalidRequest(f"an egress policy needs network='egress' (or none given), "
+                                 f"not {limits.network!r}", limit="network")
+        if s.egress_mode == "none":
+            raise LimitExceeded("egress policies are disabled on this server "
+                                "(SELFBOX_EGRESS_MODE=none)", limit="egress")
+    elif limits.network != "none" and not s.allow_network:
         raise LimitExceeded(f"network={limits.network!r} is disabled on this server "
                             "(SELFBOX_ALLOW_NETWORK)", limit="network")
     template = request.template or s.runtime_image
@@ -83,16 +90,21 @@ def resolve_request(s: Settings, request: SandboxSpec) -> tuple[str, Limits, flo
 
 
 def check_caps(s: Settings, sandboxes: Iterable[Sandbox], owner: str) -> None:
-    """429 when one more live sandbox would pass the global or the per-key cap."""
+    """429 when one more live sandbox would pass the global or the per-key cap.
+
+    The caller's own cap is checked first: only the caller can free it, so its answer says not
+    to retry. The global cap frees as anyone's sandboxes end: retry after a while."""
     live = [sb for sb in sandboxes if sb.alive]
-    if len(live) >= s.max_sandboxes:
-        raise TooManySandboxes(
-            f"the server's cap of {s.max_sandboxes} live sandboxes is reached "
-            "(SELFBOX_MAX_SANDBOXES); kill one or wait", cap="max_sandboxes")
     if sum(1 for sb in live if sb.owner == owner) >= s.max_sandboxes_per_key:
         raise TooManySandboxes(
             f"this API key's cap of {s.max_sandboxes_per_key} live sandboxes is reached "
-            "(SELFBOX_MAX_SANDBOXES_PER_KEY); kill one or wait", cap="max_sandboxes_per_key")
+            "(SELFBOX_MAX_SANDBOXES_PER_KEY); kill one of yours first",
+            cap="max_sandboxes_per_key")
+    if len(live) >= s.max_sandboxes:
+        raise TooManySandboxes(
+            f"the server's cap of {s.max_sandboxes} live sandboxes is reached "
+            f"(SELFBOX_MAX_SANDBOXES); retry in {s.cap_retry_after_s} s", cap="max_sandboxes",
+            retry_after_s=s.cap_retry_after_s)
 
 
 def resolve_execution_timeout(s: Settings, timeout_s: float | None) -> float:

@@ -5,17 +5,27 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Response
 
 from ..exceptions import InvalidRequest
+from ..idempotency import fingerprint
 from ..limits import SandboxSpec
-from ..schemas import CreateSandbox, SandboxOut, SetTimeout
-from .deps import Manager, Owner
+from ..network import resolve_egress
+from ..schemas import CreateSandbox, EgressUpdate, SandboxOut, SetTimeout
+from .deps import IdempotencyKey, Idempotent, Manager, Owner
 
 router = APIRouter(prefix="/v1/sandboxes", tags=["sandboxes"])
 
 
 @router.post("", status_code=201, response_model=SandboxOut, summary="Create a sandbox")
-async def create_sandbox(body: CreateSandbox, owner: Owner, manager: Manager) -> SandboxOut:
-    sandbox = await manager.create(owner, SandboxSpec(**body.model_dump()))
-    return SandboxOut.of(sandbox)
+async def create_sandbox(body: CreateSandbox, owner: Owner, manager: Manager,
+                         idempotent: Idempotent,
+                         idempotency_key: IdempotencyKey = None) -> SandboxOut:
+    spec = body.model_dump()
+
+    async def create() -> SandboxOut:
+        return SandboxOut.of(await manager.create(owner, SandboxSpec(**spec)))
+
+    answer: SandboxOut = await idempotent.run(owner, idempotency_key, fingerprint("v1", spec),
+                                              create)
+    return answer
 
 
 def parse_metadata_filter(items: list[str]) -> dict[str, str]:
@@ -52,3 +62,13 @@ async def kill_sandbox(sandbox_id: str, owner: Owner, manager: Manager) -> Respo
 async def set_timeout(sandbox_id: str, body: SetTimeout, owner: Owner,
                       manager: Manager) -> SandboxOut:
     return SandboxOut.of(manager.set_timeout(owner, sandbox_id, body.timeout_s))
+
+
+@router.put("/{sandbox_id}/egress", response_model=SandboxOut,
+            summary="Replace the egress policy (effect on new connections at once)")
+async def set_egress(sandbox_id: str, body: EgressUpdate, owner: Owner,
+                     manager: Manager) -> SandboxOut:
+    # Like E2B's update: the whole policy is replaced; fields left out are cleared.
+    policy = resolve_egress(manager.settings, "egress", body.model_dump(exclude_none=True))
+    assert policy is not None
+    return SandboxOut.of(await manager.set_egress(owner, sandbox_id, policy))
