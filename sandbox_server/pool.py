@@ -92,11 +92,15 @@ class WarmPool:
     def seed(self, adopted: list[Sandbox]) -> None:
         """Take pooled sandboxes a previous server left; surplus and mismatches go."""
         for sandbox in adopted:
-            if len(self._ready) < self.size and sandbox.template == self.template \
+            if len(self._ready) < self.max_size and sandbox.template == self.template \
                     and sandbox.limits == self.limits:
                 self._ready.append(sandbox)
             else:
                 self._tasks.spawn(self._drop(sandbox), name=f"pool-surplus-{sandbox.id}")
+        # The previous server had grown the pool for its bursts: keep that size until the
+        # pool has been idle for idle_s, as if the bursts had been seen here.
+        self._peak = max(self._peak, len(self._ready))
+        self._last_take = time.monotonic()
 
     async def _drop(self, sandbox: Sandbox) -> None:
         await self._end(sandbox, "dead", "not needed in the pool")

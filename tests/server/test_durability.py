@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -147,7 +148,9 @@ def test_five_sandboxes_survive_kill_9_and_restart(
         assert execution.status == "interrupted"
         assert execution.stdout == "finished after the kill\n"
         assert execution.results[0].data["text/plain"] == "'result'"
-        assert "and 1 pooled" in second.log()  # the warm pool was adopted too
+        # The warm pool was adopted too (it may have grown past its resting size: the creates
+        # above came as a burst).
+        assert re.search(r"and [1-9][0-9]* pooled", second.log())
         # The same containers, no new ones; the executor's sandbox goes on working.
         after = {c.id for c in _containers(settings["SELFBOX_DEPLOYMENT"])
                  if "lease" not in c.name}
