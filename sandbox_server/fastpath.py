@@ -5,8 +5,8 @@ FastAPI's routing, dependency solving and exception plumbing cost more CPU than 
 trivial execution together. This handler sits inside the request-id/metrics and body-size
 middleware (so those apply unchanged) and serves a request only when everything about it is
 ordinary: a JSON body, a valid key, a body that :class:`~.schemas.ExecuteRequest` accepts, a
-sandbox of the caller's. Anything else — a bad key, invalid JSON, an unknown sandbox — is
-handed, body and all, to the FastAPI route, which answers it exactly as before; errors of the
+sandbox of the caller's, no query string. Anything else — a bad key, invalid JSON, an unknown
+sandbox — is handed, body and all, to the FastAPI route, which answers it exactly as before; errors of the
 run itself go through the server's one error table. The FastAPI route stays the documented one
 (OpenAPI) and runs the same :func:`~.routers.executions.run_to_end`; the E2B stream renders
 with the same :func:`~.e2b.interpreter.render_event` and, like the route, interrupts the code
@@ -49,7 +49,9 @@ class ExecuteFastPath:
         self.e2b_route = e2b_route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope.get("root_path"):
+        # A query string, a root path: not the plain case (the route may grow parameters).
+        if (scope["type"] != "http" or scope["method"] != "POST" or scope.get("root_path")
+                or scope.get("query_string")):
             await self.app(scope, receive, send)
             return
         if scope["path"] == "/execute":

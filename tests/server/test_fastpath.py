@@ -67,6 +67,12 @@ def test_unusual_requests_get_the_same_errors_as_before(
         assert reply.headers["www-authenticate"] == "Bearer"
 
 
+def test_a_query_string_goes_to_the_full_route(client: httpx.Client, sandbox: str) -> None:
+    reply = client.post(f"/v1/sandboxes/{sandbox}/execute?unused=1", json={"code": "3 * 3"})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["results"][0]["data"]["text/plain"] == "9"
+
+
 def test_unknown_sandbox_and_oversized_code(server: LiveServer, client: httpx.Client,
                                             sandbox: str) -> None:
     reply = client.post("/v1/sandboxes/nope/execute", json={"code": "1"})
