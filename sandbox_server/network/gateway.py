@@ -31,8 +31,18 @@ from typing import Any, TypeVar
 from ..driver import DockerDriver
 from ..exceptions import ServerError
 from ..settings import Settings
-from .policy import EgressPolicy
-from .render import SLOTS_MAP, map_files, member_entries, render
+from .policy import EgressPolicy, direct_networks
+from .render import (
+    SLOTS_MAP,
+    TCP_APPLIED,
+    TCP_GENERATION,
+    TCP_RULES,
+    map_files,
+    member_entries,
+    render,
+    tcp_chain,
+    tcp_rules,
+)
 from .resolve import operator_policy
 
 __all__ = ["EgressGateway", "GatewayError"]
@@ -43,6 +53,7 @@ T = TypeVar("T")
 Call = Callable[..., Awaitable[Any]]
 READY_TIMEOUT_S = 15.0
 SOCKET_TIMEOUT_S = 5.0
+TCP_APPLY_TIMEOUT_S = 5.0  # the gateway polls for new direct-TCP rules every 50 ms
 RESOLV_CONF = "resolv.conf"
 
 
@@ -74,6 +85,8 @@ class EgressGateway:
         self._lock = asyncio.Lock()
         # sandbox id -> (address, slot, policy); the slot numbers its CIDR entries
         self._members: dict[str, tuple[str, int, EgressPolicy]] = {}
+        self._tcp_generation = 0
+        self._tcp_rules = ""
 
     @property
     def labels(self) -> dict[str, str]:
@@ -94,7 +107,7 @@ class EgressGateway:
         gateway_ip: str = await self._call(self.driver.ensure_network, self.network, self.bridge,
                                       self.labels)
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for stale in ("ready", "haproxy.sock", "master.sock"):
+        for stale in ("ready", "haproxy.sock", "master.sock", TCP_APPLIED, TCP_GENERATION):
             with contextlib.suppress(FileNotFoundError):
                 (self.directory / stale).unlink()
         files = render(gateway_ip=gateway_ip, directory=str(self.directory),
@@ -105,8 +118,12 @@ class EgressGateway:
         self._write(RESOLV_CONF, files.resolv_conf, mode=0o644)
         for name, content in files.static.items():
             self._write(name, content)
+        self._tcp_generation = 0
+        self._tcp_rules = tcp_rules(self.bridge, [])
+        self._write(TCP_RULES, self._tcp_rules)
         self._write("gateway.env", f"BRIDGE={self.bridge}\nGATEWAY_IP={gateway_ip}\n"
-                                   f"TAG=selfbox-egress-{self.settings.deployment}\n")
+                                   f"TAG=selfbox-egress-{self.settings.deployment}\n"
+                                   f"CHAIN={tcp_chain(self.bridge)}\n")
         self._write("ready", "")
         self._container_id = await self._call(
             self.driver.run_gateway, self.settings.egress_gateway_image, self.container_name,
@@ -196,6 +213,40 @@ class EgressGateway:
         removals.sort(key=lambda c: slots in c)
         if adds or removals:
             await self._runtime(adds + removals)
+        await self._program_tcp()
+
+    async def _program_tcp(self) -> None:
+        """Direct TCP by address: rewrite the gateway's chain (whole, one transaction) and
+        wait until the gateway has loaded it, so a policy is in effect when the call
+        returns, like the maps."""
+        rules = tcp_rules(self.bridge, [
+            (ip, direct_networks(self.operator, policy))
+            for ip, _, policy in self._members.values()])
+        if rules == self._tcp_rules:
+            return
+        self._tcp_generation += 1
+        generation = self._tcp_generation
+        self._write(TCP_RULES, rules)
+        self._write(TCP_GENERATION, f"{generation}\n", mode=0o644)
+        self._tcp_rules = rules
+        deadline = time.monotonic() + TCP_APPLY_TIMEOUT_S
+        while True:
+            try:
+                done, _, status = (self.directory / TCP_APPLIED).read_text().partition(" ")
+            except FileNotFoundError:
+                done, status = "0", ""
+            if done.isdigit() and int(done) >= generation:
+                if not status.startswith("ok"):
+                    self._tcp_rules = ""  # unknown state: rewrite on the next change
+                    raise GatewayError(f"the egress gateway could not load its TCP rules: "
+                                       f"{status.strip()[:200]}")
+                return
+            if time.monotonic() > deadline:
+                self._tcp_rules = ""
+                raise GatewayError(f"the egress gateway did not load its TCP rules within "
+                                   f"{TCP_APPLY_TIMEOUT_S} s; see `docker logs "
+                                   f"{self.container_name}`")
+            await asyncio.sleep(0.01)
 
     def _write_maps(self) -> None:
         merged: dict[str, list[str]] = {name: [] for name in

@@ -18,6 +18,7 @@ exact entry matches only itself and a wildcard entry only names below its suffix
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -30,6 +31,8 @@ __all__ = [
     "member_entries",
     "name_entries",
     "render",
+    "tcp_chain",
+    "tcp_rules",
 ]
 
 NAMES_MAP = "names.map"  # per-sandbox allowed names
@@ -39,6 +42,9 @@ CIDR_DENY_MAP = "cidr-deny.map"  # the sandboxes' deny_out CIDRs, per slot
 OPERATOR_MAP = "operator.map"  # allow-list mode: the operator's names
 DENY_LIST = "deny.lst"  # the hard deny list (CIDRs)
 PRIVATE_ALLOW_LIST = "private-allow.lst"
+TCP_RULES = "tcp.rules"  # direct TCP by address: the gateway's chain, iptables-restore input
+TCP_GENERATION = "tcp.gen"  # bumped after each write of TCP_RULES
+TCP_APPLIED = "tcp.applied"  # "<generation> ok" (or the error) once the gateway loaded it
 
 
 @dataclass(frozen=True)
@@ -236,3 +242,24 @@ log-facility=-
         + "".join(f".{w} 1\n" for w in sorted(operator.allow.wildcards)),
     }
     return GatewayFiles(haproxy, dnsmasq, f"nameserver {gateway_ip}\noptions ndots:0\n", static)
+
+
+def tcp_chain(bridge: str) -> str:
+    # iptables chain names: at most 28 characters; the bridge name is unique per deployment.
+    return f"SBXEG-{bridge}"
+
+
+def tcp_rules(bridge: str,
+              members: Iterable[tuple[str, Sequence[ipaddress.IPv4Network]]]) -> str:
+    """The gateway's direct-TCP chain, whole (``iptables-restore --noflush`` replaces it in
+    one transaction): each sandbox address may open TCP to its own networks (already bounded
+    by the operator's policy and the hard deny list, :func:`.policy.direct_networks`) and to
+    nothing on its own bridge (other sandboxes). Everything else falls through to the
+    gateway's reject."""
+    chain = tcp_chain(bridge)
+    lines = ["*filter", f":{chain} - [0:0]"]
+    for ip, networks in sorted(members):
+        lines += [f"-A {chain} -s {ip}/32 -d {net} ! -o {bridge} -p tcp -j ACCEPT"
+                  for net in networks]
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
