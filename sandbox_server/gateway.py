@@ -20,9 +20,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Final
 
-from .channel import EOF_MESSAGE, ChannelClosed, RunnerChannel
+from .channel import EOF_MESSAGE, ChannelClosed, ChannelInterrupted, RunnerChannel
 from .exceptions import (
     Conflict,
+    EngineUnavailable,
     RunnerOpError,
     RunnerTimeout,
     SandboxGone,
@@ -74,6 +75,9 @@ class RunnerGateway:
         channel = self._channel(sandbox)
         try:
             reply = await channel.request(op, timeout_s=timeout_s, **fields)
+        except ChannelInterrupted as exc:
+            raise EngineUnavailable(f"the channel to sandbox {sandbox.id} dropped and is being "
+                                    "attached again; retry") from exc
         except ChannelClosed as exc:
             raise SandboxGone(f"sandbox {sandbox.id} died: {sandbox.end_reason or exc}",
                               sandbox_id=sandbox.id) from exc
@@ -104,6 +108,14 @@ class RunnerGateway:
         return Follow(self, sandbox, op, key, deadline, idle_s, terminal, max_pending,
                       timeout_s, fields)
 
+    def rejoin(self, sandbox: Sandbox, op: Op, key: str, deadline: float | None, *,
+               idle_s: float | None = None,
+               terminal: Callable[[Message], bool] | None = None) -> Follow:
+        """Follow a keyed op that is already running (started by an earlier server): the
+        same stream, without sending the op again."""
+        return Follow(self, sandbox, op, key, deadline, idle_s, terminal, None, 30.0, {},
+                      send=False)
+
 
 def _op_error(op: Op, raw: object) -> RunnerOpError:
     error: dict[str, Any] = raw if isinstance(raw, dict) else {}
@@ -126,8 +138,9 @@ class Follow:
     def __init__(self, gateway: RunnerGateway, sandbox: Sandbox, op: Op, key: str,
                  deadline: float | None, idle_s: float | None,
                  terminal: Callable[[Message], bool] | None, max_pending: int | None,
-                 timeout_s: float, fields: dict[str, Any]) -> None:
+                 timeout_s: float, fields: dict[str, Any], send: bool = True) -> None:
         self._gateway = gateway
+        self._send = send
         self.sandbox = sandbox
         self.op = op
         self.key = key
@@ -149,7 +162,9 @@ class Follow:
         self._queue = channel.subscribe(self.key)
         self._channel = channel
         try:
-            if self.op in _UNREPLIED:
+            if not self._send:
+                pass  # rejoined: the op is already running
+            elif self.op in _UNREPLIED:
                 # A closed channel is not an error here: the queue already holds its EOF.
                 await self._gateway.send(self.sandbox, self.op, id=self.key, **self._fields)
             else:
