@@ -6,13 +6,21 @@
 # It installs the host rules that keep sandboxes to the gateway (a sandbox on the bridge may
 # reach the gateway's address on ports 53, 80 and 443, nothing else on the host: not the
 # server, not the Docker API) and removes them when it stops.
+#
+# SELFBOX_EGRESS_EXTERNAL=1 (the compose service; the server runs with
+# SELFBOX_EGRESS_GATEWAY=external): wait for "ready" as long as it takes, and exit (removing
+# the rules) when its token changes or vanishes — the server restarted or stopped; the
+# service's restart policy starts this again, waiting for the next configuration.
 set -eu
 conf=${SELFBOX_EGRESS_DIR:?}
 i=0
 while [ ! -e "$conf/ready" ]; do
-    i=$((i + 1)); [ "$i" -le 300 ] || { echo "no configuration in $conf" >&2; exit 1; }
+    if [ "${SELFBOX_EGRESS_EXTERNAL:-0}" != 1 ]; then
+        i=$((i + 1)); [ "$i" -le 300 ] || { echo "no configuration in $conf" >&2; exit 1; }
+    fi
     sleep 0.1
 done
+token=$(cat "$conf/ready")
 . "$conf/gateway.env"   # BRIDGE (interface), GATEWAY_IP, TAG, CHAIN
 subnet=$(ip -4 -o addr show dev "$BRIDGE" | awk '{ print $4; exit }')
 
@@ -84,6 +92,12 @@ load_tcp() {
 }
 # Either one exiting ends the gateway (the server notices and says so).
 while kill -0 "$dns" 2>/dev/null && kill -0 "$proxy" 2>/dev/null; do
+    if [ "$(cat "$conf/ready" 2>/dev/null || echo gone)" != "$token" ]; then
+        echo "the server's configuration went away: stopping" >&2
+        kill "$dns" "$proxy" 2>/dev/null || true
+        cleanup
+        exit 0
+    fi
     load_tcp
     sleep 0.05
 done

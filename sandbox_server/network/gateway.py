@@ -13,7 +13,12 @@ internal Docker network for the sandboxes that have an egress policy.
   header rules (one map per header name the operator allows). Map files are rewritten on
   every change too, so a restart of HAProxy keeps them.
 
-The server needs no privilege for any of this beyond the Docker API it already has.
+The server needs no privilege for any of this beyond the Docker API it already has. With
+``SELFBOX_EGRESS_GATEWAY=external`` it does not even start the gateway: the deployment runs
+it (the compose service ``egress-gateway``, sharing the configuration directory as a named
+volume); the server writes the configuration and a fresh token into ``ready``, and the
+gateway (re)starts on it. A gateway whose ``ready`` token changes or vanishes exits, removing
+its host rules, and its restart policy brings it back waiting for the next one.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -87,6 +93,7 @@ class EgressGateway:
         self._members: dict[str, tuple[str, int, EgressPolicy]] = {}
         self._tcp_generation = 0
         self._tcp_rules = ""
+        self._host_directory: str | None = None  # external: the config dir as the host sees it
 
     @property
     def labels(self) -> dict[str, str]:
@@ -124,24 +131,48 @@ class EgressGateway:
         self._write("gateway.env", f"BRIDGE={self.bridge}\nGATEWAY_IP={gateway_ip}\n"
                                    f"TAG=selfbox-egress-{self.settings.deployment}\n"
                                    f"CHAIN={tcp_chain(self.bridge)}\n")
-        self._write("ready", "")
-        self._container_id = await self._call(
-            self.driver.run_gateway, self.settings.egress_gateway_image, self.container_name,
-            str(self.directory), self.labels)
+        if self.settings.egress_gateway == "external":
+            self._host_directory = await self._external_host_directory()
+            self._write("ready", f"{time.time_ns()}\n", mode=0o644)
+            self._container_id = "external"
+            where = ("the deployment's gateway (compose: `docker compose --profile egress "
+                     "up -d`, service egress-gateway)")
+        else:
+            self._write("ready", "")
+            self._container_id = await self._call(
+                self.driver.run_gateway, self.settings.egress_gateway_image,
+                self.container_name, str(self.directory), self.labels)
+            where = f"`docker logs {self.container_name}`"
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not (self.directory / "haproxy.sock").exists():
             if time.monotonic() > deadline:
-                raise GatewayError(f"the egress gateway ({self.settings.egress_gateway_image}) "
-                                   f"did not come up within {READY_TIMEOUT_S} s; see "
-                                   f"`docker logs {self.container_name}`")
+                raise GatewayError(f"the egress gateway did not come up within "
+                                   f"{READY_TIMEOUT_S} s; see {where}")
             await asyncio.sleep(0.05)
         self.gateway_ip = gateway_ip
         logger.info("egress gateway up on %s (%s)", gateway_ip, self.network)
         return gateway_ip
 
+    async def _external_host_directory(self) -> str | None:
+        """Sandboxes bind-mount the gateway's resolv.conf by host path: when the server runs
+        in a container (compose) with the configuration directory on a named volume, that is
+        the volume's data directory on the host. None: the path is the same on the host."""
+        try:
+            source = await self._call(self.driver.mount_source, socket.gethostname(),
+                                      self.settings.egress_config_dir)
+        except ServerError:
+            return None  # not a container of this engine: a plain host path
+        if source is None:
+            return None
+        return str(Path(str(source)) / self.settings.deployment)
+
     async def close(self) -> None:
         async with self._lock:
-            if self._container_id is not None:
+            if self._container_id == "external":
+                # The gateway sees its token go, removes its host rules and restarts.
+                with contextlib.suppress(FileNotFoundError):
+                    (self.directory / "ready").unlink()
+            elif self._container_id is not None:
                 with contextlib.suppress(ServerError):
                     await self._call(self.driver.stop, self._container_id, 5)
             with contextlib.suppress(ServerError):
@@ -160,7 +191,7 @@ class EgressGateway:
 
     # -- what a sandbox container needs ---------------------------------------------------
     def resolv_conf(self) -> str:
-        return str(self.directory / RESOLV_CONF)
+        return str(Path(self._host_directory or self.directory) / RESOLV_CONF)
 
     # -- members --------------------------------------------------------------------------
     async def attach(self, sandbox_id: str, container_id: str, policy: EgressPolicy) -> str:

@@ -400,3 +400,49 @@ def test_direct_tcp_by_address_follows_allow_out_cidrs(
         assert probe(eclient, sandbox, "http://evil.test/")["status"] == 200
     finally:
         eclient.delete(f"/v1/sandboxes/{sandbox}")
+
+
+def test_an_external_gateway_is_configured_not_started(
+        internet: fake_internet.FakeInternet, egress_server: LiveServer,
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """SELFBOX_EGRESS_GATEWAY=external (what compose runs): the deployment starts the gateway,
+    waiting for the server's configuration; the server never creates it."""
+    import docker
+
+    directory = tmp_path_factory.mktemp("egress-external")
+    config = directory / "config"
+    config.mkdir(mode=0o700)
+    env = {"SELFBOX_EGRESS_MODE": "open", "SELFBOX_EGRESS_GATEWAY": "external",
+           "SELFBOX_EGRESS_UPSTREAM_DNS": internet.dns,
+           "SELFBOX_EGRESS_GATEWAY_IMAGE": "selfbox/never-pulled:none",
+           "SELFBOX_EGRESS_CONFIG_DIR": str(config), "SELFBOX_WARM_POOL_SIZE": "0"}
+    live = start_server(directory, **env)
+    tag = f"selfbox-egress-{live.env['SELFBOX_DEPLOYMENT']}"
+    engine = docker.from_env()
+    # The compose service's settings (compose.yaml): waits for "ready" as long as it takes.
+    gateway = engine.containers.run(
+        GATEWAY_IMAGE, detach=True, name=f"{tag}-external", network_mode="host", init=True,
+        cap_drop=["ALL"], cap_add=["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE", "SETUID",
+                                   "SETGID"],
+        security_opt=["no-new-privileges:true"], read_only=True,
+        volumes={str(config): {"bind": str(config), "mode": "rw"}},
+        environment={"SELFBOX_EGRESS_DIR": str(config / live.env["SELFBOX_DEPLOYMENT"]),
+                     "SELFBOX_EGRESS_EXTERNAL": "1"})
+    try:
+        with live.client() as http:
+            sandbox = create(http, internet, {"allow_out": ["api.allowed.test"],
+                                              "deny_out": ["0.0.0.0/0"]})
+            assert probe(http, sandbox, "http://api.allowed.test/")["status"] == 200
+            assert probe(http, sandbox, "http://evil.test/")["status"] == 403
+        names = [c.name for c in engine.containers.list(
+            filters={"label": f"io.selfbox.egress-gateway={live.env['SELFBOX_DEPLOYMENT']}"})]
+        assert names == [], "the server started a gateway of its own"
+        stop_server(live)
+        # The server's configuration went away: the gateway removes its rules and exits
+        # (its restart policy would bring it back, waiting again).
+        assert gateway.wait(timeout=30)["StatusCode"] == 0, gateway.logs()[-2000:]
+        assert tag not in subprocess.run(["iptables", "-S"], capture_output=True,
+                                         text=True).stdout
+    finally:
+        stop_server(live)
+        gateway.remove(force=True)
