@@ -119,7 +119,8 @@ class EgressGateway:
                 (self.directory / stale).unlink()
         files = render(gateway_ip=gateway_ip, directory=str(self.directory),
                        operator=self.operator, upstream_dns=self.settings.egress_upstream_dns,
-                       header_names=self.settings.egress_header_names)
+                       header_names=self.settings.egress_header_names,
+                       socket_uid=os.getuid())
         self._write("haproxy.cfg", files.haproxy_cfg)
         self._write("dnsmasq.conf", files.dnsmasq_conf)
         self._write(RESOLV_CONF, files.resolv_conf, mode=0o644)
