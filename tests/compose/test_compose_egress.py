@@ -83,8 +83,9 @@ def test_egress_through_the_compose_gateway_service(
             created = client.post("/v1/sandboxes", json={
                 "memory_mb": 256,
                 "egress": {"allow_out": ["api.allowed.test"], "deny_out": ["0.0.0.0/0"]}})
-            assert created.status_code == 201, (created.text, stack.compose(
-                "logs", "--no-color", "--tail", "40", check=False).stdout)
+            if created.status_code != 201:
+                logs = stack.compose("logs", "--no-color", "--tail", "60", check=False).stdout
+                pytest.fail(f"create: {created.status_code} {created.text}\n{logs}")
             sandbox = created.json()["id"]
             code = FETCH + ("print(json.dumps([get('http://api.allowed.test/'), "
                             "get('http://evil.test/')]))")
