@@ -92,6 +92,17 @@ def test_egress_through_the_compose_gateway_service(
             out = client.post(f"/v1/sandboxes/{sandbox}/execute", json={"code": code}).json()
             assert out["status"] == "ok", out
             assert json.loads(out["stdout"]) == [200, 403]
+            # A new server configures the running gateway again (it restarts on the new
+            # configuration): policies work as before.
+            stack.compose("restart", "server", timeout=300)
+            stack.wait_ready()
+            again = client.post("/v1/sandboxes", json={
+                "memory_mb": 256,
+                "egress": {"allow_out": ["evil.test"], "deny_out": ["0.0.0.0/0"]}})
+            assert again.status_code == 201, again.text
+            out = client.post(f"/v1/sandboxes/{again.json()['id']}/execute",
+                              json={"code": code}).json()
+            assert json.loads(out["stdout"]) == [403, 200], out
         # Only the compose service is a gateway: the server started none of its own.
         started = run("docker", "ps", "-q", "--filter",
                       f"label=io.selfbox.egress-gateway={project}").stdout.split()
