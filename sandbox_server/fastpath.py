@@ -6,11 +6,11 @@ trivial execution together. This handler sits inside the request-id/metrics and 
 middleware (so those apply unchanged) and serves a request only when everything about it is
 ordinary: a JSON body, a valid key, a body that :class:`~.schemas.ExecuteRequest` accepts, a
 sandbox of the caller's, no query string. Anything else — a bad key, invalid JSON, an unknown
-sandbox — is handed, body and all, to the FastAPI route, which answers it exactly as before; errors of the
-run itself go through the server's one error table. The FastAPI route stays the documented one
-(OpenAPI) and runs the same :func:`~.routers.executions.run_to_end`; the E2B stream renders
-with the same :func:`~.e2b.interpreter.render_event` and, like the route, interrupts the code
-when the client goes away mid-run.
+sandbox — is handed, body and all, to the FastAPI route, which answers it exactly as before;
+errors of the run itself go through the server's one error table. The FastAPI route stays the
+documented one (OpenAPI) and runs the same :func:`~.routers.executions.run_to_end`; the E2B
+stream renders with the same :func:`~.e2b.interpreter.render_event` and, like the route,
+interrupts the code when the client goes away mid-run.
 """
 
 from __future__ import annotations
