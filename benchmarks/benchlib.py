@@ -65,6 +65,7 @@ class Table:
 class Server:
     process: subprocess.Popen[bytes]
     url: str
+    deployment: str
 
     @property
     def pid(self) -> int:
@@ -103,6 +104,12 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(10)
+        # A server keeps its warm pool's containers for the next server of its deployment;
+        # this deployment has no next server.
+        client = docker.from_env()
+        for container in client.api.containers(
+                all=True, filters={"label": f"io.selfbox.deployment={self.deployment}"}):
+            client.api.remove_container(container["Id"], force=True)
 
 
 def start_server(extra_env: dict[str, str] | None = None) -> Server:
@@ -123,7 +130,7 @@ def start_server(extra_env: dict[str, str] | None = None) -> Server:
     for _ in range(300):
         try:
             httpx.get(url + "/healthz", timeout=1)
-            return Server(process, url)
+            return Server(process, url, env["SELFBOX_DEPLOYMENT"])
         except httpx.HTTPError:
             if process.poll() is not None:
                 break
