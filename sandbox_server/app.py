@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from .e2b import routers as e2b_routers
 from .errors import install_error_handlers
+from .jsonsafe import SafeJSONResponse
 from .manager import SandboxManager
 from .middleware import BodySizeLimit
 from .observability import install_observability
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None, manager: SandboxManager | None 
         version="0.1.0",
         summary="Hardened, throwaway Docker sandboxes with stateful Python, for AI agents.",
         lifespan=lifespan,
+        default_response_class=SafeJSONResponse,
     )
     app.state.settings = settings
     install_error_handlers(app)

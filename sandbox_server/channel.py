@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import logging
+import secrets
 import socket
 import struct
 from typing import Any
+
+from .inbound import OVERLONG, ChannelLimits, LineSplitter, TokenBucket, parse_frame
 
 __all__ = ["EOF_MESSAGE", "RunnerChannel"]
 
 logger = logging.getLogger("selfbox.channel")
 
-MAX_LINE_BYTES = 32 * 1024 * 1024
 EOF_MESSAGE: dict[str, Any] = {"type": "eof"}
 _HEADER = struct.Struct(">BxxxI")
 
@@ -31,15 +32,22 @@ class ChannelClosed(Exception):
 
 
 class RunnerChannel:
-    def __init__(self, sock: socket.socket, name: str) -> None:
+    def __init__(self, sock: socket.socket, name: str,
+                 limits: ChannelLimits | None = None) -> None:
         self._sock = sock
         self.name = name
+        self.limits = limits or ChannelLimits()
+        self._lines = LineSplitter(self.limits.max_message_bytes)
+        self._read_budget = TokenBucket(self.limits.read_bytes_per_s,
+                                        2 * self.limits.max_message_bytes)
+        self._log_budget = TokenBucket(self.limits.log_frames_per_s,
+                                       self.limits.log_frames_burst)
+        self.dropped_logs = 0
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
         self._subscribers: dict[str, asyncio.Queue[dict[str, Any]]] = {}
         self._requests: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self._request_ids = itertools.count(1)
         self._write_lock = asyncio.Lock()
         self.ready = asyncio.Event()
         self.closed = asyncio.Event()
@@ -63,7 +71,8 @@ class RunnerChannel:
 
     async def request(self, op: str, timeout_s: float = 30.0, **fields: Any) -> dict[str, Any]:
         """Send an op that the runner answers with a ``reply``; return that reply."""
-        req = str(next(self._request_ids))
+        # Unguessable: code in the sandbox can write frames too, and must not answer for it.
+        req = secrets.token_hex(8)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._requests[req] = future
         try:
@@ -95,22 +104,23 @@ class RunnerChannel:
     # -- reading --------------------------------------------------------------------------
     async def _read_loop(self) -> None:
         assert self._reader is not None
-        buffer = b""
         try:
             while True:
                 header = await self._reader.readexactly(_HEADER.size)
                 stream, size = _HEADER.unpack(header)
-                payload = await self._reader.readexactly(size)
-                if stream == 2:  # the runner's own stderr: crashes, warnings
-                    self.stderr_tail = (self.stderr_tail + payload)[-4096:]
-                    continue
-                buffer += payload
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    self._dispatch(line)
-                if len(buffer) > MAX_LINE_BYTES:
-                    logger.warning("dropping an over-long line from %s", self.name)
-                    buffer = b""
+                # Docker's frames are small (its copy buffer), but read a large one in
+                # pieces too: memory per sandbox stays bounded by the line limit.
+                while size > 0:
+                    payload = await self._reader.read(min(size, 1 << 16))
+                    if not payload:
+                        raise asyncio.IncompleteReadError(b"", size)
+                    size -= len(payload)
+                    self._take(stream, payload)
+                    # A sandbox that sends faster than its budget waits here: Docker's
+                    # buffers fill and its own writes block; other sandboxes do not notice.
+                    wait = self._read_budget.debt_s(len(payload))
+                    if wait > 0:
+                        await asyncio.sleep(wait)
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             pass
         except asyncio.CancelledError:
@@ -120,23 +130,43 @@ class RunnerChannel:
         finally:
             self._mark_closed()
 
-    def _dispatch(self, line: bytes) -> None:
-        try:
-            message = json.loads(line)
-        except ValueError:
+    def _take(self, stream: int, payload: bytes) -> None:
+        if stream == 2:  # the runner's own stderr: crashes, warnings
+            self.stderr_tail = (self.stderr_tail + payload)[-4096:]
             return
-        if not isinstance(message, dict):
+        for line in self._lines.feed(payload):
+            if line is OVERLONG:
+                self._log(f"dropped a line over {self.limits.max_message_bytes} bytes "
+                          "(SELFBOX_RUNNER_MAX_MESSAGE_BYTES)")
+            else:
+                self._dispatch(line)
+
+    def _log(self, text: str) -> None:
+        """A line in the server's log on behalf of the sandbox, within its log budget."""
+        if not self._log_budget.take():
+            self.dropped_logs += 1
+            return
+        if self.dropped_logs:
+            logger.warning("runner %s: %d log lines dropped (SELFBOX_RUNNER_LOG_FRAMES_PER_S)",
+                           self.name, self.dropped_logs)
+            self.dropped_logs = 0
+        logger.info("runner %s: %s", self.name, text[:500])
+
+    def _dispatch(self, line: bytes) -> None:
+        message = parse_frame(line)
+        if message is None:
             return
         kind = message.get("type")
         if kind == "ready":
-            self.hello = message
-            self.ready.set()
+            if not self.ready.is_set():  # the runner says it once; later ones are forged
+                self.hello = message
+                self.ready.set()
         elif kind == "reply":
             future = self._requests.get(str(message.get("req")))
             if future is not None and not future.done():
                 future.set_result(message)
         elif kind == "log":
-            logger.info("runner %s: %s", self.name, str(message.get("text"))[:500])
+            self._log(str(message.get("text")))
         else:
             queue = self._subscribers.get(str(message.get("id")))
             if queue is not None:

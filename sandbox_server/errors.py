@@ -18,6 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from executors.exceptions import SandboxError
 
+from .jsonsafe import SafeJSONResponse
+
 __all__ = ["error_body", "install_error_handlers"]
 
 logger = logging.getLogger("selfbox.errors")
@@ -34,7 +36,8 @@ def error_body(status: int, error_code: str, message: str,
 def _respond(status: int, error_code: str, message: str,
              details: dict[str, Any] | None = None) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(error_body(status, error_code, message, details), status, headers=headers)
+    return SafeJSONResponse(error_body(status, error_code, message, details), status,
+                            headers=headers)
 
 
 async def _sandbox_error(request: Request, exc: Exception) -> JSONResponse:

@@ -10,6 +10,7 @@ Rooted at the library's base, :class:`executors.exceptions.SandboxError`::
           │    └── ContextNotFound (404)
           ├── SandboxGone (410)             the sandbox died or expired
           ├── Conflict (409)                e.g. a sandbox that is not running
+          │    └── SandboxUnresponsive (409) its runner does not answer (pids exhausted...)
           ├── PayloadTooLarge (413)
           ├── InvalidRequest (422)          bad input
           │    └── LimitExceeded (422)      a limit beyond the server's maximum (names it)
@@ -35,6 +36,7 @@ __all__ = [
     "SandboxError",
     "SandboxGone",
     "SandboxStartError",
+    "SandboxUnresponsive",
     "ServerError",
     "TooManySandboxes",
     "Unauthorized",
@@ -68,6 +70,13 @@ class SandboxGone(ServerError):
 class Conflict(ServerError):
     status_code = 409
     error_code = "conflict"
+
+
+class SandboxUnresponsive(Conflict):
+    """The sandbox's runner did not answer in time (its pids exhausted, its CPU starved):
+    the sandbox's own state, not a server fault."""
+
+    error_code = "sandbox_unresponsive"
 
 
 class PayloadTooLarge(ServerError):

@@ -25,8 +25,10 @@ from .exceptions import (
     NotFound,
     SandboxGone,
     SandboxStartError,
+    SandboxUnresponsive,
     ServerError,
 )
+from .inbound import ChannelLimits
 from .limits import SandboxSpec, check_caps, resolve_request
 from .pool import WarmPool
 from .runs import Executions
@@ -242,7 +244,7 @@ class SandboxManager(Executions):
                 sandbox.container_id = await creating
             raise
         sock = await self._call(self.driver.attach, sandbox.container_id)
-        channel = RunnerChannel(sock, sandbox.id)
+        channel = RunnerChannel(sock, sandbox.id, ChannelLimits.of(self.settings))
         sandbox.channel = channel
         await channel.start()
         await self._call(self.driver.start, sandbox.container_id)
@@ -343,9 +345,11 @@ class SandboxManager(Executions):
         with contextlib.suppress(Exception):
             await coro
 
-    async def request(self, sandbox: Sandbox, op: str, timeout_s: float = 30.0,
+    async def request(self, sandbox: Sandbox, op: str, timeout_s: float | None = None,
                       **fields: Any) -> dict[str, Any]:
         """Ask the runner for an op that is not an execution (contexts, files, ...)."""
+        if timeout_s is None:
+            timeout_s = self.settings.runner_reply_timeout_s
         if sandbox.state == "paused":
             raise Conflict(f"sandbox {sandbox.id} is paused")
         channel = sandbox.channel
@@ -356,8 +360,11 @@ class SandboxManager(Executions):
         except ChannelClosed as exc:
             raise SandboxGone(f"sandbox {sandbox.id} died: {sandbox.end_reason or exc}") from exc
         except TimeoutError as exc:
-            raise ServerError(f"the sandbox did not answer {op!r} within {timeout_s} s") from exc
-        return reply
+            raise SandboxUnresponsive(
+                f"sandbox {sandbox.id} did not answer {op!r} within {timeout_s:g} s "
+                "(SELFBOX_RUNNER_REPLY_TIMEOUT_S): its code may hold every process slot (pids) "
+                "or all its CPU; interrupt or kill it", sandbox_id=sandbox.id) from exc
+        return _refusal_checked(sandbox, op, reply)
 
     # -- execution ------------------------------------------------------------------------
     # -- pause / resume (docker pause freezes the cgroup) ---------------------------------
@@ -374,3 +381,14 @@ class SandboxManager(Executions):
 
     async def stats(self, sandbox: Sandbox) -> dict[str, Any]:
         return await self._call(self.driver.stats, sandbox.container_id)
+
+
+def _refusal_checked(sandbox: Sandbox, op: str, reply: dict[str, Any]) -> dict[str, Any]:
+    """A runner that could not even start handling the op (no thread, no pid left) says so
+    with ``ResourceExhausted``: that is the sandbox's state, answered as a 409."""
+    error = reply.get("error") if not reply.get("ok", True) else None
+    if isinstance(error, dict) and error.get("name") == "ResourceExhausted":
+        raise SandboxUnresponsive(
+            f"sandbox {sandbox.id} cannot handle {op!r}: {str(error.get('value'))[:500]}",
+            sandbox_id=sandbox.id)
+    return reply

@@ -51,6 +51,7 @@ class Executions:
         await sandbox.lock.acquire()
         released = False
         execution_id: str | None = None
+        token = ""
         queue: asyncio.Queue[dict[str, Any]] | None = None
         try:
             if not sandbox.alive or sandbox.channel is None:
@@ -58,11 +59,14 @@ class Executions:
             channel = sandbox.channel
             execution_id = secrets.token_hex(8)
             queue = channel.subscribe(execution_id)
-            builder = ExecutionBuilder(self.settings.output_limit_bytes)
+            token = secrets.token_hex(16)
+            builder = ExecutionBuilder(self.settings.output_limit_bytes,
+                                       self.settings.result_limit_bytes, token)
             try:
                 await channel.send({"op": "execute", "id": execution_id, "code": code,
-                                    "context": context,
-                                    "output_limit_bytes": self.settings.output_limit_bytes})
+                                    "context": context, "token": token,
+                                    "output_limit_bytes": self.settings.output_limit_bytes,
+                                    "result_limit_bytes": self.settings.result_limit_bytes})
             except ChannelClosed:
                 queue.put_nowait(EOF_MESSAGE)
             yield {"type": "start", "sandbox_id": sandbox.id}
@@ -82,10 +86,10 @@ class Executions:
         finally:
             if not released:
                 # The client went away mid-run: stop the code before the next one may start.
-                self._spawn(self._abandon(sandbox, execution_id, queue))
+                self._spawn(self._abandon(sandbox, execution_id, queue, token))
 
     async def _abandon(self, sandbox: Sandbox, execution_id: str | None,
-                       queue: asyncio.Queue[dict[str, Any]] | None) -> None:
+                       queue: asyncio.Queue[dict[str, Any]] | None, token: str = "") -> None:
         """The client went away mid-run: interrupt the code, and only then let the next
         execution in (killing the sandbox if the code will not stop)."""
         channel = sandbox.channel
@@ -97,7 +101,9 @@ class Executions:
                     async with asyncio.timeout(self.settings.interrupt_grace_s):
                         while True:
                             message = await queue.get()
-                            if message is EOF_MESSAGE or message.get("type") in ("done", "eof"):
+                            if message is EOF_MESSAGE or message.get("type") == "eof":
+                                break
+                            if message.get("type") == "done" and message.get("token") == token:
                                 break
                 except TimeoutError:
                     await self._end(sandbox, "dead",

@@ -19,7 +19,14 @@ from fastapi import APIRouter, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..exceptions import Conflict, ContextNotFound, InvalidRequest, ServerError
+from ..exceptions import (
+    Conflict,
+    ContextNotFound,
+    InvalidRequest,
+    SandboxUnresponsive,
+    ServerError,
+)
+from ..jsonsafe import dumps_bytes
 from ..manager import SandboxManager
 from ..routers.deps import Manager
 from ..sandbox import Sandbox
@@ -94,7 +101,7 @@ def _now() -> str:
 
 
 def _line(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n"
+    return dumps_bytes(message) + b"\n"
 
 
 def _check_language(language: str | None) -> None:
@@ -120,8 +127,11 @@ async def _op(manager: SandboxManager, sandbox: Sandbox, op: str, **fields: Any)
             raise InvalidRequest(exc.message) from exc
         if exc.code == "unavailable":
             raise SandboxNotFound(exc.message) from exc
-        if exc.code == "failed_precondition":
-            raise Conflict(exc.message) from exc  # e.g. a paused sandbox
+        if exc.code == "aborted":
+            raise SandboxUnresponsive(exc.message) from exc
+        if exc.code in ("failed_precondition", "already_exists", "permission_denied",
+                        "resource_exhausted"):
+            raise Conflict(exc.message) from exc  # e.g. a paused sandbox, a read-only cwd
         raise ServerError(exc.message) from exc
 
 

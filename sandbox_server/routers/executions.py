@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
+from ..jsonsafe import SafeJSONResponse, dumps_bytes
 from ..schemas import ExecuteRequest, ExecutionOut, ToolReply
 from .deps import Manager, Owner
 
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1/sandboxes/{sandbox_id}", tags=["executions"])
 
 @router.post("/execute", response_model=ExecutionOut, summary="Run code and wait for the result")
 async def execute(sandbox_id: str, body: ExecuteRequest, owner: Owner,
-                  manager: Manager) -> JSONResponse:
+                  manager: Manager) -> SafeJSONResponse:
     sandbox = manager.get(owner, sandbox_id)
     execution: dict[str, Any] = {}
     events = manager.execute(sandbox, body.code, timeout_s=body.timeout_s,
@@ -27,7 +27,7 @@ async def execute(sandbox_id: str, body: ExecuteRequest, owner: Owner,
             execution = event["execution"]
     # Built by our own Execution.to_dict(): already the documented shape, no re-validation
     # on this hot path.
-    return JSONResponse(execution)
+    return SafeJSONResponse(execution)
 
 
 @router.post(
@@ -46,9 +46,9 @@ async def execute_stream(sandbox_id: str, body: ExecuteRequest, owner: Owner,
     first = await anext(events)
 
     async def lines() -> AsyncIterator[bytes]:
-        yield json.dumps(first).encode() + b"\n"
+        yield dumps_bytes(first) + b"\n"
         async for event in events:
-            yield json.dumps(event).encode() + b"\n"
+            yield dumps_bytes(event) + b"\n"
 
     return StreamingResponse(lines(), media_type="application/x-ndjson",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

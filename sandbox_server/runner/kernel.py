@@ -24,6 +24,7 @@ from .capture import Captures
 from .channel import Channel
 
 DEFAULT_OUTPUT_LIMIT = 1 << 20
+DEFAULT_RESULT_LIMIT = 16 << 20
 HOME = os.environ.get("HOME", "/tmp")
 
 
@@ -53,8 +54,21 @@ class Context:
 class Current:
     id: str
     limit: int
+    result_limit: int = DEFAULT_RESULT_LIMIT
+    token: str = ""  # the host's proof that a "done" is ours (see _finish)
     sent: int = 0
+    result_sent: int = 0
     truncated: bool = False
+    results_truncated: bool = False
+
+    def room_for_result(self, data: dict[str, Any]) -> bool:
+        """Spend the execution's result budget on one bundle, if it fits."""
+        size = sum(len(v) if isinstance(v, str) else len(repr(v)) for v in data.values())
+        if self.results_truncated or self.result_sent + size > self.result_limit:
+            self.results_truncated = True
+            return False
+        self.result_sent += size
+        return True
 
 
 class Kernel:
@@ -93,10 +107,11 @@ class Kernel:
         current = self.current
         if current is None:
             return
-        self.channel.send(
-            {"type": "result", "id": current.id, "data": display.bundle(value),
-             "is_main_result": main}
-        )
+        data = display.bundle(value)
+        if not current.room_for_result(data):
+            return
+        self.channel.send({"type": "result", "id": current.id, "data": data,
+                           "is_main_result": main})
 
     def show(self, *values: Any, raw: bool = False, **_ignored: Any) -> None:
         """IPython's ``display()``: each value as a result (``raw``: each is a MIME bundle)."""
@@ -113,6 +128,8 @@ class Kernel:
             return
         bundle = {str(k): v for k, v in data.items() if isinstance(v, (str, dict, list))}
         bundle.setdefault("text/plain", "")
+        if not current.room_for_result(bundle):
+            return
         self.channel.send({"type": "result", "id": current.id, "data": bundle,
                            "is_main_result": False})
 
@@ -190,10 +207,21 @@ class Kernel:
                         waiter[1].append(message)
                         waiter[0].set()
                 else:
-                    threading.Thread(target=self._run_op, args=(message,), daemon=True).start()
+                    self._start_op(message)
             except Exception as exc:  # one bad message never stops the runner
                 self.channel.send({"type": "log", "level": "error", "text": repr(exc)})
         self._executions.put(None)
+
+    def _start_op(self, message: dict[str, Any]) -> None:
+        try:
+            threading.Thread(target=self._run_op, args=(message,), daemon=True).start()
+        except RuntimeError as exc:
+            # No thread (every pid of the sandbox is taken, by a fork bomb say): answer
+            # now, so the host can tell its client instead of waiting for a reply.
+            self.channel.send({"type": "reply", "req": message.get("req"), "ok": False,
+                               "error": {"name": "ResourceExhausted",
+                                         "value": f"the sandbox cannot start a thread ({exc}); "
+                                         "its processes may hold every pid (the pids limit)"}})
 
     def _run_op(self, message: dict[str, Any]) -> None:
         op, reply_to = str(message.get("op")), message.get("req")
@@ -201,7 +229,10 @@ class Kernel:
             reply = self.handle_op(op, message) or {}
             reply.setdefault("ok", True)
         except Exception as exc:
-            reply = {"ok": False, "error": {"name": type(exc).__name__, "value": str(exc)}}
+            error: dict[str, Any] = {"name": type(exc).__name__, "value": _safe_str(exc)}
+            if isinstance(exc, OSError) and isinstance(exc.errno, int):
+                error["errno"] = exc.errno
+            reply = {"ok": False, "error": error}
         self.channel.send({"type": "reply", "req": reply_to, **reply})
 
     def handle_op(self, op: str, message: dict[str, Any]) -> dict[str, Any] | None:
@@ -275,8 +306,10 @@ class Kernel:
         execution_id = str(message.get("id"))
         context = self.contexts.get(str(message.get("context") or "default"))
         limit = int(message.get("output_limit_bytes") or DEFAULT_OUTPUT_LIMIT)
+        result_limit = int(message.get("result_limit_bytes") or DEFAULT_RESULT_LIMIT)
         with self._current_lock:
-            self.current = Current(execution_id, limit)
+            self.current = Current(execution_id, limit, result_limit,
+                                   str(message.pop("token", "") or ""))
         if context is None:
             self._send_error(execution_id, "ContextNotFound",
                              f"no context {message.get('context')!r}", "")
@@ -314,9 +347,14 @@ class Kernel:
             self._flush()
             self._emit_figures()
             ok, value = display.plain_json(answer.value)
+            data = display.bundle(answer.value)
+            current = self.current
+            if current is not None and not current.room_for_result(
+                    {"value": repr(value) if ok else "", **data}):
+                ok, value, data = False, None, {"text/plain": "<final answer over the result "
+                                                "limit (result_limit_bytes)>"}
             self.channel.send({"type": "final_answer", "id": execution_id,
-                               "value": value if ok else None, "is_json": ok,
-                               "data": display.bundle(answer.value)})
+                               "value": value if ok else None, "is_json": ok, "data": data})
         except BaseException as exc:
             self._executing = False
             self._flush()
@@ -362,11 +400,14 @@ class Kernel:
     def _finish(self, execution_id: str, context: Context | None, status: str,
                 interrupted: bool = False) -> None:
         with self._current_lock:
-            truncated = self.current.truncated if self.current else False
-            self.current = None
+            current, self.current = self.current, None
+        # The token came with the execute op and is written nowhere else: a "done" that
+        # other code in the sandbox forges (through /proc/1/fd/1, say) lacks it.
         self.channel.send({
             "type": "done", "id": execution_id, "status": status, "interrupted": interrupted,
-            "truncated": truncated,
+            "truncated": current.truncated if current else False,
+            "results_truncated": current.results_truncated if current else False,
+            "token": current.token if current else "",
             "execution_count": context.execution_count if context else None,
         })
 
