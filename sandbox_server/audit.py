@@ -126,7 +126,7 @@ def judge(facts: dict[str, Any], sandbox: dict[str, Any]) -> list[Finding]:
     denied = facts.get("denied_syscalls") or {}
     # EPERM from the profile, or ENOSYS (gVisor does not implement io_uring by default).
     allowed = sorted(name for name, errno in denied.items() if errno not in (1, 38))
-    check(bool(denied) and not allowed, "seccomp denies io_uring and other kernel surface",
+    check(bool(denied) and not allowed, "seccomp profile (no io_uring)",
           f"allowed: {allowed}" if allowed else
           ", ".join(f"{name}=errno {errno}" for name, errno in sorted(denied.items()))
           or "not probed (unknown architecture)")

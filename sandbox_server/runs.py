@@ -66,7 +66,9 @@ class Executions:
                 await channel.send({"op": "execute", "id": execution_id, "code": code,
                                     "context": context, "token": token,
                                     "output_limit_bytes": self.settings.output_limit_bytes,
-                                    "result_limit_bytes": self.settings.result_limit_bytes})
+                                    "result_limit_bytes": self.settings.result_limit_bytes,
+                                    "max_message_bytes":
+                                        self.settings.runner_max_message_bytes})
             except ChannelClosed:
                 queue.put_nowait(EOF_MESSAGE)
             yield {"type": "start", "sandbox_id": sandbox.id}

@@ -25,6 +25,8 @@ from .channel import Channel
 
 DEFAULT_OUTPUT_LIMIT = 1 << 20
 DEFAULT_RESULT_LIMIT = 16 << 20
+DEFAULT_MESSAGE_LIMIT = 8 << 20
+MESSAGE_OVERHEAD = 64 << 10  # the frame around a bundle, and JSON escapes
 HOME = os.environ.get("HOME", "/tmp")
 
 
@@ -55,6 +57,7 @@ class Current:
     id: str
     limit: int
     result_limit: int = DEFAULT_RESULT_LIMIT
+    message_limit: int = DEFAULT_MESSAGE_LIMIT
     token: str = ""  # the host's proof that a "done" is ours (see _finish)
     sent: int = 0
     result_sent: int = 0
@@ -64,7 +67,9 @@ class Current:
     def room_for_result(self, data: dict[str, Any]) -> bool:
         """Spend the execution's result budget on one bundle, if it fits."""
         size = sum(len(v) if isinstance(v, str) else len(repr(v)) for v in data.values())
-        if self.results_truncated or self.result_sent + size > self.result_limit:
+        # A bundle larger than one message would be dropped by the host unread.
+        too_big = size > self.message_limit - MESSAGE_OVERHEAD
+        if too_big or self.results_truncated or self.result_sent + size > self.result_limit:
             self.results_truncated = True
             return False
         self.result_sent += size
@@ -309,6 +314,8 @@ class Kernel:
         result_limit = int(message.get("result_limit_bytes") or DEFAULT_RESULT_LIMIT)
         with self._current_lock:
             self.current = Current(execution_id, limit, result_limit,
+                                   int(message.get("max_message_bytes")
+                                       or DEFAULT_MESSAGE_LIMIT),
                                    str(message.pop("token", "") or ""))
         if context is None:
             self._send_error(execution_id, "ContextNotFound",
