@@ -99,6 +99,15 @@ class ExecutionBuilder:
             self.status = status if status in ("ok", "error") else "error"
         return None
 
+    def wants(self, kind: str) -> bool:
+        """Whether a large frame of this kind could still be used: past a budget, the
+        channel drops such frames without parsing them."""
+        if kind in ("result", "final_answer"):
+            return not self.results_truncated
+        if kind == "stream":
+            return not self.truncated
+        return True
+
     def _room(self, data: dict[str, Any]) -> bool:
         """Spend the result budget (bytes, and a count) on one bundle, if it fits."""
         size = _bundle_bytes(data)

@@ -40,6 +40,7 @@ class LineSplitter:
         self._pending = bytearray()
         self._discarding = False  # inside an over-long line: drop up to its newline
         self.dropped_lines = 0
+        self.lines = 0  # complete lines seen (over-long ones included)
 
     @property
     def pending_bytes(self) -> int:
@@ -61,6 +62,7 @@ class LineSplitter:
             if len(self._pending) + piece_end - start > self.max_line_bytes:
                 self._pending.clear()
                 self.dropped_lines += 1
+                self.lines += 1
                 yield OVERLONG
                 if end == -1:
                     self._discarding = True
@@ -77,6 +79,7 @@ class LineSplitter:
             else:
                 line = data[start:end]
             start = end + 1
+            self.lines += 1
             yield line
 
 
@@ -136,7 +139,7 @@ class ChannelLimits:
     """A sandbox's budget on its channel (see the settings of the same names)."""
 
     max_message_bytes: int = 8 << 20
-    read_bytes_per_s: float = 64 << 20
+    read_bytes_per_s: float = 32 << 20
     log_frames_per_s: float = 10.0
     log_frames_burst: int = 100
 

@@ -21,6 +21,9 @@ from .settings import Settings
 __all__ = ["Executions"]
 
 KEEPALIVE_S = 5.0
+# Messages (each at most SELFBOX_RUNNER_MAX_MESSAGE_BYTES) waiting for an execution's reader;
+# past that, reading the sandbox's channel waits for it.
+EXECUTION_QUEUE_MESSAGES = 4
 
 
 class Executions:
@@ -58,10 +61,11 @@ class Executions:
                 raise SandboxGone(f"sandbox {sandbox.id} is gone: {sandbox.end_reason}")
             channel = sandbox.channel
             execution_id = secrets.token_hex(8)
-            queue = channel.subscribe(execution_id)
             token = secrets.token_hex(16)
             builder = ExecutionBuilder(self.settings.output_limit_bytes,
                                        self.settings.result_limit_bytes, token)
+            queue = channel.subscribe(execution_id, maxsize=EXECUTION_QUEUE_MESSAGES,
+                                      wants=builder.wants)
             try:
                 await channel.send({"op": "execute", "id": execution_id, "code": code,
                                     "context": context, "token": token,
