@@ -23,10 +23,12 @@ class ExecutionBuilder:
     """Accumulates one execution. The runner is untrusted: every field is checked and capped.
 
     ``token`` is the secret sent with the execute op: only a ``done`` that carries it ends
-    the execution (other code in the sandbox can write frames to the channel too)."""
+    the execution (other code in the sandbox can write frames to the channel too). None: a
+    runner too old to echo it (its hello says so), whose ``done`` is taken as is."""
 
     def __init__(self, output_limit_bytes: int,
-                 result_limit_bytes: int = DEFAULT_RESULT_LIMIT_BYTES, token: str = "") -> None:
+                 result_limit_bytes: int = DEFAULT_RESULT_LIMIT_BYTES,
+                 token: str | None = None) -> None:
         self.output_limit_bytes = output_limit_bytes
         self.result_limit_bytes = result_limit_bytes
         self.result_bytes = 0
@@ -87,7 +89,7 @@ class ExecutionBuilder:
                 "kwargs": message.get("kwargs") if isinstance(message.get("kwargs"), dict) else {},
             }
         if kind == "done":
-            if message.get("token") != self.token:
+            if self.token is not None and message.get("token") != self.token:
                 return None  # forged: the runner's own "done" carries the token
             self.done = True
             self.results_truncated = (self.results_truncated

@@ -62,8 +62,11 @@ class Executions:
             channel = sandbox.channel
             execution_id = secrets.token_hex(8)
             token = secrets.token_hex(16)
+            # A runner says in its hello whether it echoes the token (one from an older image
+            # does not); the first hello is the runner's own, before any user code runs.
             builder = ExecutionBuilder(self.settings.output_limit_bytes,
-                                       self.settings.result_limit_bytes, token)
+                                       self.settings.result_limit_bytes,
+                                       token if channel.hello.get("done_token") else None)
             queue = channel.subscribe(execution_id, maxsize=EXECUTION_QUEUE_MESSAGES,
                                       wants=builder.wants)
             try:
@@ -109,7 +112,9 @@ class Executions:
                             message = await queue.get()
                             if message is EOF_MESSAGE or message.get("type") == "eof":
                                 break
-                            if message.get("type") == "done" and message.get("token") == token:
+                            if message.get("type") == "done" and (
+                                    message.get("token") == token
+                                    or not channel.hello.get("done_token")):
                                 break
                 except TimeoutError:
                     await self._end(sandbox, "dead",

@@ -297,7 +297,7 @@ class Kernel:
         threading.Thread(target=self.control_loop, name="control", daemon=True).start()
         threading.Thread(target=self.watchdog, name="watchdog", daemon=True).start()
         self.channel.send({"type": "ready", "pid": os.getpid(),
-                           "python": sys.version.split()[0]})
+                           "python": sys.version.split()[0], "done_token": True})
         while True:
             try:
                 message = self._executions.get()
