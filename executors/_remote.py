@@ -17,15 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .exceptions import (
-    AuthenticationError,
     ConfigurationError,
-    InvalidRequestError,
-    RateLimitError,
     SandboxError,
-    SandboxGoneError,
-    SandboxNotFoundError,
     ServerError,
     ToolError,
+    exception_for_status,
 )
 from .models import Execution, SandboxSpec
 
@@ -90,13 +86,6 @@ def check_json(values: Mapping[str, Any], what: str) -> None:
 
 
 # -- errors -------------------------------------------------------------------------------------
-_BY_STATUS: dict[int, type[SandboxError]] = {
-    401: AuthenticationError,
-    403: AuthenticationError,
-    404: SandboxNotFoundError,
-    410: SandboxGoneError,
-    429: RateLimitError,
-}
 
 
 def error_for_status(status: int, body: bytes | str, *, action: str = "") -> SandboxError:
@@ -114,9 +103,7 @@ def error_for_status(status: int, body: bytes | str, *, action: str = "") -> San
     elif body:
         text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
         message = text.strip()[:500]
-    cls = _BY_STATUS.get(status)
-    if cls is None:
-        cls = InvalidRequestError if 400 <= status < 500 else ServerError
+    cls = exception_for_status(status)
     prefix = f"{action} failed: " if action else ""
     text = f"{prefix}HTTP {status}" + (f" ({error_code})" if error_code else "")
     if message:

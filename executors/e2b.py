@@ -54,6 +54,7 @@ from .exceptions import (
     SandboxNotFoundError,
     ServerError,
     ToolError,
+    exception_for_status,
 )
 from .models import _SHORT_NAMES, Execution, ExecutionError, Result
 
@@ -220,12 +221,6 @@ def timeout_execution(timeout_s: float | None, stdout: list[str], stderr: list[s
     )
 
 
-_STATUS_CLASSES: dict[int, type[SandboxError]] = {
-    401: AuthenticationError, 403: AuthenticationError, 404: SandboxNotFoundError,
-    410: SandboxGoneError, 429: RateLimitError,
-}
-
-
 def translate_error(exc: BaseException, action: str) -> SandboxError:
     """An E2B SDK (or ``httpx``) exception -> ours. Callers chain it with ``from``."""
     import httpx  # a dependency of the SDK and of selfbox
@@ -256,10 +251,7 @@ def translate_error(exc: BaseException, action: str) -> SandboxError:
             match = re.match(r"(\d{3})\b", str(exc))
             status = int(match.group(1)) if match else None
         if status is not None:
-            cls = _STATUS_CLASSES.get(status)
-            if cls is None:
-                cls = InvalidRequestError if 400 <= status < 500 else ServerError
-            return cls(text, status=status)
+            return exception_for_status(status)(text, status=status)
         return ServerError(text)
     if isinstance(exc, (httpx.TransportError, ConnectionError)):
         return SandboxConnectionError(text)

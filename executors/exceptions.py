@@ -22,6 +22,10 @@ The server package roots its own tree at the same base class.
 
 from __future__ import annotations
 
+from typing import Any
+
+from .http_status import HTTP_STATUS
+
 __all__ = [
     "AuthenticationError",
     "ConfigurationError",
@@ -35,14 +39,22 @@ __all__ = [
     "SandboxNotFoundError",
     "ServerError",
     "ToolError",
+    "exception_for_status",
 ]
 
 
 class SandboxError(Exception):
-    """Base of every selfbox exception. ``status_code`` is the matching HTTP status."""
+    """Base of every selfbox exception. ``status_code`` is the matching HTTP status, looked up
+    by ``error_code`` in the one table (:data:`executors.http_status.HTTP_STATUS`) unless a
+    class sets it itself."""
 
     status_code: int = 500
     error_code: str = "sandbox_error"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "status_code" not in cls.__dict__:
+            cls.status_code = HTTP_STATUS.get(cls.error_code, cls.status_code)
 
     def __init__(self, message: str = "", **details: object) -> None:
         super().__init__(message)
@@ -51,7 +63,6 @@ class SandboxError(Exception):
 
 
 class ConfigurationError(SandboxError, ValueError):
-    status_code = 400
     error_code = "configuration_error"
 
 
@@ -60,45 +71,50 @@ class MissingDependencyError(ConfigurationError, ImportError):
 
 
 class ExecutorClosedError(SandboxError):
-    status_code = 409
     error_code = "executor_closed"
 
 
 class SandboxConnectionError(SandboxError):
-    status_code = 503
     error_code = "connection_error"
 
 
 class AuthenticationError(SandboxError):
-    status_code = 401
     error_code = "unauthorized"
 
 
 class SandboxNotFoundError(SandboxError):
-    status_code = 404
     error_code = "sandbox_not_found"
 
 
 class SandboxGoneError(SandboxError):
-    status_code = 410
     error_code = "sandbox_gone"
 
 
 class InvalidRequestError(SandboxError):
-    status_code = 422
     error_code = "invalid_request"
 
 
 class RateLimitError(SandboxError):
-    status_code = 429
     error_code = "too_many_sandboxes"
 
 
 class ToolError(SandboxError):
-    status_code = 400
     error_code = "tool_error"
 
 
 class ServerError(SandboxError):
-    status_code = 500
     error_code = "server_error"
+
+
+_CLIENT_CLASSES: tuple[type[SandboxError], ...] = (
+    AuthenticationError, SandboxNotFoundError, SandboxGoneError, RateLimitError)
+_BY_STATUS: dict[int, type[SandboxError]] = {
+    403: AuthenticationError, **{cls.status_code: cls for cls in _CLIENT_CLASSES}}
+
+
+def exception_for_status(status: int) -> type[SandboxError]:
+    """The exception class a client raises for an HTTP error status."""
+    cls = _BY_STATUS.get(status)
+    if cls is None:
+        cls = InvalidRequestError if 400 <= status < 500 else ServerError
+    return cls

@@ -21,18 +21,19 @@ from collections.abc import Callable
 from typing import Any
 
 from .inbound import OVERLONG, ChannelLimits, LineSplitter, TokenBucket, parse_frame
+from .runner.protocol import Msg
+from .tasks import BackgroundTasks
 
-__all__ = ["EOF_MESSAGE", "RunnerChannel"]
+__all__ = ["EOF_MESSAGE", "ChannelClosed", "RunnerChannel"]
 
 logger = logging.getLogger("selfbox.channel")
 
-EOF_MESSAGE: dict[str, Any] = {"type": "eof"}
+EOF_MESSAGE: dict[str, Any] = {"type": Msg.EOF}
 _HEADER = struct.Struct(">BxxxI")
 BIG_LINE_BYTES = 64 * 1024  # larger lines are looked at (_wanted) before they are parsed
 _HEAD = re.compile(rb'\{\s*"type"\s*:\s*"(\w{1,32})"\s*,\s*"(id|req)"\s*:\s*"([^"\\]{1,128})"')
 LINE_COST_BYTES = 16 * 1024  # what one line costs at least, of a sandbox's read budget
 DROPPED_REPORT_EVERY_S = 10.0
-
 
 _Routed = tuple[asyncio.Queue[dict[str, Any]], dict[str, Any]]
 
@@ -66,9 +67,9 @@ class RunnerChannel:
         self.hello: dict[str, Any] = {}
         self.stderr_tail = b""
 
-    async def start(self) -> None:
+    async def start(self, tasks: BackgroundTasks) -> None:
         self._reader, self._writer = await asyncio.open_connection(sock=self._sock)
-        self._task = asyncio.create_task(self._read_loop(), name=f"channel-{self.name}")
+        self._task = tasks.spawn(self._read_loop(), name=f"channel-{self.name}")
 
     async def send(self, message: dict[str, Any]) -> None:
         if self._writer is None or self.closed.is_set():
@@ -82,7 +83,9 @@ class RunnerChannel:
                 raise ChannelClosed(f"channel to {self.name} broke: {exc}") from exc
 
     async def request(self, op: str, timeout_s: float = 30.0, **fields: Any) -> dict[str, Any]:
-        """Send an op that the runner answers with a ``reply``; return that reply."""
+        """Send an op that the runner answers with a ``reply``; return that reply. Raw: the
+        server calls this through :class:`~sandbox_server.gateway.RunnerGateway`, which types
+        the failures."""
         # Unguessable: code in the sandbox can write frames too, and must not answer for it.
         req = secrets.token_hex(8)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -193,8 +196,8 @@ class RunnerChannel:
             return False
         kind, key = head.group(1).decode(), head.group(3).decode()
         if head.group(2) == b"req":
-            return kind == "reply" and key in self._requests
-        if kind == "log" or key not in self._subscribers:
+            return kind == Msg.REPLY and key in self._requests
+        if kind == Msg.LOG or key not in self._subscribers:
             return False
         wants = self._wants.get(key)
         return wants is None or wants(kind)
@@ -206,15 +209,15 @@ class RunnerChannel:
         if message is None:
             return None
         kind = message.get("type")
-        if kind == "ready":
+        if kind == Msg.READY:
             if not self.ready.is_set():  # the runner says it once; later ones are forged
                 self.hello = message
                 self.ready.set()
-        elif kind == "reply":
+        elif kind == Msg.REPLY:
             future = self._requests.get(str(message.get("req")))
             if future is not None and not future.done():
                 future.set_result(message)
-        elif kind == "log":
+        elif kind == Msg.LOG:
             self._log(str(message.get("text")))
         else:
             queue = self._subscribers.get(str(message.get("id")))

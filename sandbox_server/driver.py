@@ -172,7 +172,8 @@ class DockerDriver:
         except docker.errors.NotFound:
             return
         except docker.errors.APIError as exc:
-            if "already in progress" in str(exc) or exc.status_code == 404:
+            # 409 with force=True: another removal of it is already in progress.
+            if exc.status_code in (404, 409):
                 return
             raise
 

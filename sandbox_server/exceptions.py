@@ -1,5 +1,6 @@
-"""The sandbox server's exceptions. Each carries its HTTP status and a stable error code as class
-data; one handler (:mod:`sandbox_server.errors`) renders them all in one JSON shape.
+"""The sandbox server's exceptions. Each carries a stable error code as class data, and the HTTP
+status the one table (:data:`executors.http_status.HTTP_STATUS`, shared with the clients) gives
+that code; one handler (:mod:`sandbox_server.errors`) renders them all in one JSON shape.
 
 Rooted at the library's base, :class:`executors.exceptions.SandboxError`::
 
@@ -10,19 +11,24 @@ Rooted at the library's base, :class:`executors.exceptions.SandboxError`::
           │    └── ContextNotFound (404)
           ├── SandboxGone (410)             the sandbox died or expired
           ├── Conflict (409)                e.g. a sandbox that is not running
-          │    └── SandboxUnresponsive (409) its runner does not answer (pids exhausted...)
+          │    └── SandboxUnresponsive (409) its runner cannot answer (pids exhausted...)
+          │         └── RunnerTimeout (409)  ... or did not answer an op in time
           ├── PayloadTooLarge (413)
+          ├── StreamOverflow (429)          a client reads a stream slower than it comes
           ├── InvalidRequest (422)          bad input
           │    └── LimitExceeded (422)      a limit beyond the server's maximum (names it)
           ├── TooManySandboxes (429)        a cap on live sandboxes (names it)
           ├── NotSupported (501)            a feature selfbox does not offer (names it)
           ├── EngineUnavailable (503)       the Docker engine cannot be reached
-          └── SandboxStartError (500)       a container did not come up
+          ├── SandboxStartError (500)       a container did not come up
+          └── RunnerOpError (409)           the runner failed an op; ``code`` says why
 """
 
 from __future__ import annotations
 
 from executors.exceptions import SandboxError
+
+from .runner.protocol import ErrorCode
 
 __all__ = [
     "Conflict",
@@ -33,28 +39,28 @@ __all__ = [
     "NotFound",
     "NotSupported",
     "PayloadTooLarge",
+    "RunnerOpError",
+    "RunnerTimeout",
     "SandboxError",
     "SandboxGone",
     "SandboxStartError",
     "SandboxUnresponsive",
     "ServerError",
+    "StreamOverflow",
     "TooManySandboxes",
     "Unauthorized",
 ]
 
 
 class ServerError(SandboxError):
-    status_code = 500
     error_code = "internal_error"
 
 
 class Unauthorized(ServerError):
-    status_code = 401
     error_code = "unauthorized"
 
 
 class NotFound(ServerError):
-    status_code = 404
     error_code = "not_found"
 
 
@@ -63,12 +69,10 @@ class ContextNotFound(NotFound):
 
 
 class SandboxGone(ServerError):
-    status_code = 410
     error_code = "sandbox_gone"
 
 
 class Conflict(ServerError):
-    status_code = 409
     error_code = "conflict"
 
 
@@ -80,12 +84,10 @@ class SandboxUnresponsive(Conflict):
 
 
 class PayloadTooLarge(ServerError):
-    status_code = 413
     error_code = "payload_too_large"
 
 
 class InvalidRequest(ServerError):
-    status_code = 422
     error_code = "invalid_request"
 
 
@@ -94,20 +96,40 @@ class LimitExceeded(InvalidRequest):
 
 
 class TooManySandboxes(ServerError):
-    status_code = 429
     error_code = "too_many_sandboxes"
 
 
 class NotSupported(ServerError):
-    status_code = 501
     error_code = "not_supported"
 
 
 class EngineUnavailable(ServerError):
-    status_code = 503
     error_code = "engine_unavailable"
 
 
 class SandboxStartError(ServerError):
-    status_code = 500
     error_code = "sandbox_start_failed"
+
+
+class StreamOverflow(ServerError):
+    error_code = "stream_overflow"
+    server_fault = False
+
+
+class RunnerTimeout(SandboxUnresponsive):
+    """No answer in time: the sandbox's own state (its code holds every pid or its CPU)."""
+
+    error_code = "runner_timeout"
+
+
+class RunnerOpError(ServerError):
+    """A runner op failed. ``code`` is the runner's :class:`~.runner.protocol.ErrorCode`:
+    what callers branch on (never the message, which is the runner's own text)."""
+
+    error_code = "runner_error"
+
+    def __init__(self, message: str, *, code: ErrorCode, op: str, name: str = "") -> None:
+        super().__init__(message, op=op, runner_code=str(code))
+        self.code = code
+        self.op = op
+        self.name = name

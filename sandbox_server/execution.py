@@ -8,6 +8,8 @@ from typing import Any
 
 from executors.models import STATUSES, Execution, ExecutionError, Result
 
+from .runner.protocol import Msg
+
 __all__ = ["ExecutionBuilder"]
 
 MAX_RESULTS = 64
@@ -50,9 +52,9 @@ class ExecutionBuilder:
     def feed(self, message: dict[str, Any]) -> dict[str, Any] | None:
         """Take one runner message; return the public event to stream, if any."""
         kind = message.get("type")
-        if kind == "stream":
+        if kind == Msg.STREAM:
             return self._stream(message)
-        if kind == "result":
+        if kind == Msg.RESULT:
             data = message.get("data")
             if not isinstance(data, dict) or not self._room(data):
                 return None
@@ -60,7 +62,7 @@ class ExecutionBuilder:
             result = Result(bundle, bool(message.get("is_main_result")))
             self.results.append(result)
             return {"type": "result", **result.to_dict()}
-        if kind == "error":
+        if kind == Msg.ERROR:
             if self.error is not None:  # one error per execution; more would be forged
                 return None
             self.error = ExecutionError(
@@ -69,7 +71,7 @@ class ExecutionBuilder:
                 str(message.get("traceback", ""))[:200_000],
             )
             return {"type": "error", **self.error.to_dict()}
-        if kind == "final_answer":
+        if kind == Msg.FINAL_ANSWER:
             raw = message.get("data")
             data = raw if isinstance(raw, dict) else {}
             if self.is_final_answer or not self._room({"value": repr(message.get("value")),
@@ -80,7 +82,7 @@ class ExecutionBuilder:
                 message.get("value") if message.get("is_json") else (data or {}).get("text/plain")
             )
             return {"type": "final_answer", "value": self.final_answer}
-        if kind == "tool_call":
+        if kind == Msg.TOOL_CALL:
             return {
                 "type": "tool_call",
                 "call_id": str(message.get("call_id")),
@@ -88,8 +90,8 @@ class ExecutionBuilder:
                 "args": message.get("args") if isinstance(message.get("args"), list) else [],
                 "kwargs": message.get("kwargs") if isinstance(message.get("kwargs"), dict) else {},
             }
-        if kind == "done":
-            if self.token is not None and message.get("token") != self.token:
+        if kind == Msg.DONE:
+            if not self.is_own_done(message):
                 return None  # forged: the runner's own "done" carries the token
             self.done = True
             self.results_truncated = (self.results_truncated
@@ -101,12 +103,17 @@ class ExecutionBuilder:
             self.status = status if status in ("ok", "error") else "error"
         return None
 
+    def is_own_done(self, message: dict[str, Any]) -> bool:
+        """Whether a ``done`` is the runner's own (it carries the execute op's token)."""
+        return message.get("type") == Msg.DONE and (
+            self.token is None or message.get("token") == self.token)
+
     def wants(self, kind: str) -> bool:
         """Whether a large frame of this kind could still be used: past a budget, the
         channel drops such frames without parsing them."""
-        if kind in ("result", "final_answer"):
+        if kind in (Msg.RESULT, Msg.FINAL_ANSWER):
             return not self.results_truncated
-        if kind == "stream":
+        if kind == Msg.STREAM:
             return not self.truncated
         return True
 

@@ -2,7 +2,9 @@
 
 It owns the registry of live sandboxes, enforces limits and caps (:mod:`.limits`), keeps a
 warm pool (:mod:`.pool`), notices dead containers, reaps expired ones, and sweeps containers
-that an earlier server left behind. Running code is the other half (:mod:`.runs`).
+that an earlier server left behind. It holds, by composition, the parts of the data path:
+:class:`~.runs.Runs` (running code), the one :class:`~.gateway.RunnerGateway` to the runners,
+and the one registry of background tasks (:class:`~.tasks.BackgroundTasks`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
@@ -25,15 +27,17 @@ from .exceptions import (
     NotFound,
     SandboxGone,
     SandboxStartError,
-    SandboxUnresponsive,
     ServerError,
 )
+from .gateway import RunnerGateway, check_hello
 from .inbound import ChannelLimits
 from .limits import SandboxSpec, check_caps, resolve_request
 from .pool import WarmPool
-from .runs import Executions
+from .runner.protocol import Op
+from .runs import Lifecycle, Runs
 from .sandbox import Limits, Sandbox
 from .settings import Settings
+from .tasks import BackgroundTasks
 
 __all__ = ["SandboxManager", "SandboxSpec"]
 
@@ -46,14 +50,17 @@ TOMBSTONE_S = 600.0  # how long a dead or expired sandbox still answers with its
 SWEEP_EVERY_S = 30.0
 
 
-class SandboxManager(Executions):
+class SandboxManager:
     def __init__(self, settings: Settings, driver: DockerDriver | None = None) -> None:
         self.settings = settings
         self.driver = driver or DockerDriver()
         self.instance_id = secrets.token_hex(6)
         self._sandboxes: dict[str, Sandbox] = {}
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="docker")
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.tasks = BackgroundTasks()
+        self.gateway = RunnerGateway(settings.runner_reply_timeout_s)
+        self.runs = Runs(settings, self.gateway, self.tasks,
+                         Lifecycle(end=self._end, notify=self._notify))
         self._reaper: asyncio.Task[None] | None = None
         self._last_sweep = 0.0
         self.counters: dict[str, int] = {"created": 0, "killed": 0, "expired": 0, "died": 0}
@@ -64,12 +71,6 @@ class SandboxManager(Executions):
     async def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
-
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     def _notify(self, event: str, **fields: Any) -> None:
         for observer in self.observers:
@@ -95,11 +96,11 @@ class SandboxManager(Executions):
                 logger.warning("removed %d sandbox containers left by an earlier run", swept)
         except ServerError as exc:  # the engine may come up later; /readyz tells
             logger.error("orphan sweep at start failed: %s", exc)
-        self._reaper = asyncio.create_task(self._reap_forever(), name="reaper")
+        self._reaper = self.tasks.spawn(self._reap_forever(), name="reaper")
         if self.settings.warm_pool_size > 0:
             template, limits, _ = self.resolve(SandboxSpec())
             self.pool = WarmPool(self.settings.warm_pool_size, template, limits,
-                                 self._start_in_time, self._end)
+                                 self._start_in_time, self._end, self.tasks)
             self.pool.start()
 
     async def close(self) -> None:
@@ -113,11 +114,10 @@ class SandboxManager(Executions):
         live = [sb for sb in self._sandboxes.values() if sb.alive]
         if live:
             await asyncio.wait(
-                [asyncio.create_task(self._end(sb, "dead", "server shut down")) for sb in live],
+                [self.tasks.spawn(self._end(sb, "dead", "server shut down")) for sb in live],
                 timeout=self.settings.shutdown_timeout_s,
             )
-        for task in list(self._tasks):
-            task.cancel()
+        await self.tasks.cancel_all()
         # Last, anything of this instance still on the engine (a create cut short, say).
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._remove_own_containers(),
@@ -205,9 +205,8 @@ class SandboxManager(Executions):
         sandbox.created_at = time.time()
         sandbox.expires_at = expires_at
         self._sandboxes[sandbox.id] = sandbox
-        if sandbox.channel is not None:
-            with contextlib.suppress(Exception):
-                await sandbox.channel.request("set_deadline", unix=expires_at + 60)
+        with contextlib.suppress(ServerError):
+            await self.gateway.request(sandbox, Op.SET_DEADLINE, unix=expires_at + 60)
         self.counters["created"] += 1
         self._notify("created", sandbox=sandbox)
         return sandbox
@@ -219,7 +218,7 @@ class SandboxManager(Executions):
             raise SandboxStartError(
                 f"the sandbox did not start within {self.settings.start_timeout_s} s "
                 "(SELFBOX_START_TIMEOUT_S)") from exc
-        except ChannelClosed as exc:
+        except (ChannelClosed, SandboxGone) as exc:
             raise SandboxStartError(f"the sandbox runner exited at start: {exc}") from exc
 
     async def _start(self, sandbox: Sandbox) -> None:
@@ -246,7 +245,7 @@ class SandboxManager(Executions):
         sock = await self._call(self.driver.attach, sandbox.container_id)
         channel = RunnerChannel(sock, sandbox.id, ChannelLimits.of(self.settings))
         sandbox.channel = channel
-        await channel.start()
+        await channel.start(self.tasks)
         await self._call(self.driver.start, sandbox.container_id)
         ready = asyncio.create_task(channel.ready.wait())
         closed = asyncio.create_task(channel.closed.wait())
@@ -256,10 +255,11 @@ class SandboxManager(Executions):
         if not channel.ready.is_set():
             detail = channel.stderr_tail.decode("utf-8", "replace").strip()[-500:]
             raise SandboxStartError(f"the sandbox runner exited at start: {detail or 'no output'}")
+        check_hello(channel.hello)
         # Defence in depth: the runner exits by itself a minute after its lifetime, should
         # this server be gone by then.
-        await channel.request("set_deadline", unix=sandbox.expires_at + 60)
-        self._spawn(self._watch(sandbox, channel))
+        await self.gateway.request(sandbox, Op.SET_DEADLINE, unix=sandbox.expires_at + 60)
+        self.tasks.spawn(self._watch(sandbox, channel), name=f"watch-{sandbox.id}")
 
     async def _watch(self, sandbox: Sandbox, channel: RunnerChannel) -> None:
         """Notice a container that died on its own (OOM, killed from outside)."""
@@ -336,37 +336,22 @@ class SandboxManager(Executions):
                                 limit="timeout_s", maximum=self.settings.max_timeout_s)
         sandbox.expires_at = time.time() + timeout_s
         if sandbox.channel is not None:
-            self._spawn(self._quiet(sandbox.channel.request("set_deadline",
-                                                            unix=sandbox.expires_at + 60)))
+            self.tasks.quietly(self.gateway.request(sandbox, Op.SET_DEADLINE,
+                                                    unix=sandbox.expires_at + 60))
         return sandbox
 
-    @staticmethod
-    async def _quiet(coro: Any) -> None:
-        with contextlib.suppress(Exception):
-            await coro
+    # -- execution: the data path is Runs -> RunnerGateway.follow -> RunnerChannel ---------
+    def execute(self, sandbox: Sandbox, code: str, *, timeout_s: float | None = None,
+                context: str = "default",
+                tools_answerable: bool = True) -> AsyncIterator[dict[str, Any]]:
+        """Run code; see :meth:`Runs.execute`."""
+        return self.runs.execute(sandbox, code, timeout_s=timeout_s, context=context,
+                                 tools_answerable=tools_answerable)
 
-    async def request(self, sandbox: Sandbox, op: str, timeout_s: float | None = None,
-                      **fields: Any) -> dict[str, Any]:
-        """Ask the runner for an op that is not an execution (contexts, files, ...)."""
-        if timeout_s is None:
-            timeout_s = self.settings.runner_reply_timeout_s
-        if sandbox.state == "paused":
-            raise Conflict(f"sandbox {sandbox.id} is paused")
-        channel = sandbox.channel
-        if channel is None or not sandbox.alive:
-            raise SandboxGone(f"sandbox {sandbox.id} is gone: {sandbox.end_reason}")
-        try:
-            reply = await channel.request(op, timeout_s=timeout_s, **fields)
-        except ChannelClosed as exc:
-            raise SandboxGone(f"sandbox {sandbox.id} died: {sandbox.end_reason or exc}") from exc
-        except TimeoutError as exc:
-            raise SandboxUnresponsive(
-                f"sandbox {sandbox.id} did not answer {op!r} within {timeout_s:g} s "
-                "(SELFBOX_RUNNER_REPLY_TIMEOUT_S): its code may hold every process slot (pids) "
-                "or all its CPU; interrupt or kill it", sandbox_id=sandbox.id) from exc
-        return _refusal_checked(sandbox, op, reply)
+    async def tool_reply(self, sandbox: Sandbox, call_id: str, ok: bool, value: Any,
+                         error: dict[str, str] | None) -> None:
+        await self.runs.tool_reply(sandbox, call_id, ok, value, error)
 
-    # -- execution ------------------------------------------------------------------------
     # -- pause / resume (docker pause freezes the cgroup) ---------------------------------
     async def pause(self, sandbox: Sandbox) -> None:
         if sandbox.state != "running":
@@ -381,14 +366,3 @@ class SandboxManager(Executions):
 
     async def stats(self, sandbox: Sandbox) -> dict[str, Any]:
         return await self._call(self.driver.stats, sandbox.container_id)
-
-
-def _refusal_checked(sandbox: Sandbox, op: str, reply: dict[str, Any]) -> dict[str, Any]:
-    """A runner that could not even start handling the op (no thread, no pid left) says so
-    with ``ResourceExhausted``: that is the sandbox's state, answered as a 409."""
-    error = reply.get("error") if not reply.get("ok", True) else None
-    if isinstance(error, dict) and error.get("name") == "ResourceExhausted":
-        raise SandboxUnresponsive(
-            f"sandbox {sandbox.id} cannot handle {op!r}: {str(error.get('value'))[:500]}",
-            sandbox_id=sandbox.id)
-    return reply

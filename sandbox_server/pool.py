@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from .sandbox import Limits, Sandbox
+from .tasks import BackgroundTasks
 
 __all__ = ["POOL_OWNER", "WarmPool"]
 
@@ -31,12 +32,14 @@ class WarmPool:
         self, size: int, template: str, limits: Limits,
         start: Callable[[Sandbox], Awaitable[None]],
         end: Callable[[Sandbox, str, str], Awaitable[None]],
+        tasks: BackgroundTasks,
     ) -> None:
         self.size = size
         self.template = template
         self.limits = limits
         self._start = start
         self._end = end
+        self._tasks = tasks
         self._ready: list[Sandbox] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -60,7 +63,7 @@ class WarmPool:
 
     def start(self) -> None:
         if self.size > 0:
-            self._task = asyncio.create_task(self._fill_forever(), name="warm-pool")
+            self._task = self._tasks.spawn(self._fill_forever(), name="warm-pool")
 
     async def close(self) -> None:
         if self._task is not None:

@@ -1,24 +1,29 @@
-"""Running code in a sandbox: the execution protocol over the sandbox's channel, with the
-timeout ladder (interrupt, then kill after a grace period), host tool calls, and the clean-up
-when a client walks away mid-run. Mixed into :class:`~sandbox_server.manager.SandboxManager`.
+"""Running code in a sandbox: one execution is one :meth:`RunnerGateway.follow` of the
+``execute`` op, with the timeout ladder (interrupt, then kill after a grace period), host tool
+calls, and the clean-up when a client walks away mid-run.
+
+Held by :class:`~sandbox_server.manager.SandboxManager`; what it needs of the lifecycle (end a
+sandbox, tell observers) comes in as :class:`Lifecycle`, explicitly.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from .channel import EOF_MESSAGE, ChannelClosed, RunnerChannel
 from .exceptions import Conflict, LimitExceeded, NotFound, SandboxGone
 from .execution import ExecutionBuilder
+from .gateway import DEADLINE, IDLE, Follow, RunnerGateway, is_eof
 from .limits import resolve_execution_timeout
+from .runner.protocol import Msg, Op
 from .sandbox import Sandbox
 from .settings import Settings
+from .tasks import BackgroundTasks
 
-__all__ = ["Executions"]
+__all__ = ["Lifecycle", "Runs"]
 
 KEEPALIVE_S = 5.0
 # Messages (each at most SELFBOX_RUNNER_MAX_MESSAGE_BYTES) waiting for an execution's reader;
@@ -26,19 +31,21 @@ KEEPALIVE_S = 5.0
 EXECUTION_QUEUE_MESSAGES = 4
 
 
-class Executions:
-    """The execution half of the manager; the lifecycle half provides what is declared here."""
+@dataclass(frozen=True)
+class Lifecycle:
+    """What runs need of the sandbox lifecycle."""
 
-    settings: Settings
+    end: Callable[[Sandbox, str, str], Awaitable[None]]  # (sandbox, state, reason)
+    notify: Callable[..., None]  # (event, **fields) to the observers
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        raise NotImplementedError
 
-    def _notify(self, event: str, **fields: Any) -> None:
-        raise NotImplementedError
-
-    async def _end(self, sandbox: Sandbox, state: str, reason: str) -> None:
-        raise NotImplementedError
+class Runs:
+    def __init__(self, settings: Settings, gateway: RunnerGateway, tasks: BackgroundTasks,
+                 lifecycle: Lifecycle) -> None:
+        self.settings = settings
+        self.gateway = gateway
+        self.tasks = tasks
+        self.lifecycle = lifecycle
 
     async def execute(
         self, sandbox: Sandbox, code: str, *, timeout_s: float | None = None,
@@ -53,117 +60,98 @@ class Executions:
             raise Conflict(f"sandbox {sandbox.id} is paused; resume it first")
         await sandbox.lock.acquire()
         released = False
-        execution_id: str | None = None
-        token = ""
-        queue: asyncio.Queue[dict[str, Any]] | None = None
+        stream: Follow | None = None
         try:
             if not sandbox.alive or sandbox.channel is None:
                 raise SandboxGone(f"sandbox {sandbox.id} is gone: {sandbox.end_reason}")
-            channel = sandbox.channel
-            execution_id = secrets.token_hex(8)
+            loop = asyncio.get_running_loop()
+            # Only a "done" with this token ends the run: any process in the sandbox can
+            # write frames, but not read the runner's memory. A runner says in its (first,
+            # unforgeable) hello whether it echoes the token; an older one does not.
             token = secrets.token_hex(16)
-            # A runner says in its hello whether it echoes the token (one from an older image
-            # does not); the first hello is the runner's own, before any user code runs.
-            builder = ExecutionBuilder(self.settings.output_limit_bytes,
-                                       self.settings.result_limit_bytes,
-                                       token if channel.hello.get("done_token") else None)
-            queue = channel.subscribe(execution_id, maxsize=EXECUTION_QUEUE_MESSAGES,
-                                      wants=builder.wants)
-            try:
-                await channel.send({"op": "execute", "id": execution_id, "code": code,
-                                    "context": context, "token": token,
-                                    "output_limit_bytes": self.settings.output_limit_bytes,
-                                    "result_limit_bytes": self.settings.result_limit_bytes,
-                                    "max_message_bytes":
-                                        self.settings.runner_max_message_bytes})
-            except ChannelClosed:
-                queue.put_nowait(EOF_MESSAGE)
+            builder = ExecutionBuilder(
+                self.settings.output_limit_bytes, self.settings.result_limit_bytes,
+                token if sandbox.channel.hello.get("done_token") else None)
+            stream = await self.gateway.follow(
+                sandbox, Op.EXECUTE, secrets.token_hex(8), loop.time() + timeout,
+                idle_s=KEEPALIVE_S, terminal=builder.is_own_done,
+                queue_size=EXECUTION_QUEUE_MESSAGES, wants=builder.wants, code=code,
+                context=context, token=token,
+                output_limit_bytes=self.settings.output_limit_bytes,
+                result_limit_bytes=self.settings.result_limit_bytes,
+                max_message_bytes=self.settings.runner_max_message_bytes).open()
             yield {"type": "start", "sandbox_id": sandbox.id}
-            async for event in self._drive(sandbox, channel, execution_id, queue, builder,
-                                           timeout, tools_answerable):
+            async for event in self._drive(sandbox, stream, builder, timeout,
+                                           tools_answerable):
                 yield event
             execution = builder.build()
             if execution.execution_count is not None:
                 sandbox.execution_count = execution.execution_count
-            self._notify("executed", sandbox=sandbox, execution=execution)
+            self.lifecycle.notify("executed", sandbox=sandbox, execution=execution)
             # Finished: free the sandbox before the last yield, so that a consumer that stops
             # reading after the final event does not look like one that walked away mid-run.
-            channel.unsubscribe(execution_id)
+            stream.close()
             sandbox.lock.release()
             released = True
             yield {"type": "execution", "execution": execution.to_dict()}
         finally:
             if not released:
                 # The client went away mid-run: stop the code before the next one may start.
-                self._spawn(self._abandon(sandbox, execution_id, queue, token))
+                self.tasks.spawn(self._abandon(sandbox, stream), name=f"abandon-{sandbox.id}")
 
-    async def _abandon(self, sandbox: Sandbox, execution_id: str | None,
-                       queue: asyncio.Queue[dict[str, Any]] | None, token: str = "") -> None:
+    async def _abandon(self, sandbox: Sandbox, stream: Follow | None) -> None:
         """The client went away mid-run: interrupt the code, and only then let the next
         execution in (killing the sandbox if the code will not stop)."""
-        channel = sandbox.channel
         try:
-            if execution_id and queue is not None and channel is not None and sandbox.alive:
-                with contextlib.suppress(ChannelClosed):
-                    await channel.send({"op": "interrupt", "id": execution_id})
-                try:
-                    async with asyncio.timeout(self.settings.interrupt_grace_s):
-                        while True:
-                            message = await queue.get()
-                            if message is EOF_MESSAGE or message.get("type") == "eof":
-                                break
-                            if message.get("type") == "done" and (
-                                    message.get("token") == token
-                                    or not channel.hello.get("done_token")):
-                                break
-                except TimeoutError:
-                    await self._end(sandbox, "dead",
-                                    "it was killed: abandoned code did not stop after interrupt")
+            if stream is not None and sandbox.alive:
+                await self.gateway.send(sandbox, Op.INTERRUPT, id=stream.key)
+                stream.deadline = asyncio.get_running_loop().time() + \
+                    self.settings.interrupt_grace_s
+                async for message in stream:
+                    if message is DEADLINE:
+                        await self.lifecycle.end(
+                            sandbox, "dead",
+                            "it was killed: abandoned code did not stop after interrupt")
+                        break
         finally:
-            if channel is not None and execution_id:
-                channel.unsubscribe(execution_id)
+            if stream is not None:
+                stream.close()
             sandbox.lock.release()
 
     async def _drive(
-        self, sandbox: Sandbox, channel: RunnerChannel, execution_id: str,
-        queue: asyncio.Queue[dict[str, Any]], builder: ExecutionBuilder, timeout_s: float,
+        self, sandbox: Sandbox, stream: Follow, builder: ExecutionBuilder, timeout_s: float,
         tools_answerable: bool,
     ) -> AsyncIterator[dict[str, Any]]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        kill_at: float | None = None
         grace = self.settings.interrupt_grace_s
-        while not builder.done:
-            limit = kill_at if kill_at is not None else deadline
-            wait = min(max(limit - loop.time(), 0.0), KEEPALIVE_S)
-            try:
-                message = await asyncio.wait_for(queue.get(), wait)
-            except TimeoutError:
-                now = loop.time()
-                if kill_at is None and now >= deadline:
-                    kill_at = now + grace
-                    with contextlib.suppress(ChannelClosed):
-                        await channel.send({"op": "interrupt", "id": execution_id})
-                elif kill_at is not None and now >= kill_at:
-                    yield builder.fail(
-                        "timeout", "TimeoutError",
-                        f"execution exceeded timeout_s={timeout_s:g} and did not stop within "
-                        f"{grace:g} s of the interrupt (SELFBOX_INTERRUPT_GRACE_S); the sandbox "
-                        "was killed and its state is lost")
-                    await self._end(sandbox, "dead", "it was killed after an execution timeout")
-                    return
-                else:
-                    yield {"type": "keepalive"}
+        interrupted = False
+        async for message in stream:
+            if message is IDLE:
+                yield {"type": "keepalive"}
                 continue
-            if message is EOF_MESSAGE or message.get("type") == "eof":
+            if message is DEADLINE:
+                if not interrupted:
+                    # Past the timeout: interrupt, and give the code a grace period to stop.
+                    interrupted = True
+                    await self.gateway.send(sandbox, Op.INTERRUPT, id=stream.key)
+                    stream.deadline = asyncio.get_running_loop().time() + grace
+                    continue
+                yield builder.fail(
+                    "timeout", "TimeoutError",
+                    f"execution exceeded timeout_s={timeout_s:g} and did not stop within "
+                    f"{grace:g} s of the interrupt (SELFBOX_INTERRUPT_GRACE_S); the sandbox "
+                    "was killed and its state is lost")
+                await self.lifecycle.end(sandbox, "dead",
+                                         "it was killed after an execution timeout")
+                return
+            if is_eof(message):
                 yield await self._died(sandbox, builder)
                 return
-            if message.get("type") == "tool_call" and not tools_answerable:
-                await self._refuse_tool(channel, message)
+            if message.get("type") == Msg.TOOL_CALL and not tools_answerable:
+                await self._refuse_tool(sandbox, message)
             event = builder.feed(message)
-            if message.get("type") == "tool_call":
+            if message.get("type") == Msg.TOOL_CALL:
                 sandbox.tool_calls.add(str(message.get("call_id")))
-            if builder.done and kill_at is not None:
+            if builder.done and interrupted:
                 # Interrupted by us: report the timeout instead of the KeyboardInterrupt.
                 builder.status = "timeout"
                 builder.error = None
@@ -172,8 +160,10 @@ class Executions:
                     f"execution exceeded timeout_s={timeout_s:g} and was interrupted; the "
                     "sandbox and its state are kept")
                 return
-            if event is not None and not (kill_at is not None and event["type"] == "error"):
+            if event is not None and not (interrupted and event["type"] == "error"):
                 yield event
+            if builder.done:
+                return
 
     async def _died(self, sandbox: Sandbox, builder: ExecutionBuilder) -> dict[str, Any]:
         # Give the death watcher a moment to learn why (OOM or not).
@@ -189,13 +179,11 @@ class Executions:
                             f"the sandbox died during the execution: "
                             f"{sandbox.end_reason or 'its container exited'}")
 
-    @staticmethod
-    async def _refuse_tool(channel: RunnerChannel, message: dict[str, Any]) -> None:
-        with contextlib.suppress(ChannelClosed):
-            await channel.send({
-                "op": "tool_reply", "call_id": message.get("call_id"), "ok": False,
-                "error": {"name": "ToolError",
-                          "value": "tool calls need the streaming execute endpoint"}})
+    async def _refuse_tool(self, sandbox: Sandbox, message: dict[str, Any]) -> None:
+        await self.gateway.send(sandbox, Op.TOOL_REPLY, call_id=message.get("call_id"),
+                                ok=False, error={"name": "ToolError",
+                                                 "value": "tool calls need the streaming "
+                                                          "execute endpoint"})
 
     async def tool_reply(self, sandbox: Sandbox, call_id: str, ok: bool, value: Any,
                          error: dict[str, str] | None) -> None:
@@ -204,5 +192,7 @@ class Executions:
         sandbox.tool_calls.discard(call_id)
         if sandbox.channel is None:
             raise SandboxGone(f"sandbox {sandbox.id} is gone")
-        await sandbox.channel.send({"op": "tool_reply", "call_id": call_id, "ok": ok,
-                                    "value": value, "error": error})
+        if not await self.gateway.send(sandbox, Op.TOOL_REPLY, call_id=call_id, ok=ok,
+                                       value=value, error=error):
+            raise SandboxGone(f"sandbox {sandbox.id} is gone")
+

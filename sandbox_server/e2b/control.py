@@ -20,6 +20,7 @@ from ..exceptions import Conflict, InvalidRequest, NotFound, SandboxGone
 from ..jsonsafe import SafeJSONResponse
 from ..manager import SandboxManager, SandboxSpec
 from ..routers.deps import Manager, Owner
+from ..runner.protocol import Op
 from ..sandbox import Sandbox
 from .auth import issue_token
 from .runner_ops import call_op
@@ -191,7 +192,7 @@ async def metrics(sandbox_id: str, owner: Owner, manager: Manager) -> list[dict[
     disk_used, disk_total = 0, sandbox.limits.disk_mb << 20
     if sandbox.state == "running":
         try:
-            usage = await call_op(manager, sandbox, "fs_usage", timeout_s=5.0)
+            usage = await call_op(manager, sandbox, Op.FS_USAGE, timeout_s=5.0)
             disk_used, disk_total = int(usage["used"]), int(usage["total"])
         except Exception:  # a busy or dying sandbox still reports CPU and memory
             pass

@@ -19,6 +19,7 @@ from ..exceptions import PayloadTooLarge
 from ..jsonsafe import SafeJSONResponse
 from ..manager import SandboxManager
 from ..routers.deps import Manager
+from ..runner.protocol import Op
 from ..sandbox import Sandbox
 from .auth import DataSandbox
 from .connect import ConnectError
@@ -45,7 +46,7 @@ async def health(sandbox: DataSandbox) -> Response:
 async def download(sandbox: DataSandbox, manager: Manager,
                    path: str = Query(..., min_length=1, max_length=4096)) -> Response:
     try:
-        first = await call_op(manager, sandbox, "fs_read", path=path, offset=0, length=CHUNK)
+        first = await call_op(manager, sandbox, Op.FS_READ, path=path, offset=0, length=CHUNK)
     except ConnectError as exc:
         return _failed(exc)
 
@@ -59,7 +60,7 @@ async def download(sandbox: DataSandbox, manager: Manager,
             if reply.get("eof") or not data:
                 return
             # A failure mid-stream cannot change the status any more: end the body short.
-            reply = await call_op(manager, sandbox, "fs_read", path=path, offset=offset,
+            reply = await call_op(manager, sandbox, Op.FS_READ, path=path, offset=offset,
                                   length=CHUNK)
 
     filename = path.rsplit("/", 1)[-1] or "file"
@@ -93,10 +94,10 @@ async def _write(manager: SandboxManager, sandbox: Sandbox, path: str,
                  chunks: AsyncIterator[bytes]) -> dict[str, Any]:
     reply: dict[str, Any] | None = None
     async for chunk in chunks:
-        reply = await call_op(manager, sandbox, "fs_write", path=path, append=reply is not None,
+        reply = await call_op(manager, sandbox, Op.FS_WRITE, path=path, append=reply is not None,
                               data=base64.b64encode(chunk).decode("ascii"))
     if reply is None:  # an empty file
-        reply = await call_op(manager, sandbox, "fs_write", path=path, data="")
+        reply = await call_op(manager, sandbox, Op.FS_WRITE, path=path, data="")
     return {"name": reply["name"], "type": "file", "path": reply["path"]}
 
 

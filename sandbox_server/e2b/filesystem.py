@@ -6,28 +6,27 @@ as the sandbox user."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
-from collections.abc import AsyncGenerator, Coroutine
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from ..channel import EOF_MESSAGE
+from ..gateway import DEADLINE, IDLE, is_eof
 from ..manager import SandboxManager
 from ..routers.deps import Manager
+from ..runner.protocol import Op
 from ..sandbox import Sandbox
 from .auth import DataSandbox
 from .connect import ConnectError
 from .rpc import read_stream_request, serve_stream, serve_unary, timeout_s
-from .runner_ops import call_op
+from .runner_ops import call_op, connect_errors
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/filesystem.Filesystem", tags=["e2b envd filesystem"])
 
 KEEPALIVE_S = 10.0
-_background: set[asyncio.Task[Any]] = set()
 
 
 def _path(message: dict[str, Any], key: str = "path") -> str:
@@ -43,7 +42,7 @@ async def list_dir(request: Request, sandbox: DataSandbox, manager: Manager) -> 
         depth = message.get("depth") or 1
         if not isinstance(depth, int) or depth < 1:
             raise ConnectError("invalid_argument", "depth must be a positive integer")
-        reply = await call_op(manager, sandbox, "fs_list", path=_path(message), depth=depth)
+        reply = await call_op(manager, sandbox, Op.FS_LIST, path=_path(message), depth=depth)
         return {"entries": reply["entries"]}
 
     return await serve_unary(request, handle)
@@ -52,7 +51,7 @@ async def list_dir(request: Request, sandbox: DataSandbox, manager: Manager) -> 
 @router.post("/Stat")
 async def stat(request: Request, sandbox: DataSandbox, manager: Manager) -> Response:
     async def handle(message: dict[str, Any]) -> dict[str, Any]:
-        reply = await call_op(manager, sandbox, "fs_stat", path=_path(message))
+        reply = await call_op(manager, sandbox, Op.FS_STAT, path=_path(message))
         return {"entry": reply["entry"]}
 
     return await serve_unary(request, handle)
@@ -61,7 +60,7 @@ async def stat(request: Request, sandbox: DataSandbox, manager: Manager) -> Resp
 @router.post("/MakeDir")
 async def make_dir(request: Request, sandbox: DataSandbox, manager: Manager) -> Response:
     async def handle(message: dict[str, Any]) -> dict[str, Any]:
-        reply = await call_op(manager, sandbox, "fs_mkdir", path=_path(message))
+        reply = await call_op(manager, sandbox, Op.FS_MKDIR, path=_path(message))
         return {"entry": reply["entry"]}
 
     return await serve_unary(request, handle)
@@ -70,7 +69,7 @@ async def make_dir(request: Request, sandbox: DataSandbox, manager: Manager) -> 
 @router.post("/Remove")
 async def remove(request: Request, sandbox: DataSandbox, manager: Manager) -> Response:
     async def handle(message: dict[str, Any]) -> dict[str, Any]:
-        await call_op(manager, sandbox, "fs_remove", path=_path(message))
+        await call_op(manager, sandbox, Op.FS_REMOVE, path=_path(message))
         return {}
 
     return await serve_unary(request, handle)
@@ -79,7 +78,7 @@ async def remove(request: Request, sandbox: DataSandbox, manager: Manager) -> Re
 @router.post("/Move")
 async def move(request: Request, sandbox: DataSandbox, manager: Manager) -> Response:
     async def handle(message: dict[str, Any]) -> dict[str, Any]:
-        reply = await call_op(manager, sandbox, "fs_move", source=_path(message, "source"),
+        reply = await call_op(manager, sandbox, Op.FS_MOVE, source=_path(message, "source"),
                               destination=_path(message, "destination"))
         return {"entry": reply["entry"]}
 
@@ -89,7 +88,7 @@ async def move(request: Request, sandbox: DataSandbox, manager: Manager) -> Resp
 @router.post("/CreateWatcher")
 async def create_watcher(request: Request, sandbox: DataSandbox, manager: Manager) -> Response:
     async def handle(message: dict[str, Any]) -> dict[str, Any]:
-        reply = await call_op(manager, sandbox, "watch_create", path=_path(message),
+        reply = await call_op(manager, sandbox, Op.WATCH_CREATE, path=_path(message),
                               recursive=bool(message.get("recursive")))
         return {"watcherId": reply["watcherId"]}
 
@@ -100,7 +99,7 @@ async def create_watcher(request: Request, sandbox: DataSandbox, manager: Manage
 async def get_watcher_events(request: Request, sandbox: DataSandbox,
                              manager: Manager) -> Response:
     async def handle(message: dict[str, Any]) -> dict[str, Any]:
-        reply = await call_op(manager, sandbox, "watch_events",
+        reply = await call_op(manager, sandbox, Op.WATCH_EVENTS,
                               watcherId=_path(message, "watcherId"))
         return {"events": reply["events"]}
 
@@ -110,7 +109,7 @@ async def get_watcher_events(request: Request, sandbox: DataSandbox,
 @router.post("/RemoveWatcher")
 async def remove_watcher(request: Request, sandbox: DataSandbox, manager: Manager) -> Response:
     async def handle(message: dict[str, Any]) -> dict[str, Any]:
-        await call_op(manager, sandbox, "watch_remove", watcherId=_path(message, "watcherId"))
+        await call_op(manager, sandbox, Op.WATCH_REMOVE, watcherId=_path(message, "watcherId"))
         return {}
 
     return await serve_unary(request, handle)
@@ -120,49 +119,30 @@ async def _watch(manager: SandboxManager, sandbox: Sandbox, path: str, recursive
                  deadline_s: float | None) -> AsyncGenerator[dict[str, Any], None]:
     """The WatchDir stream: start, then filesystem events (and keepalives) until the client
     goes away or its deadline passes."""
-    channel = sandbox.channel
-    if channel is None or not sandbox.alive:
-        raise ConnectError("unavailable", f"sandbox {sandbox.id} was not found")
-    key = secrets.token_hex(8)
-    queue = channel.subscribe(key)
-    watcher_id: str | None = None
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + deadline_s if deadline_s else None
+    deadline = asyncio.get_running_loop().time() + deadline_s if deadline_s else None
+    stream = manager.gateway.follow(sandbox, Op.WATCH_CREATE, secrets.token_hex(8), deadline,
+                                    idle_s=KEEPALIVE_S, path=path, recursive=recursive)
     try:
-        reply = await call_op(manager, sandbox, "watch_create", path=path, recursive=recursive,
-                              key=key)
-        watcher_id = str(reply["watcherId"])
+        with connect_errors(sandbox):
+            await stream.open()
         # WatchDirResponse's oneof is named "event", and a oneof's name is not in its JSON.
         yield {"start": {}}
-        while True:
-            wait = KEEPALIVE_S if deadline is None else min(KEEPALIVE_S, deadline - loop.time())
-            if wait <= 0:
-                return  # the client's own deadline: a normal end of the watch
-            try:
-                message = await asyncio.wait_for(queue.get(), wait)
-            except TimeoutError:
+        async for message in stream:
+            if message is IDLE:
                 yield {"keepalive": {}}
-                continue
-            if message is EOF_MESSAGE or message.get("type") == "eof":
+            elif message is DEADLINE:
+                return  # the client's own deadline: a normal end of the watch
+            elif is_eof(message):
                 raise ConnectError("unavailable", f"sandbox {sandbox.id} was not found")
-            if isinstance(message.get("event"), dict):
+            elif isinstance(message.get("event"), dict):
                 yield {"filesystem": message["event"]}
     finally:
-        channel.unsubscribe(key)
+        stream.close()
+        watcher_id = stream.reply.get("watcherId")
         if watcher_id is not None and sandbox.alive:
-            _later(call_op(manager, sandbox, "watch_remove", timeout_s=5.0,
-                           watcherId=watcher_id))
-
-
-def _later(coro: Coroutine[Any, Any, Any]) -> None:
-    # From a finally that may be unwinding a cancelled stream: awaiting is not safe there.
-    async def quietly() -> None:
-        with contextlib.suppress(ConnectError):
-            await coro
-
-    task = asyncio.get_running_loop().create_task(quietly())
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+            # From a finally that may be unwinding a cancelled stream: not awaited here.
+            manager.tasks.quietly(manager.gateway.request(
+                sandbox, Op.WATCH_REMOVE, timeout_s=5.0, watcherId=str(watcher_id)))
 
 
 @router.post("/WatchDir")

@@ -7,7 +7,6 @@ one included), so keepalives are ``{"type": "keepalive"}`` and nothing else is e
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import secrets
@@ -19,20 +18,13 @@ from fastapi import APIRouter, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..exceptions import (
-    Conflict,
-    ContextNotFound,
-    InvalidRequest,
-    SandboxUnresponsive,
-    ServerError,
-)
+from ..exceptions import ContextNotFound, InvalidRequest, RunnerOpError, SandboxGone, ServerError
 from ..jsonsafe import dumps_bytes
 from ..manager import SandboxManager
 from ..routers.deps import Manager
+from ..runner.protocol import ErrorCode, Op
 from ..sandbox import Sandbox
 from .auth import DataSandbox, SandboxNotFound
-from .connect import ConnectError
-from .runner_ops import call_op
 
 __all__ = ["result_line", "router"]
 
@@ -101,6 +93,7 @@ def _now() -> str:
 
 
 def _line(message: dict[str, Any]) -> bytes:
+    # Never fails mid-stream on text that is not UTF-8 encodable (a lone surrogate).
     return dumps_bytes(message) + b"\n"
 
 
@@ -111,42 +104,28 @@ def _check_language(language: str | None) -> None:
 
 
 async def _contexts(manager: SandboxManager, sandbox: Sandbox) -> dict[str, dict[str, str]]:
-    reply = await _op(manager, sandbox, "context_list")
+    reply = await _op(manager, sandbox, Op.CONTEXT_LIST)
     return {str(c["id"]): _context_json(str(c["id"]), str(c["cwd"]),
                                         str(c.get("language") or "python"))
             for c in reply.get("contexts", [])}
 
 
-async def _op(manager: SandboxManager, sandbox: Sandbox, op: str, **fields: Any) -> dict[str, Any]:
+async def _op(manager: SandboxManager, sandbox: Sandbox, op: Op, **fields: Any) -> dict[str, Any]:
     try:
-        return await call_op(manager, sandbox, op, **fields)
-    except ConnectError as exc:
-        if exc.code == "not_found":
+        return await manager.gateway.request(sandbox, op, **fields)
+    except RunnerOpError as exc:
+        if exc.code is ErrorCode.NOT_FOUND:
             raise ContextNotFound(exc.message) from exc
-        if exc.code == "invalid_argument":
+        if exc.code is ErrorCode.INVALID_ARGUMENT:
             raise InvalidRequest(exc.message) from exc
-        if exc.code == "unavailable":
-            raise SandboxNotFound(exc.message) from exc
-        if exc.code == "aborted":
-            raise SandboxUnresponsive(exc.message) from exc
-        if exc.code in ("failed_precondition", "already_exists", "permission_denied",
-                        "resource_exhausted"):
-            raise Conflict(exc.message) from exc  # e.g. a paused sandbox, a read-only cwd
-        raise ServerError(exc.message) from exc
-
-
-_restores: set[asyncio.Task[Any]] = set()
+        raise
+    except SandboxGone as exc:
+        raise SandboxNotFound(f"sandbox {sandbox.id} was not found") from exc
 
 
 def _restore_env(manager: SandboxManager, sandbox: Sandbox, previous: dict[str, Any]) -> None:
     # Runs from a finally that may be unwinding a cancelled request: do it in a task.
-    async def restore() -> None:
-        with contextlib.suppress(ConnectError):
-            await call_op(manager, sandbox, "env_apply", env=previous)
-
-    task = asyncio.get_running_loop().create_task(restore())
-    _restores.add(task)
-    task.add_done_callback(_restores.discard)
+    manager.tasks.quietly(manager.gateway.request(sandbox, Op.ENV_APPLY, env=previous))
 
 
 @router.post("/execute", summary="Run code, streaming NDJSON (E2B code interpreter)",
@@ -159,11 +138,11 @@ async def execute(body: ExecuteBody, sandbox: DataSandbox, manager: Manager) -> 
     if context != DEFAULT_CONTEXT and context not in await _contexts(manager, sandbox):
         if body.context_id:
             raise ContextNotFound(f"context {context!r} not found")
-        await _op(manager, sandbox, "context_create", context=context, cwd="/home/user",
+        await _op(manager, sandbox, Op.CONTEXT_CREATE, context=context, cwd="/home/user",
                   language=body.language)
     previous: dict[str, Any] | None = None
     if body.env_vars:
-        previous = (await _op(manager, sandbox, "env_apply", env=body.env_vars))["previous"]
+        previous = (await _op(manager, sandbox, Op.ENV_APPLY, env=body.env_vars))["previous"]
     # The SDK bounds the run with its own `timeout` (it does not send it) and disconnects;
     # a disconnect interrupts the code. The server's maximum is the backstop.
     events = manager.execute(sandbox, body.code, context=context, tools_answerable=False,
@@ -200,8 +179,8 @@ async def execute(body: ExecuteBody, sandbox: DataSandbox, manager: Manager) -> 
             if pending is not None:
                 # Restore before the end line, so the next run cannot see these env vars.
                 restore, pending = pending, None
-                with contextlib.suppress(ConnectError):
-                    await call_op(manager, sandbox, "env_apply", env=restore)
+                with contextlib.suppress(ServerError):
+                    await manager.gateway.request(sandbox, Op.ENV_APPLY, env=restore)
             yield _line({"type": "end_of_execution"})
         finally:
             # Close the run now, not at garbage collection: a client gone mid-run has its
@@ -225,7 +204,7 @@ async def create_context(body: ContextBody, sandbox: DataSandbox,
                          manager: Manager) -> dict[str, str]:
     _check_language(body.language)
     context_id = secrets.token_hex(8)
-    reply = await _op(manager, sandbox, "context_create", context=context_id,
+    reply = await _op(manager, sandbox, Op.CONTEXT_CREATE, context=context_id,
                       cwd=body.cwd or "/home/user", language=body.language or "python")
     return _context_json(context_id, str(reply.get("cwd")), str(reply.get("language")))
 
@@ -238,7 +217,7 @@ async def list_contexts(sandbox: DataSandbox, manager: Manager) -> list[dict[str
 @router.post("/contexts/{context_id}/restart", status_code=204,
              summary="Restart a code context (fresh namespace)")
 async def restart_context(context_id: str, sandbox: DataSandbox, manager: Manager) -> Response:
-    await _op(manager, sandbox, "context_restart", context=context_id)
+    await _op(manager, sandbox, Op.CONTEXT_RESTART, context=context_id)
     return Response(status_code=204)
 
 
@@ -246,5 +225,5 @@ async def restart_context(context_id: str, sandbox: DataSandbox, manager: Manage
 async def remove_context(context_id: str, sandbox: DataSandbox, manager: Manager) -> Response:
     if context_id == DEFAULT_CONTEXT:
         raise InvalidRequest("the default context cannot be removed")
-    await _op(manager, sandbox, "context_remove", context=context_id)
+    await _op(manager, sandbox, Op.CONTEXT_REMOVE, context=context_id)
     return Response(status_code=204)

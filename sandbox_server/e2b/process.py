@@ -11,21 +11,22 @@ the channel to the queue subscribed under a key chosen here, per stream.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 from collections.abc import AsyncGenerator
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from ..channel import EOF_MESSAGE
+from ..exceptions import StreamOverflow
+from ..gateway import DEADLINE, IDLE, is_eof
 from ..manager import SandboxManager
 from ..routers.deps import Manager
+from ..runner.protocol import Op
 from ..sandbox import Sandbox
 from .auth import DataSandbox
 from .connect import END_STREAM, ConnectError, EnvelopeDecoder
 from .rpc import read_stream_request, serve_stream, serve_unary, timeout_s
-from .runner_ops import call_op
+from .runner_ops import call_op, connect_errors
 
 __all__ = ["router"]
 
@@ -36,7 +37,6 @@ KEEPALIVE_S = 10.0  # well under the SDK's keepalive-ping-interval (50 s)
 # (64 KiB each at most) the stream is dropped, not the server. The process keeps running.
 MAX_PENDING_MESSAGES = 512
 SIGNALS: dict[object, int] = {"SIGNAL_SIGKILL": 9, "SIGNAL_SIGTERM": 15, 9: 9, 15: 15}
-_background: set[asyncio.Task[Any]] = set()
 
 
 def _selector(message: dict[str, Any]) -> dict[str, Any]:
@@ -59,59 +59,49 @@ def _size(pty: dict[str, Any]) -> dict[str, int]:
     return {"rows": rows, "cols": cols}
 
 
-def _unsubscribe_later(manager: SandboxManager, sandbox: Sandbox, key: str) -> None:
-    # Called while a cancelled stream unwinds; awaiting there is not safe, a task is.
-    async def unsubscribe() -> None:
-        with contextlib.suppress(ConnectError):
-            await call_op(manager, sandbox, "proc_unsubscribe", timeout_s=5.0, key=key)
-
-    if sandbox.alive:
-        task = asyncio.get_running_loop().create_task(unsubscribe())
-        _background.add(task)
-        task.add_done_callback(_background.discard)
+def _is_end(message: dict[str, Any]) -> bool:
+    return message.get("event") == "end"
 
 
-async def _follow(manager: SandboxManager, sandbox: Sandbox, op: str, fields: dict[str, Any],
+async def _follow(manager: SandboxManager, sandbox: Sandbox, op: Op, fields: dict[str, Any],
                   deadline_s: float | None) -> AsyncGenerator[dict[str, Any], None]:
     """The ProcessEvent stream of one process: start, data..., end."""
-    channel = sandbox.channel
-    if channel is None or not sandbox.alive:
-        raise ConnectError("unavailable", f"sandbox {sandbox.id} was not found")
     key = secrets.token_hex(8)
-    queue = channel.subscribe(key)  # before the op: no output can slip past
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + deadline_s if deadline_s else None
+    deadline = asyncio.get_running_loop().time() + deadline_s if deadline_s else None
+    stream = manager.gateway.follow(sandbox, op, key, deadline, idle_s=KEEPALIVE_S,
+                                    terminal=_is_end, max_pending=MAX_PENDING_MESSAGES,
+                                    **fields)
     try:
-        reply = await call_op(manager, sandbox, op, key=key, **fields)
-        yield {"event": {"start": {"pid": reply["pid"]}}}
-        while True:
-            wait = KEEPALIVE_S if deadline is None else min(KEEPALIVE_S, deadline - loop.time())
-            if wait <= 0:
-                raise ConnectError("deadline_exceeded", "the command's timeout was reached")
-            try:
-                message = await asyncio.wait_for(queue.get(), wait)
-            except TimeoutError:
+        with connect_errors(sandbox):
+            await stream.open()
+        yield {"event": {"start": {"pid": stream.reply["pid"]}}}
+        async for message in stream:
+            if message is IDLE:
                 yield {"event": {"keepalive": {}}}
-                continue
-            if queue.qsize() > MAX_PENDING_MESSAGES:
-                raise ConnectError("resource_exhausted", "the client reads the command's "
-                                   "output slower than it is produced; stream dropped "
-                                   "(the command goes on; reconnect to follow it)")
-            if message is EOF_MESSAGE or message.get("type") == "eof":
+            elif message is DEADLINE:
+                raise ConnectError("deadline_exceeded", "the command's timeout was reached")
+            elif is_eof(message):
                 raise ConnectError("unavailable", f"sandbox {sandbox.id} was not found "
                                    "(it ended while the command ran)")
-            if message.get("event") == "data" and message.get("stream") in (
+            elif message.get("event") == "data" and message.get("stream") in (
                     "stdout", "stderr", "pty"):
                 yield {"event": {"data": {message["stream"]: str(message.get("data", ""))}}}
-            elif message.get("event") == "end":
+            elif _is_end(message):
                 end = {"exitCode": int(message.get("exitCode", -1)),
                        "exited": bool(message.get("exited")),
                        "status": str(message.get("status", ""))}
                 yield {"event": {"end": end}}
                 return
+    except StreamOverflow as exc:
+        raise ConnectError("resource_exhausted", "the client reads the command's output "
+                           "slower than it is produced; stream dropped (the command goes on; "
+                           "reconnect to follow it)") from exc
     finally:
-        channel.unsubscribe(key)
-        _unsubscribe_later(manager, sandbox, key)
+        stream.close()
+        if sandbox.alive:
+            # From a finally that may be unwinding a cancelled stream: not awaited here.
+            manager.tasks.quietly(manager.gateway.request(
+                sandbox, Op.PROC_UNSUBSCRIBE, timeout_s=5.0, key=key))
 
 
 async def _failing(error: ConnectError) -> AsyncGenerator[dict[str, Any], None]:
@@ -138,7 +128,7 @@ async def start(request: Request, sandbox: DataSandbox, manager: Manager) -> Res
         }
     except ConnectError as exc:
         return serve_stream(_failing(exc))
-    return serve_stream(_follow(manager, sandbox, "proc_start", fields, timeout_s(request)))
+    return serve_stream(_follow(manager, sandbox, Op.PROC_START, fields, timeout_s(request)))
 
 
 @router.post("/Connect")
@@ -147,14 +137,14 @@ async def connect(request: Request, sandbox: DataSandbox, manager: Manager) -> R
         selector = _selector(await read_stream_request(request))
     except ConnectError as exc:
         return serve_stream(_failing(exc))
-    return serve_stream(_follow(manager, sandbox, "proc_subscribe", selector,
+    return serve_stream(_follow(manager, sandbox, Op.PROC_SUBSCRIBE, selector,
                                 timeout_s(request)))
 
 
 @router.post("/List")
 async def list_processes(request: Request, sandbox: DataSandbox, manager: Manager) -> Response:
     async def handle(message: dict[str, Any]) -> dict[str, Any]:
-        reply = await call_op(manager, sandbox, "proc_list")
+        reply = await call_op(manager, sandbox, Op.PROC_LIST)
         return {"processes": reply["processes"]}
 
     return await serve_unary(request, handle)
@@ -167,7 +157,7 @@ async def send_signal(request: Request, sandbox: DataSandbox, manager: Manager) 
         if number is None:
             raise ConnectError("invalid_argument", "signal must be SIGNAL_SIGKILL or "
                                "SIGNAL_SIGTERM")
-        await call_op(manager, sandbox, "proc_signal", signal=number, **_selector(message))
+        await call_op(manager, sandbox, Op.PROC_SIGNAL, signal=number, **_selector(message))
         return {}
 
     return await serve_unary(request, handle)
@@ -179,7 +169,7 @@ async def send_input(request: Request, sandbox: DataSandbox, manager: Manager) -
         raw = message.get("input")
         given: dict[str, Any] = raw if isinstance(raw, dict) else {}
         pty = "pty" in given
-        await call_op(manager, sandbox, "proc_input", pty=pty,
+        await call_op(manager, sandbox, Op.PROC_INPUT, pty=pty,
                       data=str(given.get("pty" if pty else "stdin") or ""), **_selector(message))
         return {}
 
@@ -192,7 +182,7 @@ async def update(request: Request, sandbox: DataSandbox, manager: Manager) -> Re
         pty = message.get("pty")
         if not isinstance(pty, dict):
             raise ConnectError("invalid_argument", "pty.size is required")
-        await call_op(manager, sandbox, "proc_resize", size=_size(pty), **_selector(message))
+        await call_op(manager, sandbox, Op.PROC_RESIZE, size=_size(pty), **_selector(message))
         return {}
 
     return await serve_unary(request, handle)
@@ -201,7 +191,7 @@ async def update(request: Request, sandbox: DataSandbox, manager: Manager) -> Re
 @router.post("/CloseStdin")
 async def close_stdin(request: Request, sandbox: DataSandbox, manager: Manager) -> Response:
     async def handle(message: dict[str, Any]) -> dict[str, Any]:
-        await call_op(manager, sandbox, "proc_close_stdin", **_selector(message))
+        await call_op(manager, sandbox, Op.PROC_CLOSE_STDIN, **_selector(message))
         return {}
 
     return await serve_unary(request, handle)
@@ -232,7 +222,7 @@ async def stream_input(request: Request, sandbox: DataSandbox, manager: Manager)
                 if selector is None:
                     raise ConnectError("invalid_argument", "the first message must be start")
                 pty = "pty" in given
-                await call_op(manager, sandbox, "proc_input", pty=pty,
+                await call_op(manager, sandbox, Op.PROC_INPUT, pty=pty,
                               data=str(given.get("pty" if pty else "stdin") or ""), **selector)
         if decoder.pending:
             raise ConnectError("invalid_argument", "the input stream ended mid-envelope")

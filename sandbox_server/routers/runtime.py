@@ -7,13 +7,16 @@ Variables are JSON values, defined in a context's namespace.
 
 from __future__ import annotations
 
+import contextlib
 import keyword
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..exceptions import InvalidRequest
+from ..exceptions import InvalidRequest, RunnerOpError
+from ..runner.protocol import ErrorCode, Op
 from .deps import Manager, Owner
 
 router = APIRouter(prefix="/v1/sandboxes/{sandbox_id}", tags=["runtime"])
@@ -50,8 +53,9 @@ async def set_tools(sandbox_id: str, body: SetTools, owner: Owner, manager: Mana
     sandbox = manager.get(owner, sandbox_id)
     for tool in body.tools:
         check_identifier("tool", tool.name)
-    reply = await manager.request(sandbox, "set_tools", tools=[t.model_dump() for t in body.tools])
-    _check_reply(reply)
+    with _refused():
+        await manager.gateway.request(sandbox, Op.SET_TOOLS,
+                                      tools=[t.model_dump() for t in body.tools])
     return Response(status_code=204)
 
 
@@ -61,15 +65,18 @@ async def set_variables(sandbox_id: str, body: SetVariables, owner: Owner,
     sandbox = manager.get(owner, sandbox_id)
     for name in body.variables:
         check_identifier("variable", name)
-    reply = await manager.request(sandbox, "set_variables", variables=body.variables,
-                                  context=body.context)
-    _check_reply(reply)
+    with _refused():
+        await manager.gateway.request(sandbox, Op.SET_VARIABLES, variables=body.variables,
+                                      context=body.context)
     return Response(status_code=204)
 
 
-def _check_reply(reply: dict[str, Any]) -> None:
-    if not reply.get("ok", True):
-        error = reply.get("error") or {}
-        if error.get("name") == "KeyError":
-            raise InvalidRequest(f"unknown context {error.get('value', '')}")
-        raise InvalidRequest(f"the runner refused: {error.get('name')}: {error.get('value')}")
+@contextlib.contextmanager
+def _refused() -> Iterator[None]:
+    """A runner's refusal is the request's fault (an unknown context, a value it rejects)."""
+    try:
+        yield
+    except RunnerOpError as exc:
+        if exc.code is ErrorCode.NOT_FOUND:
+            raise InvalidRequest(f"unknown context {exc.message}") from exc
+        raise InvalidRequest(f"the runner refused: {exc.name}: {exc.message}") from exc

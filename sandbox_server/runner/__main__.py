@@ -53,7 +53,7 @@ def main() -> None:
     channel = Channel()
     kernel = Kernel(channel)
     from .envd import ops as envd_ops  # the E2B-compatible data plane: files, processes
-    kernel.extra_ops.update(envd_ops(kernel))
+    kernel.ops.update(envd_ops(kernel))
     mplbackend_hook.install(kernel)
     ipython_hook.install(kernel)
     try:

@@ -13,6 +13,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from .protocol import Msg
+
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
@@ -51,7 +53,7 @@ class Channel:
             try:
                 message = json.loads(line)
             except ValueError:
-                self.send({"type": "log", "level": "warning", "text": "undecodable message"})
+                self.send({"type": Msg.LOG, "level": "warning", "text": "undecodable message"})
                 continue
             if isinstance(message, dict):
                 yield message

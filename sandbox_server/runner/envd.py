@@ -3,10 +3,10 @@ directory watchers (:mod:`.watch`), done INSIDE the sandbox (as the sandbox user
 limits). Stdlib only, like the rest of the runner.
 
 Each op takes the host's message and returns the reply fields (or raises: the kernel turns the
-exception into ``{"ok": false, "error": {"name": ..., "value": ...}}``, and the server maps
-the exception name to an E2B error code). Process output is pushed to the host as
-``{"type": "proc", "id": <subscription key>, ...}`` messages, which the host's channel routes
-to whoever subscribed under that key.
+exception into ``{"ok": false, "error": {"code": ..., ...}}`` with a
+:class:`~.protocol.ErrorCode`, which the server maps to an E2B error code). Process output is
+pushed to the host as ``{"type": "proc", "id": <subscription key>, ...}`` messages, which the
+host's channel routes to whoever subscribed under that key.
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .channel import Channel
+from .protocol import Msg, Op
 from .watch import Watchers
 
-Op = Callable[[dict[str, Any]], dict[str, Any] | None]
+OpHandler = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 HOME = os.environ.get("HOME", "/home/user")
 READ_CHUNK_MAX = 4 << 20  # one fs_read reply; the host asks for files chunk by chunk
@@ -232,7 +233,7 @@ class Processes:
         with proc.lock:
             keys = list(proc.subscribers)
         for key in keys:
-            self.channel.send({"type": "proc", "id": key, **event})
+            self.channel.send({"type": Msg.PROC, "id": key, **event})
 
     def _find(self, message: dict[str, Any]) -> tuple[int, _Process]:
         pid, tag = message.get("pid"), message.get("tag")
@@ -387,8 +388,8 @@ class Processes:
         return {"processes": processes}
 
 
-def ops(kernel: Any) -> dict[str, Op]:
-    """The ops to merge into ``kernel.extra_ops``."""
+def ops(kernel: Any) -> dict[str, OpHandler]:
+    """The ops to merge into ``kernel.ops``."""
     procs = Processes(kernel.channel)
     watchers = Watchers(kernel.channel)
 
@@ -411,12 +412,14 @@ def ops(kernel: Any) -> dict[str, Op]:
                              for c in list(kernel.contexts.values())]}
 
     return {
-        "fs_stat": fs_stat, "fs_list": fs_list, "fs_mkdir": fs_mkdir, "fs_remove": fs_remove,
-        "fs_move": fs_move, "fs_read": fs_read, "fs_write": fs_write, "fs_usage": fs_usage,
-        "proc_start": procs.start, "proc_subscribe": procs.subscribe,
-        "proc_unsubscribe": procs.unsubscribe, "proc_signal": procs.signal,
-        "proc_input": procs.send_input, "proc_close_stdin": procs.close_stdin,
-        "proc_resize": procs.resize, "watch_create": watch_create,
-        "watch_events": watchers.events, "watch_remove": watchers.remove,
-        "proc_list": procs.list, "env_apply": env_apply, "context_list": context_list,
+        Op.FS_STAT: fs_stat, Op.FS_LIST: fs_list, Op.FS_MKDIR: fs_mkdir,
+        Op.FS_REMOVE: fs_remove, Op.FS_MOVE: fs_move, Op.FS_READ: fs_read,
+        Op.FS_WRITE: fs_write, Op.FS_USAGE: fs_usage,
+        Op.PROC_START: procs.start, Op.PROC_SUBSCRIBE: procs.subscribe,
+        Op.PROC_UNSUBSCRIBE: procs.unsubscribe, Op.PROC_SIGNAL: procs.signal,
+        Op.PROC_INPUT: procs.send_input, Op.PROC_CLOSE_STDIN: procs.close_stdin,
+        Op.PROC_RESIZE: procs.resize, Op.PROC_LIST: procs.list,
+        Op.WATCH_CREATE: watch_create, Op.WATCH_EVENTS: watchers.events,
+        Op.WATCH_REMOVE: watchers.remove,
+        Op.ENV_APPLY: env_apply, Op.CONTEXT_LIST: context_list,
     }

@@ -22,7 +22,9 @@ from . import display, magics
 from .bash import BashSession
 from .capture import Captures
 from .channel import Channel
+from .protocol import PROTOCOL_VERSION, ErrorCode, Msg, Op, error_reply
 
+OpHandler = Callable[[dict[str, Any]], dict[str, Any] | None]
 DEFAULT_OUTPUT_LIMIT = 1 << 20
 DEFAULT_RESULT_LIMIT = 16 << 20
 DEFAULT_MESSAGE_LIMIT = 8 << 20
@@ -90,7 +92,8 @@ class Kernel:
         self._main_ident = threading.main_thread().ident
         self._deadline: float | None = None
         self.capture = Captures(self._on_output)
-        self.extra_ops: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]] = {}
+        # The replied ops, by name: the kernel's own here, the data plane's merged in at start.
+        self.ops: dict[str, OpHandler] = self._kernel_ops()
         self.new_context("default", HOME)
 
     # -- output ---------------------------------------------------------------------------
@@ -106,7 +109,7 @@ class Kernel:
                 current.truncated = True
             current.sent += size
         if text:
-            self.channel.send({"type": "stream", "id": current.id, "name": name, "text": text})
+            self.channel.send({"type": Msg.STREAM, "id": current.id, "name": name, "text": text})
 
     def display(self, value: Any, *, main: bool = False) -> None:
         current = self.current
@@ -115,7 +118,7 @@ class Kernel:
         data = display.bundle(value)
         if not current.room_for_result(data):
             return
-        self.channel.send({"type": "result", "id": current.id, "data": data,
+        self.channel.send({"type": Msg.RESULT, "id": current.id, "data": data,
                            "is_main_result": main})
 
     def show(self, *values: Any, raw: bool = False, **_ignored: Any) -> None:
@@ -135,7 +138,7 @@ class Kernel:
         bundle.setdefault("text/plain", "")
         if not current.room_for_result(bundle):
             return
-        self.channel.send({"type": "result", "id": current.id, "data": bundle,
+        self.channel.send({"type": Msg.RESULT, "id": current.id, "data": bundle,
                            "is_main_result": False})
 
     # -- contexts -------------------------------------------------------------------------
@@ -184,7 +187,7 @@ class Kernel:
         call_id = f"{current.id}.{next(self._call_ids)}"
         event, slot = threading.Event(), list[dict[str, Any]]()
         self._replies[call_id] = (event, slot)
-        self.channel.send({"type": "tool_call", "id": current.id, "call_id": call_id,
+        self.channel.send({"type": Msg.TOOL_CALL, "id": current.id, "call_id": call_id,
                            "name": name, "args": json_args, "kwargs": json_kwargs})
         try:
             event.wait()
@@ -202,11 +205,11 @@ class Kernel:
         for message in self.channel.messages():
             op = message.get("op")
             try:
-                if op == "execute":
+                if op == Op.EXECUTE:
                     self._executions.put(message)
-                elif op == "interrupt":
+                elif op == Op.INTERRUPT:
                     self.interrupt(message.get("id"))
-                elif op == "tool_reply":
+                elif op == Op.TOOL_REPLY:
                     waiter = self._replies.get(str(message.get("call_id")))
                     if waiter is not None:
                         waiter[1].append(message)
@@ -214,7 +217,7 @@ class Kernel:
                 else:
                     self._start_op(message)
             except Exception as exc:  # one bad message never stops the runner
-                self.channel.send({"type": "log", "level": "error", "text": repr(exc)})
+                self.channel.send({"type": Msg.LOG, "level": "error", "text": repr(exc)})
         self._executions.put(None)
 
     def _start_op(self, message: dict[str, Any]) -> None:
@@ -223,8 +226,8 @@ class Kernel:
         except RuntimeError as exc:
             # No thread (every pid of the sandbox is taken, by a fork bomb say): answer
             # now, so the host can tell its client instead of waiting for a reply.
-            self.channel.send({"type": "reply", "req": message.get("req"), "ok": False,
-                               "error": {"name": "ResourceExhausted",
+            self.channel.send({"type": Msg.REPLY, "req": message.get("req"), "ok": False,
+                               "error": {"code": ErrorCode.BUSY, "name": type(exc).__name__,
                                          "value": f"the sandbox cannot start a thread ({exc}); "
                                          "its processes may hold every pid (the pids limit)"}})
 
@@ -234,50 +237,60 @@ class Kernel:
             reply = self.handle_op(op, message) or {}
             reply.setdefault("ok", True)
         except Exception as exc:
-            error: dict[str, Any] = {"name": type(exc).__name__, "value": _safe_str(exc)}
-            if isinstance(exc, OSError) and isinstance(exc.errno, int):
-                error["errno"] = exc.errno
-            reply = {"ok": False, "error": error}
-        self.channel.send({"type": "reply", "req": reply_to, **reply})
+            reply = error_reply(exc)
+        self.channel.send({"type": Msg.REPLY, "req": reply_to, **reply})
 
     def handle_op(self, op: str, message: dict[str, Any]) -> dict[str, Any] | None:
-        if op == "ping":
-            return {"pid": os.getpid()}
-        if op == "set_env":
-            env = message.get("env") or {}
-            os.environ.update({str(k): str(v) for k, v in env.items()})
-            return None
-        if op == "set_deadline":
-            self._deadline = float(message["unix"])
-            return None
-        if op == "set_tools":
-            self.tools = {str(t["name"]): t for t in message.get("tools", [])}
-            for context in self.contexts.values():
-                for name in self.tools:
-                    context.namespace[name] = self._tool_proxy(name)
-            return None
-        if op == "set_variables":
-            context = self.contexts[str(message.get("context") or "default")]
-            context.namespace.update(message.get("variables") or {})
-            return None
-        if op == "context_create":
-            context = self.new_context(str(message["context"]), str(message.get("cwd") or HOME),
-                                       str(message.get("language") or "python"))
-            return {"context": context.id, "cwd": context.cwd, "language": context.language}
-        if op == "context_restart":
-            old = self.contexts[str(message["context"])]
-            self.new_context(old.id, old.cwd, old.language)
-            return None
-        if op == "context_remove":
-            context_id = str(message["context"])
-            if context_id not in self.contexts:
-                raise KeyError(context_id)
-            self.drop_context(context_id)
-            return None
-        handler = self.extra_ops.get(op)
+        handler = self.ops.get(op)
         if handler is None:
             raise ValueError(f"unknown op {op!r}")
         return handler(message)
+
+    # -- replied ops of the kernel itself (the data plane's are in :mod:`.envd`) ----------
+    def _kernel_ops(self) -> dict[str, OpHandler]:
+        return {
+            Op.PING: lambda message: {"pid": os.getpid()},
+            Op.SET_ENV: self._set_env,
+            Op.SET_DEADLINE: self._set_deadline,
+            Op.SET_TOOLS: self._set_tools,
+            Op.SET_VARIABLES: self._set_variables,
+            Op.CONTEXT_CREATE: self._context_create,
+            Op.CONTEXT_RESTART: self._context_restart,
+            Op.CONTEXT_REMOVE: self._context_remove,
+        }
+
+    @staticmethod
+    def _set_env(message: dict[str, Any]) -> None:
+        env = message.get("env") or {}
+        os.environ.update({str(k): str(v) for k, v in env.items()})
+
+    def _set_deadline(self, message: dict[str, Any]) -> None:
+        self._deadline = float(message["unix"])
+
+    def _set_tools(self, message: dict[str, Any]) -> None:
+        self.tools = {str(t["name"]): t for t in message.get("tools", [])}
+        for context in self.contexts.values():
+            for name in self.tools:
+                context.namespace[name] = self._tool_proxy(name)
+
+    def _set_variables(self, message: dict[str, Any]) -> None:
+        context = self.contexts[str(message.get("context") or "default")]
+        context.namespace.update(message.get("variables") or {})
+
+    def _context_create(self, message: dict[str, Any]) -> dict[str, Any]:
+        context = self.new_context(str(message["context"]), str(message.get("cwd") or HOME),
+                                   str(message.get("language") or "python"))
+        return {"context": context.id, "cwd": context.cwd, "language": context.language}
+
+    def _context_restart(self, message: dict[str, Any]) -> None:
+        old = self.contexts[str(message["context"])]
+        self.new_context(old.id, old.cwd, old.language)
+
+    def _context_remove(self, message: dict[str, Any]) -> None:
+        context_id = str(message["context"])
+        if context_id not in self.contexts:
+            raise KeyError(context_id)
+        self.drop_context(context_id)
 
     def interrupt(self, execution_id: object) -> None:
         current = self.current
@@ -296,7 +309,7 @@ class Kernel:
     def serve(self) -> None:
         threading.Thread(target=self.control_loop, name="control", daemon=True).start()
         threading.Thread(target=self.watchdog, name="watchdog", daemon=True).start()
-        self.channel.send({"type": "ready", "pid": os.getpid(),
+        self.channel.send({"type": Msg.READY, "protocol": PROTOCOL_VERSION, "pid": os.getpid(),
                            "python": sys.version.split()[0], "done_token": True})
         while True:
             try:
@@ -312,10 +325,9 @@ class Kernel:
         context = self.contexts.get(str(message.get("context") or "default"))
         limit = int(message.get("output_limit_bytes") or DEFAULT_OUTPUT_LIMIT)
         result_limit = int(message.get("result_limit_bytes") or DEFAULT_RESULT_LIMIT)
+        message_limit = int(message.get("max_message_bytes") or DEFAULT_MESSAGE_LIMIT)
         with self._current_lock:
-            self.current = Current(execution_id, limit, result_limit,
-                                   int(message.get("max_message_bytes")
-                                       or DEFAULT_MESSAGE_LIMIT),
+            self.current = Current(execution_id, limit, result_limit, message_limit,
                                    str(message.pop("token", "") or ""))
         if context is None:
             self._send_error(execution_id, "ContextNotFound",
@@ -360,7 +372,7 @@ class Kernel:
                     {"value": repr(value) if ok else "", **data}):
                 ok, value, data = False, None, {"text/plain": "<final answer over the result "
                                                 "limit (result_limit_bytes)>"}
-            self.channel.send({"type": "final_answer", "id": execution_id,
+            self.channel.send({"type": Msg.FINAL_ANSWER, "id": execution_id,
                                "value": value if ok else None, "is_json": ok, "data": data})
         except BaseException as exc:
             self._executing = False
@@ -398,10 +410,10 @@ class Kernel:
                 self.display(figure)
             display.close_figures()
         except Exception as exc:
-            self.channel.send({"type": "log", "level": "warning", "text": f"figure: {exc!r}"})
+            self.channel.send({"type": Msg.LOG, "level": "warning", "text": f"figure: {exc!r}"})
 
     def _send_error(self, execution_id: str, name: str, value: str, tb: str) -> None:
-        self.channel.send({"type": "error", "id": execution_id, "name": name, "value": value,
+        self.channel.send({"type": Msg.ERROR, "id": execution_id, "name": name, "value": value,
                            "traceback": tb})
 
     def _finish(self, execution_id: str, context: Context | None, status: str,
@@ -411,7 +423,7 @@ class Kernel:
         # The token came with the execute op and is written nowhere else: a "done" that
         # other code in the sandbox forges (through /proc/1/fd/1, say) lacks it.
         self.channel.send({
-            "type": "done", "id": execution_id, "status": status, "interrupted": interrupted,
+            "type": Msg.DONE, "id": execution_id, "status": status, "interrupted": interrupted,
             "truncated": current.truncated if current else False,
             "results_truncated": current.results_truncated if current else False,
             "token": current.token if current else "",

@@ -20,6 +20,7 @@ import threading
 from typing import Any
 
 from .channel import Channel
+from .protocol import Msg
 
 IN_MODIFY, IN_ATTRIB, IN_CLOSE_WRITE = 0x002, 0x004, 0x008
 IN_MOVED_FROM, IN_MOVED_TO, IN_CREATE, IN_DELETE = 0x040, 0x080, 0x100, 0x200
@@ -103,7 +104,7 @@ class Watcher:
     def _emit(self, name: str, kind: str) -> None:
         event = {"name": name, "type": kind}
         if self.key is not None:
-            self.channel.send({"type": "watch", "id": self.key, "event": event})
+            self.channel.send({"type": Msg.WATCH, "id": self.key, "event": event})
             return
         with self.lock:
             self.events.append(event)

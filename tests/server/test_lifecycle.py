@@ -12,7 +12,7 @@ import docker
 import httpx
 import pytest
 
-from tests.conftest import API_KEYS, LiveServer, start_server, stop_server
+from tests.conftest import API_KEYS, RUNTIME_IMAGE, LiveServer, start_server, stop_server
 from tests.server.test_api import run
 
 pytestmark = pytest.mark.docker
@@ -22,10 +22,12 @@ LABEL = "io.selfbox.deployment"
 
 def containers_of(server: LiveServer) -> list[str]:
     """Containers of the server's deployment (its warm pool's included)."""
-    client = docker.from_env()
+    # The low-level list: the high-level one inspects each container, and on an engine shared
+    # with other tests a container may vanish between the list and the inspect.
     deployment = server.env["SELFBOX_DEPLOYMENT"]
-    found = client.containers.list(all=True, filters={"label": f"{LABEL}={deployment}"})
-    return [c.id for c in found]
+    found = docker.from_env().api.containers(all=True,
+                                             filters={"label": f"{LABEL}={deployment}"})
+    return [c["Id"] for c in found]
 
 
 def wait_for(predicate, timeout_s: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
@@ -84,7 +86,8 @@ def test_no_container_leaks_after_kill_9_and_restart(tmp_path: Path, docker_read
         ids = [http.post("/v1/sandboxes", json={}).json()["id"] for _ in range(2)]
         assert run(http, ids[0], "x = 1")["status"] == "ok"
     left = containers_of(first)
-    names = {c.name for c in docker.from_env().containers.list(all=True) if c.id in left}
+    names = {name.lstrip("/") for c in docker.from_env().api.containers(all=True)
+             if c["Id"] in left for name in c["Names"]}
     assert {f"selfbox-{sid}" for sid in ids} <= names
     os.kill(first.process.pid, signal.SIGKILL)
     first.process.wait(10)
@@ -144,6 +147,7 @@ def test_a_consumer_that_stops_after_the_final_event_leaves_the_sandbox_free(
 
     async def scenario() -> None:
         manager = SandboxManager(Settings(api_keys=["k"], warm_pool_size=0,
+                                          runtime_image=RUNTIME_IMAGE,
                                           deployment=f"test-inproc-{os.getpid()}"))
         await manager.start()
         try:

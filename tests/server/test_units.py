@@ -21,6 +21,7 @@ from sandbox_server.limits import SandboxSpec
 from sandbox_server.manager import SandboxManager
 from sandbox_server.middleware import BodySizeLimit
 from sandbox_server.settings import Settings
+from sandbox_server.tasks import BackgroundTasks
 
 
 def test_package_exports() -> None:
@@ -135,7 +136,9 @@ def test_channel_demultiplexes_docker_frames_and_routes_by_id() -> None:
     async def scenario() -> None:
         ours, theirs = socket.socketpair()
         channel = RunnerChannel(ours, "test")
-        await channel.start()
+        tasks = BackgroundTasks()
+        await channel.start(tasks)
+        assert len(tasks) == 1  # the read loop is a tracked background task
         queue = channel.subscribe("e1")
         # A line split over two frames, stderr noise, garbage, and a message for nobody.
         theirs.sendall(_frame(1, b'{"type":"ready"}\n{"type":"stream","id":"e1",'))
