@@ -124,3 +124,17 @@ def test_a_cgroup_that_will_not_freeze_is_a_conflict() -> None:
     driver = DockerDriver(client=_FakeClient(error))  # type: ignore[arg-type]
     with pytest.raises(Conflict):
         driver.pause("abc")
+
+
+@pytest.mark.parametrize(("exc", "code"), [
+    (OSError(30, "Read-only file system"), "permission_denied"),  # EROFS: a plain OSError
+    (OSError(13, "Permission denied"), "permission_denied"),
+    (OSError(28, "No space left on device"), "no_space"),
+    (OSError(36, "File name too long"), "invalid_argument"),
+    (OSError(24, "Too many open files"), "limit_reached"),
+    (RuntimeError("anything else"), "internal"),
+])
+def test_runner_errors_by_errno(exc: BaseException, code: str) -> None:
+    from sandbox_server.runner.protocol import error_code_of
+
+    assert error_code_of(exc) == code
