@@ -7,9 +7,11 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from .e2b import routers as e2b_routers
 from .errors import install_error_handlers
+from .idempotency import IdempotencyStore
 from .jsonsafe import SafeJSONResponse
 from .manager import SandboxManager
 from .middleware import BodySizeLimit
@@ -37,14 +39,19 @@ def create_app(settings: Settings | None = None, manager: SandboxManager | None 
         finally:
             await owned.close()
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from the server itself (the assets ship in
+    # fastapi-offline), not from a CDN: the pages work on hosts without internet.
+    app = FastAPIOffline(
         title="selfbox",
         version="0.1.0",
         summary="Hardened, throwaway Docker sandboxes with stateful Python, for AI agents.",
         lifespan=lifespan,
         default_response_class=SafeJSONResponse,
+        # No badge fetched from the public Swagger validator either.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.settings = settings
+    app.state.idempotency = IdempotencyStore(settings.idempotency_window_s)
     install_error_handlers(app)
     for router in (sandboxes.router, executions.router, runtime.router, health.router):
         app.include_router(router)

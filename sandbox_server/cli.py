@@ -10,13 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .buildhost import DEFAULT_BASE, LOCAL_BASE
+
 __all__ = ["main"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_BASE = "python:3.11-slim"
-LOCAL_BASE = "selfbox/base:bookworm"
 IMAGES = {"runtime": "selfbox/runtime:latest", "server": "selfbox/server:latest"}
-HOST_CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -51,7 +50,13 @@ def _image_exists(tag: str) -> bool:
     return subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode == 0
 
 
+def _log(message: str) -> None:
+    print(f"[selfbox] {message}", file=sys.stderr, flush=True)
+
+
 def _build(args: argparse.Namespace) -> int:
+    from . import buildhost
+
     args.images = args.images or ["runtime"]
     unknown = sorted(set(args.images) - set(IMAGES))
     if unknown:
@@ -60,22 +65,26 @@ def _build(args: argparse.Namespace) -> int:
     if shutil.which("docker") is None:
         print("docker is not installed; run scripts/ensure-docker.sh", file=sys.stderr)
         return 2
-    base = args.base_image
-    if args.local_base:
-        script = REPO_ROOT / "scripts" / "build-local-base.sh"
-        subprocess.run(["bash", str(script), LOCAL_BASE], check=True)
-        base = LOCAL_BASE
-    certs: list[Path] = []
-    if args.trust_host_ca:
-        bundle = next((Path(p) for p in HOST_CA_BUNDLES if Path(p).is_file()), None)
-        if bundle is None:
-            print("--trust-host-ca: no system CA bundle found", file=sys.stderr)
-            return 2
+    try:
+        plan = buildhost.plan(_log, base_image=args.base_image, local_base=args.local_base,
+                              trust=args.trust_host_ca)
+    except (buildhost.BasePullError, FileNotFoundError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except subprocess.CalledProcessError as exc:
+        print(f"building the local base image failed ({exc.returncode}): see "
+              "scripts/build-local-base.sh's output above", file=sys.stderr)
+        return exc.returncode or 1
+    # The bundle goes into the build context only for the build; one the caller put there
+    # (scripts/compose-setup.sh, for compose's builds) stays.
+    placed: list[Path] = []
+    if plan.host_ca_bundle is not None:
         for name in args.images:
             target = REPO_ROOT / "images" / name / "certs" / "host-ca.crt"
             if target.parent.is_dir():
-                shutil.copyfile(bundle, target)
-                certs.append(target)
+                if not target.exists():
+                    placed.append(target)
+                shutil.copyfile(plan.host_ca_bundle, target)
     try:
         for name in args.images:
             tag = IMAGES[name]
@@ -84,21 +93,22 @@ def _build(args: argparse.Namespace) -> int:
                 continue
             command = [
                 "docker", "build", "-q", "-f", str(REPO_ROOT / "images" / name / "Dockerfile"),
-                "-t", tag, "--build-arg", f"BASE_IMAGE={base}",
-                "--build-arg", f"TRUST_HOST_CA={1 if args.trust_host_ca else 0}",
+                "-t", tag, "--build-arg", f"BASE_IMAGE={plan.base_image}",
+                "--build-arg", f"TRUST_HOST_CA={int(plan.trust_host_ca)}",
                 str(REPO_ROOT),
             ]
             print("+", " ".join(command), flush=True)
             subprocess.run(command, check=True)
     except subprocess.CalledProcessError as exc:
         print(f"image build failed ({exc.returncode})", file=sys.stderr)
-        if not args.trust_host_ca:
-            print("if pip reported CERTIFICATE_VERIFY_FAILED, this host is behind a "
-                  "TLS-intercepting proxy: build with --trust-host-ca (the scripts: "
-                  "SELFBOX_TRUST_HOST_CA=1) to trust the host's CA bundle", file=sys.stderr)
+        if not plan.trust_host_ca:
+            print("if pip reported CERTIFICATE_VERIFY_FAILED, a TLS-intercepting proxy that the "
+                  "detection missed re-signs the traffic: build with --trust-host-ca (the "
+                  "scripts: SELFBOX_TRUST_HOST_CA=1) to trust this host's CA bundle",
+                  file=sys.stderr)
         return exc.returncode or 1
     finally:
-        for target in certs:
+        for target in placed:
             target.unlink(missing_ok=True)
     return 0
 
@@ -154,12 +164,14 @@ def main(argv: list[str] | None = None) -> int:
     build = image_commands.add_parser("build", help="build the runtime (and server) images")
     build.add_argument("images", nargs="*", metavar="IMAGE",
                        help=f"which images: {', '.join(sorted(IMAGES))} (default: runtime)")
-    build.add_argument("--base-image", default=os.environ.get("SELFBOX_BASE_IMAGE", DEFAULT_BASE),
-                       help=f"base image (SELFBOX_BASE_IMAGE, default {DEFAULT_BASE})")
+    build.add_argument("--base-image", default=None,
+                       help=f"base image (SELFBOX_BASE_IMAGE; default {DEFAULT_BASE}, or "
+                       f"{LOCAL_BASE} when no registry answers)")
     build.add_argument("--local-base", action="store_true",
                        help="build a base from Debian packages first (hosts without a registry)")
-    build.add_argument("--trust-host-ca", action="store_true",
-                       help="let pip in the build trust this host's CA bundle (TLS proxies)")
+    build.add_argument("--trust-host-ca", action=argparse.BooleanOptionalAction, default=None,
+                       help="let pip in the build trust this host's CA bundle (TLS proxies; "
+                       "SELFBOX_TRUST_HOST_CA=1/0; default: detected)")
     build.add_argument("--if-missing", action="store_true",
                        help="skip images that exist (by default Docker's layer cache makes a "
                        "rebuild of unchanged sources take seconds)")

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from executors.exceptions import SandboxError
 
+from .exceptions import ServerError
 from .jsonsafe import SafeJSONResponse
 
 __all__ = ["error_body", "install_error_handlers"]
@@ -34,8 +35,11 @@ def error_body(status: int, error_code: str, message: str,
 
 
 def _respond(status: int, error_code: str, message: str,
-             details: dict[str, Any] | None = None) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+             details: dict[str, Any] | None = None,
+             headers: dict[str, str] | None = None) -> JSONResponse:
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     return SafeJSONResponse(error_body(status, error_code, message, details), status,
                             headers=headers)
 
@@ -46,7 +50,8 @@ async def _sandbox_error(request: Request, exc: Exception) -> JSONResponse:
         logger.error("%s %s failed: %s", request.method, request.url.path, exc,
                      exc_info=exc.__cause__)
     details = {k: v for k, v in exc.details.items() if isinstance(v, (str, int, float, bool))}
-    return _respond(exc.status_code, exc.error_code, exc.message or str(exc), details)
+    headers = exc.http_headers() if isinstance(exc, ServerError) else None
+    return _respond(exc.status_code, exc.error_code, exc.message or str(exc), details, headers)
 
 
 def _describe(error: dict[str, Any]) -> str:

@@ -55,6 +55,10 @@ __all__ = [
 class ServerError(SandboxError):
     error_code = "internal_error"
 
+    def http_headers(self) -> dict[str, str]:
+        """Headers the error's response carries besides the JSON body."""
+        return {}
+
 
 class Unauthorized(ServerError):
     error_code = "unauthorized"
@@ -96,7 +100,21 @@ class LimitExceeded(InvalidRequest):
 
 
 class TooManySandboxes(ServerError):
+    """``retry_after_s``: waiting can help (a cap shared with others), so clients retry after
+    that long; ``None``: only the caller can free a slot (its own cap), so retrying cannot help
+    and the answer says ``Should-Retry: false`` (E2B's SDKs then do not retry)."""
+
     error_code = "too_many_sandboxes"
+
+    def __init__(self, message: str = "", *, retry_after_s: int | None = None,
+                 **details: object) -> None:
+        super().__init__(message, **details)
+        self.retry_after_s = retry_after_s
+
+    def http_headers(self) -> dict[str, str]:
+        if self.retry_after_s is None:
+            return {"Should-Retry": "false"}
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 class NotSupported(ServerError):

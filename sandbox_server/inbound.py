@@ -121,16 +121,14 @@ def parse_frame(line: bytes) -> dict[str, Any] | None:
     if not line or line[:1] != b"{":
         return None
     try:
-        message = json.loads(line, parse_constant=_no_constant)
+        parsed: object = json.loads(line, parse_constant=_no_constant)
+        if isinstance(parsed, dict) and may_hold_surrogates(line):
+            parsed = scrub(parsed)
     except (ValueError, RecursionError):
         return None
-    if not isinstance(message, dict):
+    if not isinstance(parsed, dict):
         return None
-    if may_hold_surrogates(line):
-        try:
-            message = scrub(message)
-        except RecursionError:
-            return None
+    message: dict[str, Any] = parsed
     return message
 
 

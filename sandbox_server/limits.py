@@ -108,16 +108,21 @@ def check_env_size(s: Settings, env: dict[str, str]) -> None:
 
 
 def check_caps(s: Settings, sandboxes: Iterable[Sandbox], owner: str) -> None:
-    """429 when one more live sandbox would pass the global or the per-key cap."""
+    """429 when one more live sandbox would pass the global or the per-key cap.
+
+    The caller's own cap is checked first: only the caller can free it, so its answer says not
+    to retry. The global cap frees as anyone's sandboxes end: retry after a while."""
     live = [sb for sb in sandboxes if sb.alive]
-    if len(live) >= s.max_sandboxes:
-        raise TooManySandboxes(
-            f"the server's cap of {s.max_sandboxes} live sandboxes is reached "
-            "(SELFBOX_MAX_SANDBOXES); kill one or wait", cap="max_sandboxes")
     if sum(1 for sb in live if sb.owner == owner) >= s.max_sandboxes_per_key:
         raise TooManySandboxes(
             f"this API key's cap of {s.max_sandboxes_per_key} live sandboxes is reached "
-            "(SELFBOX_MAX_SANDBOXES_PER_KEY); kill one or wait", cap="max_sandboxes_per_key")
+            "(SELFBOX_MAX_SANDBOXES_PER_KEY); kill one of yours first",
+            cap="max_sandboxes_per_key")
+    if len(live) >= s.max_sandboxes:
+        raise TooManySandboxes(
+            f"the server's cap of {s.max_sandboxes} live sandboxes is reached "
+            f"(SELFBOX_MAX_SANDBOXES); retry in {s.cap_retry_after_s} s", cap="max_sandboxes",
+            retry_after_s=s.cap_retry_after_s)
 
 
 def resolve_execution_timeout(s: Settings, timeout_s: float | None) -> float:

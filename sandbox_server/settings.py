@@ -95,6 +95,14 @@ class Settings(BaseSettings):
     # -- caps and lifecycle ---------------------------------------------------------------
     max_sandboxes: int = Field(100, gt=0, description="Live sandboxes, all keys together.")
     max_sandboxes_per_key: int = Field(20, gt=0)
+    cap_retry_after_s: int = Field(
+        5, ge=1, le=3600, description="Retry-After of a 429 for the server-wide cap "
+        "(SELFBOX_MAX_SANDBOXES); the per-key cap answers Should-Retry: false instead.",
+    )
+    idempotency_window_s: float = Field(
+        600.0, gt=0, description="How long a create request's Idempotency-Key is remembered "
+        "(per API key): a repeat gets the same sandbox.",
+    )
     start_timeout_s: float = Field(30.0, gt=0)
     warm_pool_size: int = Field(
         2, ge=0, le=64, description="Sandboxes kept started with the default template and "

@@ -17,28 +17,13 @@ ensure_venv() {  # $1: the extras to install, e.g. "server" or "dev"
     "$VENV/bin/pip" install -q --disable-pip-version-check -e "$REPO_ROOT[$1]"
 }
 
-# A registry answers (or the image is already here): use the official base. Otherwise build
-# the local Debian base. SELFBOX_BASE_IMAGE overrides the choice.
-choose_base_image() {
-    if [ -n "${SELFBOX_BASE_IMAGE:-}" ]; then
-        echo "$SELFBOX_BASE_IMAGE"; return
-    fi
-    if docker image inspect python:3.11-slim >/dev/null 2>&1 \
-        || timeout 30 docker pull -q python:3.11-slim >/dev/null 2>&1; then
-        echo "python:3.11-slim"; return
-    fi
-    log "no registry reachable: building a local base image from Debian packages"
-    bash "$REPO_ROOT/scripts/build-local-base.sh" selfbox/base:bookworm >&2
-    echo "selfbox/base:bookworm"
-}
-
+# `selfbox images build` chooses the base image (the official one, or a local one built from
+# Debian packages when no registry answers; SELFBOX_BASE_IMAGE overrides) and detects a
+# TLS-intercepting proxy (SELFBOX_TRUST_HOST_CA=1/0 overrides): the demo and the tests build
+# the same image.
 build_images() {  # $@: image names (runtime, server)
-    local base ca_flag=()
-    base="$(choose_base_image)"
-    # Opt-in: trust this host's CA bundle inside builds (TLS-intercepting proxies).
-    if [ "${SELFBOX_TRUST_HOST_CA:-0}" = "1" ]; then ca_flag=(--trust-host-ca); fi
-    log "building images ($*) on $base"
-    "$VENV/bin/selfbox" images build "$@" --base-image "$base" "${ca_flag[@]}"
+    log "building images ($*)"
+    "$VENV/bin/selfbox" images build "$@"
 }
 
 http_ok() {  # $1: URL; succeeds on a 2xx answer (no curl needed)

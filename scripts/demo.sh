@@ -7,12 +7,13 @@
 # The server keeps running afterwards (127.0.0.1:${SELFBOX_PORT:-8000}); stop it with
 #   kill "$(cat .selfbox-server.pid)"
 # SELFBOX_API_KEYS sets the keys (else one is generated into .selfbox-api-key).
-# SELFBOX_TRUST_HOST_CA=1 lets image builds trust this host's CA bundle (TLS proxies).
+# Behind a TLS-intercepting proxy, image builds trust this host's CA bundle (detected;
+# SELFBOX_TRUST_HOST_CA=1/0 overrides). No registry: a local base image is built.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 cd "$REPO_ROOT"
 
-ensure_venv server
+ensure_venv server,e2b
 bash scripts/ensure-docker.sh
 build_images runtime
 

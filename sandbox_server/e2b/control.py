@@ -17,9 +17,10 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, Response
 
 from ..exceptions import Conflict, InvalidRequest, NotFound, SandboxGone
+from ..idempotency import fingerprint
 from ..jsonsafe import SafeJSONResponse
 from ..manager import SandboxManager, SandboxSpec
-from ..routers.deps import Manager, Owner
+from ..routers.deps import IdempotencyKey, Idempotent, Manager, Owner
 from ..runner.protocol import Op
 from ..sandbox import Sandbox
 from .auth import issue_token
@@ -51,21 +52,29 @@ def _live(manager: SandboxManager, owner: str, sandbox_id: str) -> Sandbox:
 
 @router.post("/v2/sandboxes", status_code=201, summary="Create a sandbox (E2B)")
 @router.post("/sandboxes", status_code=201, summary="Create a sandbox (E2B, older SDKs)")
-async def create(body: NewSandbox, request: Request, owner: Owner,
-                 manager: Manager) -> dict[str, Any]:
+async def create(body: NewSandbox, request: Request, owner: Owner, manager: Manager,
+                 idempotent: Idempotent,
+                 idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
     alias = body.template_id
     network = "none"
     if body.allow_internet_access and manager.settings.allow_network:
         # Older SDKs send allow_internet_access=true by default; where the server forbids
         # network, the sandbox is created without one rather than refused.
         network = "bridge"
-    sandbox = await manager.create(owner, SandboxSpec(
-        template=None if alias in DEFAULT_TEMPLATES else alias,
-        timeout_s=float(body.timeout) if body.timeout else None,
-        network=network, env=dict(body.env_vars or {}), metadata=dict(body.metadata or {}),
-    ))
-    sandbox.extra["e2b_template"] = alias
-    return sandbox_created(sandbox, issue_token(request, sandbox))
+
+    async def make() -> dict[str, Any]:
+        sandbox = await manager.create(owner, SandboxSpec(
+            template=None if alias in DEFAULT_TEMPLATES else alias,
+            timeout_s=float(body.timeout) if body.timeout else None,
+            network=network, env=dict(body.env_vars or {}),
+            metadata=dict(body.metadata or {}),
+        ))
+        sandbox.extra["e2b_template"] = alias
+        return sandbox_created(sandbox, issue_token(request, sandbox))
+
+    answer: dict[str, Any] = await idempotent.run(
+        owner, idempotency_key, fingerprint("e2b", body.model_dump(mode="json")), make)
+    return answer
 
 
 @router.post("/v2/sandboxes/{sandbox_id}/connect", summary="Connect to (and resume) a sandbox")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 
 from ..auth import require_key
+from ..idempotency import HEADER, IdempotencyStore
 from ..manager import SandboxManager
 
-__all__ = ["Manager", "Owner"]
+__all__ = ["IdempotencyKey", "Idempotent", "Manager", "Owner"]
 
 
 async def _manager(request: Request) -> SandboxManager:
@@ -19,3 +20,13 @@ async def _manager(request: Request) -> SandboxManager:
 
 Manager = Annotated[SandboxManager, Depends(_manager)]
 Owner = Annotated[str, Depends(require_key)]
+
+
+async def _idempotency(request: Request) -> IdempotencyStore:
+    store: IdempotencyStore = request.app.state.idempotency
+    return store
+
+
+Idempotent = Annotated[IdempotencyStore, Depends(_idempotency)]
+IdempotencyKey = Annotated[str | None, Header(alias=HEADER, description="the same key and "
+                                              "body within the window: the same sandbox")]

@@ -5,17 +5,26 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Response
 
 from ..exceptions import InvalidRequest
+from ..idempotency import fingerprint
 from ..limits import SandboxSpec
 from ..schemas import CreateSandbox, SandboxOut, SetTimeout
-from .deps import Manager, Owner
+from .deps import IdempotencyKey, Idempotent, Manager, Owner
 
 router = APIRouter(prefix="/v1/sandboxes", tags=["sandboxes"])
 
 
 @router.post("", status_code=201, response_model=SandboxOut, summary="Create a sandbox")
-async def create_sandbox(body: CreateSandbox, owner: Owner, manager: Manager) -> SandboxOut:
-    sandbox = await manager.create(owner, SandboxSpec(**body.model_dump()))
-    return SandboxOut.of(sandbox)
+async def create_sandbox(body: CreateSandbox, owner: Owner, manager: Manager,
+                         idempotent: Idempotent,
+                         idempotency_key: IdempotencyKey = None) -> SandboxOut:
+    spec = body.model_dump()
+
+    async def create() -> SandboxOut:
+        return SandboxOut.of(await manager.create(owner, SandboxSpec(**spec)))
+
+    answer: SandboxOut = await idempotent.run(owner, idempotency_key, fingerprint("v1", spec),
+                                              create)
+    return answer
 
 
 def parse_metadata_filter(items: list[str]) -> dict[str, str]:

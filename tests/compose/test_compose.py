@@ -21,7 +21,6 @@ pytestmark = [pytest.mark.compose, pytest.mark.docker, pytest.mark.slow,
               pytest.mark.timeout(1500)]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-HOST_CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
 DEPLOYMENT_LABEL = "io.selfbox.deployment"
 # Fixed tags: repeated runs reuse the images instead of piling up new ones.
 IMAGES = {
@@ -55,19 +54,6 @@ def compose_problem() -> str | None:
 
 def image_exists(tag: str) -> bool:
     return run("docker", "image", "inspect", tag, check=False, timeout=60).returncode == 0
-
-
-def choose_base_image() -> str:
-    """python:3.11-slim where it is at hand, else the Debian-built local base (hosts that
-    cannot pull: built on the spot if missing)."""
-    wanted = os.environ.get("SELFBOX_BASE_IMAGE")
-    if wanted:
-        return wanted
-    for candidate in ("selfbox/base:bookworm", "python:3.11-slim"):
-        if image_exists(candidate):
-            return candidate
-    run("bash", str(REPO_ROOT / "scripts" / "build-local-base.sh"), "selfbox/base:bookworm")
-    return "selfbox/base:bookworm"
 
 
 def copy_checkout(target: Path) -> None:
@@ -137,17 +123,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "SELFBOX_DEPLOYMENT": project,
         "SELFBOX_API_KEYS": api_key,
         "SELFBOX_PUBLISH": f"127.0.0.1:{port}",
-        "SELFBOX_BASE_IMAGE": choose_base_image(),
         "SELFBOX_WARM_POOL_SIZE": "1",
         **IMAGES,
     }
-    # Trust this host's CA bundle in the builds (a TLS-intercepting proxy, as here).
-    bundle = next((Path(p) for p in HOST_CA_BUNDLES if Path(p).is_file()), None)
-    if bundle is not None:
-        for image in ("runtime", "server"):
-            shutil.copyfile(bundle, directory / "images" / image / "certs" / "host-ca.crt")
-        env["SELFBOX_TRUST_HOST_CA"] = "1"
+    if os.environ.get("SELFBOX_BASE_IMAGE"):
+        env["SELFBOX_BASE_IMAGE"] = os.environ["SELFBOX_BASE_IMAGE"]
     (directory / ".env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    # The README's step: the base image (local when no registry answers) and, behind a
+    # TLS-intercepting proxy, the host's CA bundle for the builds, detected.
+    run("bash", "scripts/compose-setup.sh", cwd=directory, timeout=900)
+    written = (directory / ".env").read_text()
+    assert "\nSELFBOX_BASE_IMAGE=" in written and "\nSELFBOX_TRUST_HOST_CA=" in written
     live = Stack(directory, project, f"http://127.0.0.1:{port}", api_key)
     try:
         started = time.monotonic()

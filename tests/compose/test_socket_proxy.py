@@ -21,6 +21,7 @@ from tests.conftest import IN_CI
 docker = pytest.importorskip("docker")
 
 from sandbox_server.driver import ContainerSpec, DockerDriver, label  # noqa: E402
+from sandbox_server.exceptions import SandboxError  # noqa: E402
 
 pytestmark = [pytest.mark.docker]
 
@@ -196,9 +197,13 @@ def _echo_line(sock: socket.socket, line: bytes) -> bytes:
     return bytes(out)
 
 
-def test_attach_stream_outlives_the_request_timeouts(proxy: str, tmp_path: Path) -> None:
+def test_attach_stream_outlives_the_request_timeouts(proxy: str, driver: DockerDriver,
+                                                     tmp_path: Path) -> None:
     """An idle sandbox's attach stream is governed by `timeout tunnel`, not by the client and
-    server timeouts: with those at 1 s, the stream still works after 4 s of silence."""
+    server timeouts: with those at 1 s, the stream still works after 4 s of silence.
+
+    Only the attach goes through the 1 s proxy: creating, starting and removing the container
+    take the regular one, as on a busy host a create can take longer than a second."""
     config = (REPO_ROOT / "images" / "socket-proxy" / "haproxy.cfg").read_text()
     short = config.replace("timeout client 120s", "timeout client 1s").replace(
         "timeout server 120s", "timeout server 1s")
@@ -207,21 +212,35 @@ def test_attach_stream_outlives_the_request_timeouts(proxy: str, tmp_path: Path)
     path.write_text(short)
     path.chmod(0o644)
     client = docker.from_env(timeout=60)
-    with run_proxy(client, path) as url:
-        quick = DockerDriver(docker.DockerClient(base_url=url.replace("http", "tcp"),
-                                                 timeout=60))
-        loop = ("python3", "-c", "import sys\nfor line in sys.stdin:\n"
-                "    sys.stdout.write(line.upper()); sys.stdout.flush()")
-        container_id = quick.create(spec(command=loop), None)
-        try:
-            sock = quick.attach(container_id)
-            quick.start(container_id)
+    loop = ("python3", "-c", "import sys\nfor line in sys.stdin:\n"
+            "    sys.stdout.write(line.upper()); sys.stdout.flush()")
+    container_id = driver.create(spec(command=loop), None)
+    try:
+        with run_proxy(client, path) as url:
+            quick = DockerDriver(docker.DockerClient(base_url=url.replace("http", "tcp"),
+                                                     timeout=60))
+            sock = _attach_through_short_timeouts(quick, container_id)
+            driver.start(container_id)
             assert _echo_line(sock, b"first\n") == b"FIRST\n"
             time.sleep(4)
             assert _echo_line(sock, b"after a pause\n") == b"AFTER A PAUSE\n"
             sock.close()
-        finally:
-            quick.remove(container_id)
+    finally:
+        driver.remove(container_id)
+
+
+def _attach_through_short_timeouts(quick: DockerDriver, container_id: str) -> socket.socket:
+    """The attach handshake itself may meet the 1 s server timeout on a busy engine (a 504
+    from haproxy): that is not what the test is about, so it is tried again, a few times."""
+    for attempt in range(5):
+        try:
+            return quick.attach(container_id)
+        except SandboxError as exc:
+            cause = exc.__cause__
+            if not (isinstance(cause, docker.errors.APIError) and cause.status_code == 504
+                    and attempt < 4):
+                raise
+    raise AssertionError("unreachable")
 
 
 def _read(sock: socket.socket, size: int) -> bytes:

@@ -10,8 +10,8 @@ from e2b_code_interpreter.charts import (
     ChartType,
     LineChart,
     PieChart,
-    ScatterChart,
     ScaleType,
+    ScatterChart,
     SuperChart,
 )
 
