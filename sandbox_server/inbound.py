@@ -137,7 +137,7 @@ class ChannelLimits:
     """A sandbox's budget on its channel (see the settings of the same names)."""
 
     max_message_bytes: int = 8 << 20
-    read_bytes_per_s: float = 32 << 20
+    read_bytes_per_s: float = 16 << 20
     log_frames_per_s: float = 10.0
     log_frames_burst: int = 100
 

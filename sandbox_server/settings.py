@@ -81,7 +81,7 @@ class Settings(BaseSettings):
         8 * 1024 * 1024, ge=64 * 1024, description="Largest protocol line a sandbox may send "
         "(a result bundle, a file chunk); a longer one is dropped as it arrives, unbuffered.")
     runner_read_bytes_per_s: float = Field(
-        32 * 1024 * 1024, gt=0, description="Bytes a second the server reads from one "
+        16 * 1024 * 1024, gt=0, description="Bytes a second the server reads from one "
         "sandbox's channel (each line counts as at least 16 KiB); past it the server reads "
         "more slowly and the sandbox's writes block, so a flood slows only that sandbox.")
     runner_log_frames_per_s: float = Field(
