@@ -78,6 +78,38 @@ pts = [Point(i, i * 2) for i in range(800)]
 best = min(pts[0].dist2(p) for p in pts[1:])
 best
 """,
+    "while_loops": """
+n, steps = 27, 0
+while n != 1:
+    n = n // 2 if n % 2 == 0 else 3 * n + 1
+    steps += 1
+i = total = 0
+while i < 10000:
+    total += i & 7
+    i += 1
+steps + total
+""",
+    "class_hierarchy": """
+class Shape:
+    def __init__(self, name):
+        self.name = name
+    def area(self):
+        return 0
+    def describe(self):
+        return self.name + ":" + str(self.area())
+class Rect(Shape):
+    def __init__(self, w, h):
+        self.name = "rect"
+        self.w, self.h = w, h
+    def area(self):
+        return self.w * self.h
+class Square(Rect):
+    def __init__(self, s):
+        self.name = "square"
+        self.w = self.h = s
+shapes = [Square(i % 7) if i % 2 else Rect(i % 5, 3) for i in range(600)]
+sum(len(s.describe()) for s in shapes) + sum(s.area() for s in shapes)
+""",
 }
 
 

@@ -40,4 +40,10 @@ HTTP_STATUS: Final[Mapping[str, int]] = MappingProxyType({
     "sandbox_unresponsive": 409,
     "runner_timeout": 409,
     "runner_error": 409,
+    # network (sandbox_server.ingress, sandbox_server.network)
+    "port_unreachable": 502,  # nothing listens on that port in the sandbox
+    "tunnel_broken": 502,  # the sandbox broke or dropped an ingress connection
+    "bad_upstream_response": 502,  # the server in the sandbox answered something not HTTP
+    "invalid_network_policy": 422,
+    "egress_gateway_unavailable": 503,
 })

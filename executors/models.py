@@ -55,6 +55,10 @@ class SandboxSpec:
     network: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
+    # Egress policy, E2B's ``network`` object: allow_out, deny_out, rules, dns_servers
+    # (and allow_internet_access); the sandbox then reaches only what it allows, through the
+    # deployment's egress gateway. See docs/network.md.
+    egress: dict[str, Any] | None = None
 
     def body(self) -> dict[str, Any]:
         """The JSON body of a create request: only what was asked for."""
@@ -68,6 +72,8 @@ class SandboxSpec:
             body["env"] = {str(k): str(v) for k, v in self.env.items()}
         if self.metadata:
             body["metadata"] = {str(k): str(v) for k, v in self.metadata.items()}
+        if self.egress is not None:
+            body["egress"] = dict(self.egress)
         return body
 
 

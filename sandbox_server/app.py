@@ -12,6 +12,8 @@ from fastapi_offline import FastAPIOffline
 from .e2b import routers as e2b_routers
 from .errors import install_error_handlers
 from .idempotency import IdempotencyStore
+from .ingress import IngressHosts
+from .ingress import router as ingress_router
 from .jsonsafe import SafeJSONResponse
 from .manager import SandboxManager
 from .middleware import BodySizeLimit
@@ -53,10 +55,12 @@ def create_app(settings: Settings | None = None, manager: SandboxManager | None 
     app.state.settings = settings
     app.state.idempotency = IdempotencyStore(settings.idempotency_window_s)
     install_error_handlers(app)
-    for router in (sandboxes.router, executions.router, runtime.router, health.router):
+    for router in (sandboxes.router, executions.router, runtime.router, health.router,
+                   ingress_router):
         app.include_router(router)
     for router in e2b_routers:  # the E2B-compatible API (unprefixed paths, like E2B's)
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(IngressHosts, settings=settings)  # before routing: Host -> ingress
     install_observability(app, settings)  # request ids, access logs, /metrics
     return app

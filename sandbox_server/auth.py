@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from fastapi import Request
+from starlette.requests import HTTPConnection
 
 from .exceptions import Unauthorized
 
@@ -17,7 +17,7 @@ def key_id(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def _presented_key(request: Request) -> str | None:
+def _presented_key(request: HTTPConnection) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
@@ -25,7 +25,7 @@ def _presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-async def require_key(request: Request) -> str:
+async def require_key(request: HTTPConnection) -> str:
     """FastAPI dependency: the caller's key id, or 401."""
     presented = _presented_key(request)
     if presented is None:

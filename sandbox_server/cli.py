@@ -15,7 +15,8 @@ from .buildhost import DEFAULT_BASE, LOCAL_BASE
 __all__ = ["main"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-IMAGES = {"runtime": "selfbox/runtime:latest", "server": "selfbox/server:latest"}
+IMAGES = {"runtime": "selfbox/runtime:latest", "server": "selfbox/server:latest",
+          "egress-gateway": "selfbox/egress-gateway:latest"}
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ Docker's own errors are translated here, at the boundary, into the server's exce
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import socket
 from collections.abc import Callable
@@ -59,6 +60,8 @@ class ContainerSpec:
     network: str = "none"
     env: dict[str, str] = field(default_factory=dict)
     runtime: str | None = None
+    # Files bind-mounted read-only, host path -> container path (the egress resolv.conf).
+    read_only_files: tuple[tuple[str, str], ...] = ()
     command: tuple[str, ...] = ("python3", "-m", "selfbox_runner")
 
     def host_config(self, api: docker.APIClient) -> dict[str, Any]:
@@ -90,6 +93,8 @@ class ContainerSpec:
             ulimits=[docker.types.Ulimit(name="nofile", soft=4096, hard=4096)],
             ipc_mode="private",
             runtime=self.runtime,
+            binds={src: {"bind": dst, "mode": "ro"} for src, dst in self.read_only_files}
+            or None,
         )
         return result
 
@@ -201,6 +206,70 @@ class DockerDriver:
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
         result: list[dict[str, Any]] = self.api.containers(all=True, filters=filters)
         return result
+
+    # -- the egress gateway's network and container ---------------------------------------
+    @_translated
+    def ensure_network(self, name: str, bridge: str, labels: dict[str, str]) -> str:
+        """An internal bridge network (no route out, no traffic between its containers);
+        returns the host's address on it (where the gateway serves)."""
+        try:
+            info = self.api.inspect_network(name)
+        except docker.errors.NotFound:
+            self.api.create_network(name, driver="bridge", internal=True, labels=labels,
+                                    options={"com.docker.network.bridge.enable_icc": "false",
+                                             "com.docker.network.bridge.name": bridge})
+            info = self.api.inspect_network(name)
+        configs = (info.get("IPAM") or {}).get("Config") or []
+        gateway = next((c.get("Gateway") for c in configs if c.get("Gateway")), None)
+        if not gateway:
+            raise SandboxStartError(f"Docker network {name} has no gateway address")
+        return str(gateway)
+
+    @_translated
+    def remove_network(self, name: str) -> None:
+        try:
+            self.api.remove_network(name)
+        except docker.errors.NotFound:
+            return
+
+    @_translated
+    def run_gateway(self, image: str, name: str, directory: str,
+                    labels: dict[str, str]) -> str:
+        """(Re)start the egress gateway: host network namespace (it serves on the bridge's
+        address and installs the host rules that confine the sandboxes), root with only the
+        capabilities it needs, its configuration directory mounted at the same path."""
+        with contextlib.suppress(docker.errors.NotFound):
+            self.api.remove_container(name, force=True)
+        host_config = self.api.create_host_config(
+            network_mode="host", init=True, cap_drop=["ALL"],
+            cap_add=["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE", "SETUID", "SETGID"],
+            security_opt=["no-new-privileges:true"], read_only=True,
+            binds={directory: {"bind": directory, "mode": "rw"}},
+            restart_policy={"Name": "no"},
+        )
+        created = self.api.create_container(image, name=name, labels=labels,
+                                            environment={"SELFBOX_EGRESS_DIR": directory},
+                                            host_config=host_config)
+        container_id: str = created["Id"]
+        self.api.start(container_id)
+        return container_id
+
+    @_translated
+    def stop(self, container_id: str, timeout_s: int) -> None:
+        try:
+            self.api.stop(container_id, timeout=timeout_s)
+            self.api.remove_container(container_id, force=True)
+        except docker.errors.NotFound:
+            return
+
+    @_translated
+    def container_ip(self, container_id: str, network: str) -> str:
+        info = self.api.inspect_container(container_id)
+        networks = (info.get("NetworkSettings") or {}).get("Networks") or {}
+        address = (networks.get(network) or {}).get("IPAddress")
+        if not address:
+            raise SandboxStartError(f"container {container_id[:12]} has no address on {network}")
+        return str(address)
 
     @_translated
     def stats(self, container_id: str) -> dict[str, Any]:

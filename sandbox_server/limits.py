@@ -23,7 +23,7 @@ __all__ = [
     "resolve_request",
 ]
 
-NETWORKS = ("none", "bridge")
+NETWORKS = ("none", "bridge", "egress")
 MIN_MEMORY_MB = 32
 # Docker's NanoCpus below 0.01 CPU is not a smaller quota but none at all (cfs_quota_us=-1),
 # and just above it runc refuses the container: 0.01 is the least the engine really enforces.
@@ -52,7 +52,7 @@ def resolve_request(s: Settings, request: SandboxSpec) -> tuple[str, Limits, flo
                             s.max_memory_mb)),
         pids=int(_pick("pids", request.pids, s.default_pids, s.max_pids)),
         disk_mb=int(_pick("disk_mb", request.disk_mb, s.default_disk_mb, s.max_disk_mb)),
-        network=request.network or "none",
+        network=request.network or ("egress" if request.egress is not None else "none"),
     )
     if limits.cpu < MIN_CPU:
         raise InvalidRequest(f"cpu must be between {MIN_CPU} and {s.max_cpu} "
@@ -68,7 +68,14 @@ def resolve_request(s: Settings, request: SandboxSpec) -> tuple[str, Limits, flo
     if limits.network not in NETWORKS:
         raise InvalidRequest(f"network must be one of {NETWORKS}, got {limits.network!r}",
                              limit="network")
-    if limits.network != "none" and not s.allow_network:
+    if limits.network == "egress" or request.egress is not None:
+        if limits.network != "egress":
+            raise InvalidRequest(f"an egress policy needs network='egress' (or none given), "
+                                 f"not {limits.network!r}", limit="network")
+        if s.egress_mode == "none":
+            raise LimitExceeded("egress policies are disabled on this server "
+                                "(SELFBOX_EGRESS_MODE=none)", limit="egress")
+    elif limits.network != "none" and not s.allow_network:
         raise LimitExceeded(f"network={limits.network!r} is disabled on this server "
                             "(SELFBOX_ALLOW_NETWORK)", limit="network")
     template = request.template or s.runtime_image

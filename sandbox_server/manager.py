@@ -32,6 +32,9 @@ from .exceptions import (
 from .gateway import RunnerGateway, check_hello
 from .inbound import ChannelLimits
 from .limits import SandboxSpec, check_caps, resolve_request
+from .network.gateway import EgressGateway
+from .network.policy import EgressPolicy
+from .network.resolve import resolve_egress
 from .pool import WarmPool
 from .runner.protocol import Op
 from .runs import Lifecycle, Runs
@@ -66,6 +69,10 @@ class SandboxManager:
         self.counters: dict[str, int] = {"created": 0, "killed": 0, "expired": 0, "died": 0}
         self.observers: list[Callable[[str, dict[str, Any]], None]] = []
         self.pool: WarmPool | None = None
+        # The egress gateway, for sandboxes with a network policy (started on first use).
+        self.egress: EgressGateway | None = (
+            EgressGateway(settings, self.driver, self._call)
+            if settings.egress_mode != "none" else None)
 
     # -- plumbing -------------------------------------------------------------------------
     async def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -122,6 +129,9 @@ class SandboxManager:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._remove_own_containers(),
                                    self.settings.shutdown_timeout_s)
+        if self.egress is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.egress.close(), self.settings.shutdown_timeout_s)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def _remove_own_containers(self) -> None:
@@ -175,6 +185,7 @@ class SandboxManager:
 
     async def create(self, owner: str, request: SandboxSpec) -> Sandbox:
         template, limits, timeout_s = self.resolve(request)
+        egress = resolve_egress(self.settings, limits.network, request.egress)
         check_caps(self.settings, self._sandboxes.values(), owner)
         now = time.time()
         if self.pool is not None and self.pool.matches(template, limits, request.env):
@@ -184,7 +195,7 @@ class SandboxManager:
         sandbox = Sandbox(
             id=secrets.token_hex(10), owner=owner, template=template, limits=limits,
             metadata=dict(request.metadata), env=dict(request.env), created_at=now,
-            expires_at=now + timeout_s,
+            expires_at=now + timeout_s, egress=egress,
         )
         self._sandboxes[sandbox.id] = sandbox  # reserves the slot against the caps
         try:
@@ -226,11 +237,21 @@ class SandboxManager:
             raise InvalidRequest(
                 f"template image {sandbox.template!r} is not built on this host; run "
                 "`selfbox images build`", limit="template")
+        network = sandbox.limits.network
+        files: tuple[tuple[str, str], ...] = ()
+        if network == "egress":
+            if self.egress is None:
+                raise LimitExceeded("egress policies are disabled on this server "
+                                    "(SELFBOX_EGRESS_MODE=none)", limit="egress")
+            await self.egress.ensure()
+            # The gateway's network, and its DNS as the sandbox's only resolver.
+            network = self.egress.network
+            files = ((self.egress.resolv_conf(), "/etc/resolv.conf"),)
         spec = ContainerSpec(
             image=sandbox.template, labels=self._labels(sandbox), cpu=sandbox.limits.cpu,
             memory_mb=sandbox.limits.memory_mb, pids=sandbox.limits.pids,
-            disk_mb=sandbox.limits.disk_mb, network=sandbox.limits.network, env=sandbox.env,
-            runtime=self.settings.docker_runtime,
+            disk_mb=sandbox.limits.disk_mb, network=network, env=sandbox.env,
+            runtime=self.settings.docker_runtime, read_only_files=files,
         )
         creating = asyncio.ensure_future(
             self._call(self.driver.create, spec, f"selfbox-{sandbox.id}"))
@@ -256,6 +277,8 @@ class SandboxManager:
             detail = channel.stderr_tail.decode("utf-8", "replace").strip()[-500:]
             raise SandboxStartError(f"the sandbox runner exited at start: {detail or 'no output'}")
         check_hello(channel.hello)
+        if self.egress is not None and sandbox.egress is not None:
+            await self.egress.attach(sandbox.id, sandbox.container_id, sandbox.egress)
         # Defence in depth: the runner exits by itself a minute after its lifetime, should
         # this server be gone by then.
         await self.gateway.request(sandbox, Op.SET_DEADLINE, unix=sandbox.expires_at + 60)
@@ -291,6 +314,8 @@ class SandboxManager:
         sandbox.ended_at = time.time()
         if sandbox.channel is not None:
             await sandbox.channel.close()
+        if self.egress is not None and sandbox.egress is not None:
+            await self.egress.detach(sandbox.id)
         if sandbox.container_id:
             try:
                 await self._call(self.driver.remove, sandbox.container_id)
@@ -338,6 +363,17 @@ class SandboxManager:
         if sandbox.channel is not None:
             self.tasks.quietly(self.gateway.request(sandbox, Op.SET_DEADLINE,
                                                     unix=sandbox.expires_at + 60))
+        return sandbox
+
+    async def set_egress(self, owner: str, sandbox_id: str, policy: EgressPolicy) -> Sandbox:
+        """Replace a sandbox's egress policy; new connections follow it at once."""
+        sandbox = self.get(owner, sandbox_id)
+        if sandbox.limits.network != "egress" or sandbox.egress is None or self.egress is None:
+            raise Conflict(f"sandbox {sandbox_id} was created with network="
+                           f"{sandbox.limits.network!r}, not with an egress policy; a policy "
+                           "can only replace another one (create it with one)")
+        await self.egress.update(sandbox.id, policy)
+        sandbox.egress = policy
         return sandbox
 
     # -- execution: the data path is Runs -> RunnerGateway.follow -> RunnerChannel ---------

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .channel import RunnerChannel
+from .network.policy import EgressPolicy
 
 __all__ = ["Limits", "Sandbox", "SandboxState"]
 
@@ -42,6 +43,7 @@ class Sandbox:
     execution_count: int = 0
     tool_calls: set[str] = field(default_factory=set)
     extra: dict[str, Any] = field(default_factory=dict)
+    egress: EgressPolicy | None = None  # with network "egress": what it may reach
 
     @property
     def alive(self) -> bool:

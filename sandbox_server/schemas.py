@@ -11,6 +11,7 @@ from .sandbox import Sandbox
 
 __all__ = [
     "CreateSandbox",
+    "EgressUpdate",
     "ExecuteRequest",
     "ExecutionOut",
     "SandboxOut",
@@ -31,9 +32,23 @@ class CreateSandbox(_Strict):
     pids: int | None = Field(None, gt=0, description="Max processes and threads.")
     disk_mb: int | None = Field(None, gt=0, description="Writable space per writable dir, MiB.")
     timeout_s: float | None = Field(None, gt=0, description="Lifetime, seconds.")
-    network: Literal["none", "bridge"] = Field("none", description="Network; none by default.")
+    network: Literal["none", "bridge", "egress"] | None = Field(
+        None, description="none (the default), bridge (if the server allows it) or egress "
+        "(the policy in `egress`; implied by it).")
     env: dict[str, str] = Field(default_factory=dict, description="Environment variables.")
     metadata: dict[str, str] = Field(default_factory=dict, description="Free labels.")
+    egress: dict[str, Any] | None = Field(
+        None, description="Egress policy (E2B's network object): allow_out, deny_out (IPs, "
+        "CIDRs, domains exact or *.), rules (header transforms), allow_internet_access. "
+        "The sandbox joins the deployment's egress gateway; see docs/network.md.")
+
+
+class EgressUpdate(_Strict):
+    allow_out: list[str] | None = None
+    deny_out: list[str] | None = None
+    rules: dict[str, Any] | None = None
+    dns_servers: list[str] | None = None
+    allow_internet_access: bool | None = None
 
 
 class SandboxOut(BaseModel):
@@ -51,6 +66,7 @@ class SandboxOut(BaseModel):
     execution_count: int
     metadata: dict[str, str]
     end_reason: str | None = None
+    egress: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, sandbox: Sandbox) -> SandboxOut:
@@ -63,6 +79,7 @@ class SandboxOut(BaseModel):
             expires_at=datetime.fromtimestamp(sandbox.expires_at, UTC),
             timeout_s=round(sandbox.timeout_s, 3), execution_count=sandbox.execution_count,
             metadata=sandbox.metadata, end_reason=sandbox.end_reason or None,
+            egress=sandbox.egress.to_wire() if sandbox.egress is not None else None,
         )
 
 

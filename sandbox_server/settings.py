@@ -45,6 +45,52 @@ class Settings(BaseSettings):
     allow_network: bool = Field(
         False, description='Whether sandboxes may ask for network="bridge".')
 
+    # -- egress: per-sandbox network policy (docs/network.md) ------------------------------
+    egress_mode: Literal["none", "allow-list", "open"] = Field(
+        "none", description="Egress policies: none (refused; sandboxes have no network), "
+        "allow-list (only SELFBOX_EGRESS_OPERATOR_ALLOW, narrowed by each sandbox's policy) or "
+        "open (the public internet, narrowed by each sandbox's policy). The hard deny list "
+        "applies in every mode.")
+    egress_operator_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="allow-list mode: the domains (exact or *.), IPs "
+        "and CIDRs sandboxes may reach at most.")
+    egress_extra_deny: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="IPs/CIDRs added to the hard deny list (e.g. the "
+        "server's public address); private, local and reserved ranges are always in it.")
+    egress_private_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Private CIDRs carved out of the hard deny list "
+        "(e.g. an internal package mirror).")
+    egress_upstream_dns: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="ip[:port] of the DNS servers the egress gateway "
+        "resolves allowed names with; empty: the gateway container's own resolver.")
+    egress_header_names: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["Authorization", "X-Api-Key", "Api-Key", "X-Auth-Token",
+                                 "Cookie", "OpenAI-Organization", "OpenAI-Project"],
+        description="Headers a sandbox's `rules` may have the gateway set on plain-HTTP "
+        "requests (fixed when the gateway starts; values change live).")
+    egress_config_dir: str = Field(
+        "/run/selfbox-egress", description="Where the server writes the egress gateway's "
+        "configuration (one directory per deployment); the gateway container mounts it at the "
+        "same path, so it must be a host path (in compose: mounted at the same path).")
+    egress_gateway_image: str = Field(
+        "selfbox/egress-gateway:latest", description="Image of the egress gateway "
+        "(HAProxy + dnsmasq from Debian; `selfbox images build egress-gateway`).")
+
+    # -- ingress: HTTP to a port inside a sandbox ------------------------------------------
+    ingress_enabled: bool = Field(
+        True, description="Serve /v1/sandboxes/{id}/ports/{port}/... and E2B's "
+        "{port}-{id}.{domain} hosts: HTTP to a server listening inside a sandbox, carried "
+        "over its channel (the sandbox needs no network).")
+    ingress_idle_timeout_s: float = Field(
+        60.0, gt=0, description="How long a server in a sandbox may stay silent while "
+        "answering an ingress request before the request fails with 502.")
+    max_ingress_connections_per_sandbox: int = Field(
+        32, gt=0, le=64, description="Ingress requests in flight to one sandbox; more get 429.")
+    e2b_sandbox_domain: str | None = Field(
+        None, description="Domain of E2B sandbox hosts ({port}-{id}.{domain}), returned as "
+        "`domain` on create so the SDK's get_host() uses it; unset: the SDK's E2B_DOMAIN "
+        "and any domain is accepted in the Host header.")
+
     # -- limits: defaults and maxima ------------------------------------------------------
     default_cpu: float = Field(1.0, gt=0)
     max_cpu: float = Field(2.0, gt=0)
@@ -117,7 +163,10 @@ class Settings(BaseSettings):
     )
     metrics_enabled: bool = Field(True, description="Serve Prometheus metrics at /metrics.")
 
-    @field_validator("api_keys", "allowed_templates", mode="before")
+    @field_validator("api_keys", "allowed_templates", "egress_operator_allow",
+                     "egress_extra_deny", "egress_private_allow", "egress_upstream_dns",
+                     "egress_header_names",
+                     mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

@@ -20,6 +20,12 @@ if ! command -v npm >/dev/null 2>&1; then  # for the E2B JavaScript SDK tests
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null \
         || log "could not install Node.js; the JavaScript SDK tests will say so"
 fi
-build_images runtime
+# The egress tests: a fake internet in a network namespace (dnsmasq, openssl, iptables).
+if ! command -v dnsmasq >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then
+    log "installing dnsmasq-base, openssl, iptables (egress tests)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends dnsmasq-base openssl iptables >/dev/null
+fi
+build_images runtime egress-gateway
 log "running the test suite"
 exec "$VENV/bin/python" -m pytest "$@"

@@ -16,6 +16,7 @@ PACKAGES = [
     "sandbox_server",
     "sandbox_server.exceptions",
     "sandbox_server.e2b",
+    "sandbox_server.ingress",
 ]
 
 

@@ -20,17 +20,22 @@ MAX_ARITY = 4
 
 _TEMPLATE = """
 def factory(params, binder, body, defaults, kwdefaults, up, cls, b, expr_body,
-            Frame, RETURN, NA, too_deep, mark_open):
+            Frame, RETURN, NA, too_deep, mark_open, cost):
     {unpack_params}
     {unpack_defaults}
+    new_frame = object.__new__
 
     def user_function({sig}*args, **kwargs):
-        b.left -= 1
+        b.left -= cost
         if b.left < 0:
             b.refill()
         if {required_given}not args and not kwargs:
             {fill}
-            fr = Frame({{{pairs}}}, up, cls)
+            fr = new_frame(Frame)  # Frame's fields set here: no __init__ call per call
+            fr.l = {{{pairs}}}
+            fr.up = up
+            fr.cls = cls
+            fr.ret = None
         else:
             given = tuple(a for a in ({names}) if a is not NA)
             fr = Frame(binder((*given, *args), kwargs, defaults, kwdefaults), up, cls)

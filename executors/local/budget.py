@@ -23,7 +23,7 @@ from .errors import (
     TimeoutExceeded,
 )
 
-__all__ = ["Budget", "Limits"]
+__all__ = ["NO_TIMEOUT_S", "Budget", "Limits"]
 
 _CHUNK = 1000  # operations between two clock checks
 _MEM_EVERY = 32  # chunks between two memory checks
@@ -36,6 +36,11 @@ def _rss_bytes() -> int | None:
             return int(fh.read().split()[1]) * _PAGE
     except (OSError, ValueError, IndexError):
         return None
+
+
+# timeout_s=None: no wall-clock budget (a finite stand-in keeps deadlines, waits and the JSON
+# of the child process plain numbers).
+NO_TIMEOUT_S = 10.0**9
 
 
 class Limits:

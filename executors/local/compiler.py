@@ -12,7 +12,7 @@ import difflib
 import operator
 from collections.abc import Callable
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 
 from .budget import Budget
 from .compiler_support import annotate
@@ -194,7 +194,7 @@ class Compiler(ExprMixin, CallMixin, StmtMixin, ExcMixin, DefMixin, CompMixin):
             fr: Any = f
             for _ in range(depth):
                 fr = fr.up
-            return fr.l
+            return cast("dict[str, Any]", fr.l)
 
         return up_dict
 
@@ -378,7 +378,7 @@ class Compiler(ExprMixin, CallMixin, StmtMixin, ExcMixin, DefMixin, CompMixin):
         method = getattr(self, "e_" + type(node).__name__, None)
         if method is None:
             raise self.unsupported(node)
-        return method(node, sc)
+        return cast(Fn, method(node, sc))
 
 
 def _own(fn: Fn) -> Fn:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from ..base import Executor, Tool, validate_tools, validate_variables
 from ..exceptions import ConfigurationError
 from ..models import Execution
-from .budget import Limits
+from .budget import NO_TIMEOUT_S, Limits
 from .errors import InterpreterError
 from .interpreter import Interpreter
 
@@ -23,7 +25,9 @@ _INT_LIMITS = (
 )  # fmt: skip
 
 
-def _check_timeout(name: str, value: Any) -> float:
+def _check_timeout(name: str, value: Any, *, none_ok: bool = False) -> float:
+    if value is None and none_ok:
+        return NO_TIMEOUT_S
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
@@ -31,9 +35,29 @@ def _check_timeout(name: str, value: Any) -> float:
         or value <= 0
     ):
         raise ConfigurationError(
-            f"{name} must be a positive number of seconds, got {value!r}", argument=name
+            f"{name} must be a positive number of seconds"
+            + (" or None" if none_ok else "")
+            + f", got {value!r}",
+            argument=name,
         )
     return float(value)
+
+
+def _not_installed(imports: Iterable[str]) -> list[str]:
+    """Authorized names whose top-level package cannot be found (nothing is imported)."""
+    missing = []
+    for pattern in imports:
+        name = pattern[:-2] if pattern.endswith(".*") else pattern
+        if name == "*" or not name:
+            continue
+        root = name.split(".", 1)[0]
+        try:
+            found = root in sys.modules or importlib.util.find_spec(root) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(pattern)
+    return missing
 
 
 class LocalExecutor(Executor):
@@ -43,7 +67,9 @@ class LocalExecutor(Executor):
         additional_authorized_imports: module names (``"numpy"``), package patterns
             (``"numpy.*"``) or ``"*"`` (everything: only for trusted code) on top of
             :data:`~executors.local.DEFAULT_AUTHORIZED_IMPORTS`.
-        timeout_s: default wall-clock budget of one :meth:`run`.
+        timeout_s: default wall-clock budget of one :meth:`run`; ``None`` for none (the
+            operation, iteration, memory and output budgets still bound every run; with
+            ``isolation="process"`` the child's CPU time is capped at one hour).
         isolation: ``"none"`` (in-process, fastest) or ``"process"`` (child process with
             RLIMIT_AS/RLIMIT_CPU, killed on timeout; tools and variables cross as JSON).
         max_*: further budgets (see :class:`~executors.local.Limits`).
@@ -55,7 +81,7 @@ class LocalExecutor(Executor):
         self,
         *,
         additional_authorized_imports: Iterable[str] = (),
-        timeout_s: float = 30.0,
+        timeout_s: float | None = 30.0,
         isolation: Isolation = "none",
         **limits: Any,
     ) -> None:
@@ -67,11 +93,18 @@ class LocalExecutor(Executor):
                 argument="additional_authorized_imports",
             )
         imports = list(additional_authorized_imports)
+        missing = _not_installed(imports)
+        if missing:  # said now, not at the first import inside a run (as smolagents does)
+            raise ConfigurationError(
+                f"additional_authorized_imports names modules that are not installed: "
+                f"{', '.join(missing)}",
+                argument="additional_authorized_imports",
+            )
         if isolation not in ("none", "process"):
             raise ConfigurationError(
                 f"isolation must be 'none' or 'process', got {isolation!r}", argument="isolation"
             )
-        self.timeout_s = _check_timeout("timeout_s", timeout_s)
+        self.timeout_s = _check_timeout("timeout_s", timeout_s, none_ok=True)
         values: dict[str, Any] = {}
         for name, value in limits.items():
             if name not in _INT_LIMITS:

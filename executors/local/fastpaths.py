@@ -8,7 +8,7 @@ closure for the exact operator. The templates below are fixed host code (no user
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["binop_closure", "compare_closure"]
 
@@ -75,8 +75,8 @@ _MISSING = object()
 def compare_closure(op: str, left: Fn, right: Fn | None, const: Any = _MISSING) -> Fn:
     make, make_const = _COMPARE[op]
     if right is None:
-        return make_const(left, const)
-    return make(left, right)
+        return cast(Fn, make_const(left, const))
+    return cast(Fn, make(left, right))
 
 
 def binop_closure(
@@ -85,7 +85,9 @@ def binop_closure(
     """A closure for an operator that needs no size guard (or only ``post``), or None."""
     if op in _POST and post is not None:
         pmake, pmake_const = _POST[op]
-        return pmake_const(left, const, post) if right is None else pmake(left, right, post)
+        return cast(
+            Fn, pmake_const(left, const, post) if right is None else pmake(left, right, post)
+        )
     pair = _BINOPS.get(op)
     if pair is None and right is None and type(const) is float and op in _NUMERIC_CONST:
         pair = _NUMERIC_CONST[op]  # x + 1.5, x * 0.5: no sequence can grow
@@ -95,5 +97,5 @@ def binop_closure(
         return None
     make, make_const = pair
     if right is None:
-        return make_const(left, const)
-    return make(left, right)
+        return cast(Fn, make_const(left, const))
+    return cast(Fn, make(left, right))

@@ -20,8 +20,9 @@ from typing import Any
 
 from .budget import Budget
 from .errors import SecurityError, SizeLimitExceeded
+from .host_effects import check_host_call
 from .policy import Policy
-from .rules import PLAIN_TYPES, SAFE_MARK_NAME
+from .rules import PLAIN_TYPES, SAFE_MARK_NAME, is_user_owned
 
 __all__ = ["Guards"]
 
@@ -91,7 +92,7 @@ def _text_size(value: Any, cap: int, depth: int) -> int:
     if t is str or t is bytes or t is bytearray:
         return len(value) + 3
     if t is int:
-        return value.bit_length() // 3 + 2
+        return int(value.bit_length()) // 3 + 2
     if t not in _TEXT_CONTAINERS:
         return 24
     if depth > 40:
@@ -424,6 +425,7 @@ class Guards:
                 f"calling the metaclass {fn.__name__} to build a class is not allowed; "
                 "use a class statement"
             )
+        check_host_call(fn, args, kwargs, is_user_owned)  # nothing kept for the host to call
         pre = self.by_id.get(id(fn))
         if pre is not None:
             self._index_args(args)
@@ -456,8 +458,14 @@ class Guards:
         if tr in _SIZED_RESULT_TYPES:
             if len(result) > 100_000:
                 self.check_size("result of a native call", len(result))
+            if tr is list and getattr(fn, "__name__", None) == "mro":
+                # the classes of an MRO are handed out one by one (string.Formatter's base)
+                guard = self.policy.guard
+                result = [guard(c) for c in result]
         elif tr not in PLAIN_TYPES:
             result = self.policy.guard_slow(result)
+        elif tr is types.MethodType:
+            result = self.policy.plain_hook(None, result, tr)
         if t is types.BuiltinMethodType and isinstance(fn.__self__, _MUTATING_CONTAINERS):
             n = len(fn.__self__)
             if n > self.max_size:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import contextvars
 import ctypes
 import decimal
 import queue
@@ -72,6 +73,8 @@ class Interpreter:
         self.big_stack = big_stack
         self._tool_requests: queue.SimpleQueue[Any] | None = None
         self._decimal_context = decimal.Context()
+        self._context = contextvars.Context()
+        self._context_entered = False
         self._random_state = random.Random().getstate()
         self._stuck: threading.Thread | None = None  # a worker left running native code
 
@@ -282,7 +285,16 @@ class Interpreter:
                 fn, last_is_expr = self.compile(code)
                 self.frame.ret = None
                 with self._backstop():  # file/process/network audit events refused meanwhile
-                    fn(self.frame)
+                    # The sandbox's own context: settings libraries keep in context variables
+                    # (numpy's printoptions/errcall, decimal...) never reach the host's threads.
+                    if self._context_entered:  # a nested run (from a tool): already inside
+                        fn(self.frame)
+                    else:
+                        self._context_entered = True
+                        try:
+                            self._context.run(fn, self.frame)
+                        finally:
+                            self._context_entered = False
                 value = self.frame.ret if last_is_expr else None
                 self.frame.ret = None
                 if value is not None:

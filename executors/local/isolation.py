@@ -24,7 +24,7 @@ from typing import Any
 
 from ..exceptions import ConfigurationError
 from ..models import Execution, ExecutionError
-from .budget import Limits
+from .budget import NO_TIMEOUT_S, Limits
 
 __all__ = ["ProcessInterpreter", "child_main"]
 
@@ -315,7 +315,8 @@ def _apply_rlimits(limits: Limits, extra: int = 0) -> None:
     except ImportError:  # not on POSIX: the kill on timeout is still there
         return
     address_space = (limits.max_memory_mb + 512) * 2**20 + extra
-    cpu = int(max(60, limits.timeout_s * 20))
+    # without a wall-clock budget (timeout_s=None) the CPU time is still capped, at an hour
+    cpu = 3600 if limits.timeout_s >= NO_TIMEOUT_S else int(max(60, limits.timeout_s * 20))
     for which, value in (
         (resource.RLIMIT_AS, address_space),
         (resource.RLIMIT_CPU, cpu),

@@ -19,7 +19,7 @@ import io
 import re
 import types
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from .errors import SecurityError
 from .rules import is_user_owned, mark_safe
@@ -260,7 +260,7 @@ class LibraryGuards:
 
         refused.__name__ = refused.__qualname__ = what.rsplit(".", 1)[-1]
         self.policy.safe_ids.add(id(refused))
-        return mark_safe(refused)
+        return cast("Callable[..., Any]", mark_safe(refused))
 
     def _safe(self, real: Any, name: str, bound: bool) -> Any:
         hit = self._cache.get(id(real))
@@ -403,6 +403,9 @@ def _settings_check(what: str, name: str, mod: str) -> Check | None:
             keys = a[::2] if name != "reset_option" else a[:1]
             for pat in [*keys, *k]:
                 _check_pandas_option(what, pat, a, k)
+            for v in [*a[1::2], *k.values()]:
+                if callable(v):  # display.float_format & co.: the host would call it later
+                    raise SecurityError(f"{what}: option values cannot be callables")
             return a, k
 
         return options

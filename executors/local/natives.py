@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from .budget import Budget
-from .errors import FinalAnswerSignal, SecurityError, TimeoutExceeded
+from .errors import FinalAnswerSignal, InterpreterError, SecurityError, TimeoutExceeded
 from .guards import Guards
 from .policy import Policy
 from .rules import USER_MARK, USER_MARK_NAME, is_user_owned, mark_safe
@@ -93,6 +93,18 @@ def make_builtins(budget: Budget, policy: Policy, guards: Guards) -> dict[str, A
                 raise guards.too_big("str.format() result", self.total)
             return out
 
+    # string.Formatter for the sandbox: the same checked field lookups and sizes (subclasses
+    # the sandbox defines run their overrides as sandboxed code). The real class and its
+    # unchecked methods are replaced on every route that could hand them out (mro()...).
+    _SafeFormatter.__name__ = _SafeFormatter.__qualname__ = "Formatter"
+    _SafeFormatter.__module__ = "string"
+    policy.overrides["string"] = {"Formatter": _SafeFormatter}
+    policy.func_replacements[id(string.Formatter)] = _SafeFormatter
+    for meth in ("get_field", "format_field", "vformat"):
+        getattr(_SafeFormatter, meth).__module__ = "string"
+        policy.func_replacements[id(getattr(string.Formatter, meth))] = getattr(
+            _SafeFormatter, meth
+        )
     formatter = _SafeFormatter()
 
     def str_format(self: str, /, *args: Any, **kwargs: Any) -> str:
@@ -118,6 +130,8 @@ def make_builtins(budget: Budget, policy: Policy, guards: Guards) -> dict[str, A
     def safe_getattr(obj: Any, name: Any, default: Any = _NOTHING) -> Any:
         try:
             return policy.get_attr(obj, name)
+        except InterpreterError:
+            raise  # a policy refusal (also an AttributeError for host code)
         except AttributeError:
             if default is _NOTHING:
                 raise
@@ -126,6 +140,8 @@ def make_builtins(budget: Budget, policy: Policy, guards: Guards) -> dict[str, A
     def safe_hasattr(obj: Any, name: Any) -> bool:
         try:
             policy.get_attr(obj, name)
+        except InterpreterError:
+            raise  # a policy refusal (also an AttributeError for host code)
         except AttributeError:
             return False
         return True
@@ -204,7 +220,7 @@ def make_builtins(budget: Budget, policy: Policy, guards: Guards) -> dict[str, A
                 out.append(v)
             return out[0] if len(out) == 1 else tuple(out)
 
-        return mark_safe(get)
+        return cast("Callable[[Any], Any]", mark_safe(get))
 
     def methodcaller(name: str, /, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
         if not isinstance(name, str):
@@ -213,7 +229,7 @@ def make_builtins(budget: Budget, policy: Policy, guards: Guards) -> dict[str, A
         def call(obj: Any) -> Any:
             return guards.call_native(policy.get_attr(obj, name), list(args), kwargs)
 
-        return mark_safe(call)
+        return cast("Callable[[Any], Any]", mark_safe(call))
 
     def safe_sleep(seconds: float) -> None:
         seconds = float(seconds)
@@ -271,7 +287,7 @@ def make_builtins(budget: Budget, policy: Policy, guards: Guards) -> dict[str, A
             typename, field_names, rename=rename, defaults=defaults, module="__selfbox__"
         )
         type.__setattr__(cls, USER_MARK_NAME, USER_MARK)  # a fresh class: the sandbox's own
-        return cls
+        return cast(type, cls)
 
     policy.overrides["collections"] = {"namedtuple": namedtuple}
 
@@ -332,4 +348,4 @@ def make_builtins(budget: Budget, policy: Policy, guards: Guards) -> dict[str, A
 def _field_split(field_name: str) -> tuple[Any, Any]:
     import _string  # the parser str.format itself uses
 
-    return _string.formatter_field_name_split(field_name)
+    return cast("tuple[Any, Any]", _string.formatter_field_name_split(field_name))

@@ -9,13 +9,16 @@ from .compiler_support import CompilerBase
 from .errors import SecurityError
 from .frame import MISSING as _MISS
 from .frame import Frame
-from .rules import SUPER_DUNDERS, USER_MARK_NAME, is_dunder, mark_safe
+from .guards import _CHECKED_METHODS, _GROWING, _NO_ITER_TYPES, _SIZED_RESULT_TYPES
+from .host_effects import CallOnly
+from .policy import WATCHED_PLAIN
+from .rules import PLAIN_TYPES, SUPER_DUNDERS, USER_CODES, USER_MARK_NAME, is_dunder, mark_safe
 
 if TYPE_CHECKING:
     from .compiler import Fn
     from .scope import Scope
 
-from .nodes_expr import _METHOD_FAST_TYPES, _NO_ITER_ARGS, USER_CODES, _FunctionType, _MethodType
+from .nodes_expr import _METHOD_FAST_TYPES, _NO_ITER_ARGS, _FunctionType, _MethodType
 
 __all__ = ["CallMixin", "call_value"]
 
@@ -162,18 +165,56 @@ class CallMixin(CompilerBase):
             a1 = argf[1] if n > 1 else None
 
             call_method = self.guards.call_method
+            guard_slow = self.p.guard_slow
+            hook = self.p.plain_hook
+            codes = USER_CODES
+            guards = self.guards
+            unchecked = name not in _CHECKED_METHODS
+            plain_args = _NO_ITER_TYPES
+            growing, sized, max_size = _GROWING, _SIZED_RESULT_TYPES, guards.max_size
 
             def method_call_fast(f: Frame) -> Any:
                 o = obj(f)
                 builtin_owner = type(o) in _METHOD_FAST_TYPES
-                m = getattr(o, name) if builtin_owner else get(o)
+                user_func = None
+                try:
+                    m = getattr(o, name)
+                    if not builtin_owner:  # the attribute policy of ``get`` (plain names)
+                        tm = type(m)
+                        if tm not in PLAIN_TYPES:
+                            m = guard_slow(m)
+                        elif tm is _MethodType:
+                            func = m.__func__
+                            if type(func) is _FunctionType and func.__code__ in codes:
+                                user_func = func  # a sandbox method: called directly below
+                            else:
+                                m = hook(o, m, tm)
+                        elif tm in WATCHED_PLAIN:
+                            m = hook(o, m, tm)
+                except CallOnly as e:
+                    m = _called_here(e, name)  # os.listdir(...): a host function, called now
                 if n == 0:
                     a: list[Any] = []
                 elif n == 1:
                     a = [a0(f)]  # type: ignore[misc]
                 else:
                     a = [a0(f), a1(f)]  # type: ignore[misc]
+                if user_func is not None:
+                    return user_func(m.__self__, *a)
                 if builtin_owner:
+                    if unchecked and (n == 0 or type(a[0]) in plain_args) and (
+                        n < 2 or type(a[1]) in plain_args
+                    ):
+                        # counts.get(k, 0), s.strip(), xs.append(x): call_method inlined
+                        r = m(*a)
+                        to = type(o)
+                        if to in growing and len(o) > max_size:
+                            n_items = len(o)
+                            o.clear()
+                            raise guards.too_big(to.__name__, n_items)
+                        if type(r) in sized and len(r) > 100_000:
+                            guards.check_size("result of a native call", len(r))
+                        return r
                     return call_method(o, m, name, a)
                 return _call_slow(m, a, None, call_native)
 
@@ -185,7 +226,10 @@ class CallMixin(CompilerBase):
                 m = getattr(o, name)
                 a, kw = args(f)
                 return call_native(m, a, kw)
-            fn = get(o)
+            try:
+                fn = get(o)
+            except CallOnly as e:
+                fn = _called_here(e, name)
             a, kw = args(f)
             t = type(fn)
             if (
@@ -299,3 +343,10 @@ def _call_slow(fn: Any, a: list[Any], kw: dict[str, Any] | None, call_native: An
 
 
 call_value = _call_slow
+
+
+def _called_here(e: CallOnly, name: str) -> Any:
+    """A host-effect callable looked up at a call site: called at once, never kept."""
+    if getattr(e.value, "__name__", None) != name:
+        raise e
+    return e.value

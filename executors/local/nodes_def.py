@@ -12,10 +12,11 @@ from .arity import MAX_ARITY, arity_factory
 from .compiler_support import annotate, invoke
 from .errors import InterpreterError, RecursionLimitExceeded, SecurityError
 from .frame import BREAK, CONTINUE, RETURN, ClassCell, Frame
+from .host_effects import HOST_ROOTS, home_root
 from .nodes_expr import USER_CODES
 from .nodes_gen import GenMixin
 from .nodes_match import MatchMixin
-from .rules import USER_MARK, USER_MARK_NAME
+from .rules import USER_MARK, USER_MARK_NAME, is_dunder
 
 if TYPE_CHECKING:
     from .budget import Budget
@@ -261,6 +262,24 @@ def _mark_open(e: BaseException) -> None:
         e.__dict__["@sb_open"] = True
 
 
+class _Inline:
+    """A single-``return`` body handed to the fixed-arity template as it is."""
+
+    __slots__ = ("mark", "value")
+
+    def __init__(self, value: Any, mark: Callable[[BaseException], None]) -> None:
+        self.value = value
+        self.mark = mark
+
+
+def _annotating(pos: tuple[int, int, str]) -> Callable[[BaseException], None]:
+    def mark(e: BaseException) -> None:
+        annotate(e, pos)
+        _mark_open(e)
+
+    return mark
+
+
 def _fixed_arity_function(
     binder: Any,
     body: Any,
@@ -273,9 +292,12 @@ def _fixed_arity_function(
 ) -> Callable[..., Any]:
     params = binder.params
     factory = arity_factory(len(params), len(defaults))
+    mark, cost = _mark_open, 1
+    if type(body) is _Inline:
+        body, mark, cost = body.value, body.mark, 2
     fn: Callable[..., Any] = factory(
         params, binder, body, defaults, kwdefaults, up, cls, b, expr_body,
-        Frame, RETURN, _NA, _too_deep, _mark_open,
+        Frame, RETURN, _NA, _too_deep, mark, cost,
     )  # fmt: skip
     return fn
 
@@ -286,7 +308,7 @@ for _factory in (_function, _generator_function):
 
 class DefMixin(GenMixin, MatchMixin):
     def check_class_namespace(self, ns: Any) -> None:
-        from .compiler import CLASS_DUNDERS
+        from .rules import CLASS_DUNDERS
 
         slots = ns.get("__slots__", ())
         for slot in [slots] if isinstance(slots, str) else list(slots):
@@ -302,6 +324,11 @@ class DefMixin(GenMixin, MatchMixin):
                 and not key.startswith("__orig")
             ):
                 raise SecurityError(f"special name {key!r} cannot be defined in the sandbox")
+            if isinstance(key, str) and is_dunder(key) and home_root(ns[key]) in HOST_ROOTS:
+                # the host calls implicit dunders (repr, indexing...) whenever it likes
+                raise SecurityError(
+                    f"{key} cannot be bound to a callable of a host module in the sandbox"
+                )
 
     def _frame_up(self, sc: Scope) -> Callable[[Frame], Frame | None]:
         """The frame a closure defined in ``sc`` should see as its enclosing function frame."""
@@ -326,6 +353,7 @@ class DefMixin(GenMixin, MatchMixin):
             if d is not None
         ]
         binder = make_binder(name, args)
+        inline: tuple[Any, Callable[[BaseException], None]] | None = None
         if isinstance(node, ast.Lambda):
             body = self.expr(node.body, fsc)
             factory = _function
@@ -356,12 +384,18 @@ class DefMixin(GenMixin, MatchMixin):
             body = return_body
             factory = _function
             expr_body = True
+            # with the fixed-arity template the expression is the body itself: one host call
+            # less per call; the template counts the same two operations and annotates the
+            # same position
+            inline = (value, _annotating(pos))
         else:
             body = self.block(node.body, fsc)
             factory = _function
             expr_body = False
         if factory is _function and len(getattr(binder, "params", (0,) * 99)) <= MAX_ARITY:
             factory = _fixed_arity_function
+            if inline is not None:
+                body = _Inline(*inline)
         up = self._frame_up(sc)
         b = self.b
         qualname = name if sc.kind == "module" else f"{sc.name}.{name}"
@@ -407,7 +441,8 @@ class DefMixin(GenMixin, MatchMixin):
         return define
 
     def e_Lambda(self, node: ast.Lambda, sc: Scope) -> Fn:
-        return self._function_parts(node, sc, "<lambda>")
+        fn: Fn = self._function_parts(node, sc, "<lambda>")
+        return fn
 
     def s_ClassDef(self, node: ast.ClassDef, sc: Scope) -> Fn:
         csc = self.scopes[id(node)]
@@ -423,6 +458,14 @@ class DefMixin(GenMixin, MatchMixin):
         call_native = self.guards.call_native
         qualname = name if sc.kind == "module" else f"{sc.name}.{name}"
         check_namespace = self.check_class_namespace
+        first = node.body[0] if node.body else None
+        doc = (
+            first.value.value
+            if isinstance(first, ast.Expr)
+            and isinstance(first.value, ast.Constant)
+            and isinstance(first.value.value, str)
+            else None
+        )
 
         def define_class(f: Frame) -> None:
             decs = [d(f) for d in decorators]
@@ -438,6 +481,8 @@ class DefMixin(GenMixin, MatchMixin):
             meta, ns, kwds = types.prepare_class(name, resolved, cast(dict[str, Any], kw))
             ns["__module__"] = "__selfbox__"
             ns["__qualname__"] = qualname
+            if doc is not None:
+                ns["__doc__"] = doc
             if resolved != bs:
                 ns["__orig_bases__"] = tuple(bs)
             cell = ClassCell()

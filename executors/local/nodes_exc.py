@@ -117,7 +117,7 @@ class ExcMixin(CompilerBase):
         return raise_
 
     def s_With(self, node: ast.With, sc: Scope) -> Fn:
-        body = self.block(node.body, sc)
+        body: Fn = self.block(node.body, sc)
         for item in reversed(node.items):
             body = self._with_item(item, body, sc)
         return body

@@ -11,7 +11,7 @@ from .compiler_support import CompilerBase
 from .fastpaths import binop_closure, compare_closure
 from .frame import Frame
 from .policy import WATCHED_PLAIN
-from .rules import PLAIN_TYPES, is_dunder
+from .rules import PLAIN_TYPES, USER_CODES, is_dunder
 
 if TYPE_CHECKING:
     from .compiler import Fn
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 __all__ = ["USER_CODES", "ExprMixin"]
 
 # Code objects of the closures that implement user functions (set by nodes_def).
-USER_CODES: set[types.CodeType] = set()
 _FunctionType = types.FunctionType
 _NO_ITER_ARGS = frozenset({int, float, str, bool, type(None), bytes, tuple, complex})
 _MethodType = types.MethodType
@@ -51,7 +50,8 @@ class ExprMixin(CompilerBase):
         return const
 
     def e_Name(self, node: ast.Name, sc: Scope) -> Fn:
-        return self.load_name(node, node.id, sc)
+        load: Fn = self.load_name(node, node.id, sc)
+        return load
 
     def attr_getter(self, node: ast.AST, name: str) -> Any:
         """A function obj -> obj.name applying the attribute policy."""

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .compiler_support import CompilerBase
+from .errors import InterpreterError
 from .frame import Frame
 from .rules import is_dunder
 
@@ -158,6 +159,8 @@ class MatchMixin(CompilerBase):
                     for name, m in zip(names, pos, strict=False):
                         try:
                             v = get_attr(s, name)
+                        except InterpreterError:
+                            raise  # a policy refusal (also an AttributeError for host code)
                         except AttributeError:
                             return False
                         if not m(f, v):
@@ -165,6 +168,8 @@ class MatchMixin(CompilerBase):
             for name, m in kwd:
                 try:
                     v = get_attr(s, name)
+                except InterpreterError:
+                    raise  # a policy refusal (also an AttributeError for host code)
                 except AttributeError:
                     return False
                 if not m(f, v):

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import ast
 import operator
+from collections.abc import Callable
+from decimal import Decimal
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from .compiler_support import CompilerBase, annotate
+from .errors import InterpreterError
 from .frame import BREAK, CONTINUE, RETURN, Frame
+from .host_effects import CallOnly
 from .rules import is_dunder
 
 if TYPE_CHECKING:
@@ -353,7 +358,10 @@ class StmtMixin(CompilerBase):
                 proxy = import_module(module)
                 for n in dir(proxy):
                     if n not in protected:
-                        g[n] = getattr(proxy, n)
+                        try:
+                            g[n] = getattr(proxy, n)
+                        except CallOnly:
+                            continue  # os.remove & co.: callable as os.remove(...) only
 
             return import_star
         steps = [(a.name, self.store_name(node, a.asname or a.name, sc)) for a in node.names]
@@ -366,6 +374,8 @@ class StmtMixin(CompilerBase):
             for name, store in steps:
                 try:
                     v = getattr(proxy, name)
+                except InterpreterError:
+                    raise  # a policy refusal (also an AttributeError for host code)
                 except AttributeError:
                     raise ImportError(f"cannot import name {name!r} from {module!r}") from None
                 store(f, v)
@@ -388,26 +398,51 @@ class StmtMixin(CompilerBase):
             if type(a) is int:
                 return a + b
             return (
-                operator.iadd(a, b)
+                _iadd(a, b)
                 if not isinstance(a, (list, str, bytes, tuple, bytearray))
-                else _sized(g, operator.iadd, a, b, "concatenation")
+                else _sized(g, _iadd, a, b, "concatenation")
             )
 
         def imul(a: Any, b: Any) -> Any:
             if isinstance(a, (list, bytearray)) and isinstance(b, int):
                 g.check_size("repetition", len(a) * b)
-                return operator.imul(a, b)
-            return g.mul(a, b)
+                return _imul(a, b)
+            return inplace(a, b, g.mul, _imul)
+
+        def inplace(a: Any, b: Any, binary: Any, in_place: Any) -> Any:
+            """CPython's ``a op= b``: the in-place method when the type has one, else the
+            binary operator; immutable builtins (no in-place methods) take the guarded op."""
+            if isinstance(a, _IMMUTABLE):
+                return binary(a, b)
+            if in_place is _imul and isinstance(b, int) and hasattr(a, "__len__"):
+                g.check_size(f"{type(a).__name__} repetition", len(a) * abs(b))  # deque *= n
+            return g.post(in_place(a, b))
+
+        def make(binary: Any, in_place: Any) -> Any:
+            def op(a: Any, b: Any) -> Any:
+                return inplace(a, b, binary, in_place)
+
+            return op
 
         table = {
-            ast.Add: iadd, ast.Mult: imul, ast.Pow: g.pow, ast.LShift: g.lshift, ast.Mod: g.mod,
-            ast.Sub: lambda a, b: g.post(operator.isub(a, b)),
-            ast.Div: lambda a, b: g.post(operator.itruediv(a, b)),
-            ast.FloorDiv: lambda a, b: g.post(g.floordiv(a, b)),
+            ast.Add: iadd, ast.Mult: imul,
+            ast.Pow: make(g.pow, operator.ipow),
+            ast.LShift: make(g.lshift, operator.ilshift),
+            ast.Mod: make(g.mod, operator.imod),
+            ast.Sub: lambda a, b: g.post(_isub(a, b)),
+            ast.Div: make(g.truediv, operator.itruediv),
+            ast.FloorDiv: make(g.floordiv, operator.ifloordiv),
             ast.RShift: operator.irshift, ast.BitOr: operator.ior, ast.BitXor: operator.ixor,
             ast.BitAnd: operator.iand, ast.MatMult: operator.imatmul,
         }  # fmt: skip
         return table[type(op)]
+
+
+# operator's in-place functions, typed (typeshed leaves them untyped)
+_iadd: Callable[[Any, Any], Any] = operator.iadd
+_imul: Callable[[Any, Any], Any] = operator.imul
+_isub: Callable[[Any, Any], Any] = operator.isub
+_IMMUTABLE = (int, float, complex, str, bytes, tuple, frozenset, Fraction, Decimal)
 
 
 def _sized(g: Any, fn: Any, a: Any, b: Any, what: str) -> Any:

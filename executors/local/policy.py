@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .errors import SecurityError, SizeLimitExceeded
+from .host_effects import HOST_ROOTS, RefusedAttribute, host_callable_error, never_reachable
 from .library_guards import LIB_NAMES, LIB_ROOTS, LibraryGuards, wrap_value
 
 __all__ = [
@@ -50,6 +51,7 @@ from .rules import (
     PLAIN_TYPES,
     READABLE_DUNDERS,
     SAFE_MARK_NAME,
+    USER_CODES,
     USER_MARK,
     USER_MARK_NAME,
     _root,
@@ -79,6 +81,7 @@ class Policy:
         # id(real library callable) -> safe version, whatever route hands the real one out
         self.func_replacements: dict[int, Any] = {}
         self._registered: weakref.WeakSet[type] = weakref.WeakSet()
+        self._environ: dict[str, str] | None = None  # the sandbox's copy of os.environ
         self.safe_builtin_ids = {id(getattr(builtins, n)) for n in _SAFE_BUILTIN_NAMES}
         self.lib = LibraryGuards(self)  # numpy/pandas/matplotlib readers, writers, eval...
 
@@ -113,7 +116,13 @@ class Policy:
             __slots__ = ()
 
             def __getattr__(self, attr: str) -> Any:
-                return resolve(module, attr)
+                try:
+                    return resolve(module, attr)
+                except RefusedAttribute:
+                    raise
+                except SecurityError as e:
+                    # uncatchable in the sandbox; an AttributeError to host code (hasattr...)
+                    raise RefusedAttribute(e.message) from None
 
             def __setattr__(self, attr: str, value: Any) -> None:
                 raise SecurityError(f"cannot assign attributes of module {name}")
@@ -143,7 +152,11 @@ class Policy:
         over = self.overrides.get(module.__name__, {})
         out = []
         for n in dir(module):
-            if n.startswith("_") or (n in denied and n not in over):
+            if (
+                n.startswith("_")
+                or (n in denied and n not in over)
+                or never_reachable(_host_root(module.__name__), n)
+            ):
                 continue
             out.append(n)
         return out
@@ -163,7 +176,7 @@ class Policy:
         over = self.overrides.get(mname)
         if over is not None and attr in over:
             return over[attr]
-        if attr in _DENIED_MEMBERS.get(mname, ()):
+        if attr in _DENIED_MEMBERS.get(mname, ()) or never_reachable(_host_root(mname), attr):
             raise SecurityError(f"{mname}.{attr} is not allowed in the sandbox")
         try:
             value = getattr(module, attr)
@@ -181,10 +194,17 @@ class Policy:
                     f"module {value.__name__} is not authorized (reached as {mname}.{attr})"
                 )
             return self.proxy(value)
-        if type(value) in _SHARED_MUTABLE:
+        if type(value) in _SHARED_MUTABLE or type(value).__name__ == "_Environ":
             # Module-level containers and contexts (copy.dispatch_table, decimal.DefaultContext)
             # are shared with the host and every other sandbox: hand out a private copy.
+            # os.environ: a plain copy (the host's environment is not the sandbox's to change)
+            if type(value).__name__ == "_Environ":
+                if self._environ is None:
+                    self._environ = dict(value)
+                return self._environ
             return copy.copy(value)
+        if type(value) is types.MethodType:  # multiprocessing.Array: a bound method
+            return self.plain_hook(module, value, types.MethodType)
         return self.guard(value)
 
     # -- values ----------------------------------------------------------------------------
@@ -209,6 +229,12 @@ class Policy:
         repl = self.func_replacements.get(id(value))
         if repl is not None:
             return repl
+        if t in _HOST_CHECKED and not (
+            t is types.FunctionType and (SAFE_MARK_NAME in value.__dict__ or is_user_owned(value))
+        ):
+            err = host_callable_error(value)  # os.remove as a value, os.system at all...
+            if err is not None:
+                raise err
         if t in _NAMED_CALLABLES or isinstance(value, type):
             # numpy/pandas/matplotlib file readers/writers, pickle, eval, settings, by name
             name = getattr(value, "__name__", None)
@@ -315,7 +341,7 @@ class Policy:
         )
 
     def safe_str_method(self, name: str, owner: str | None) -> Callable[..., Any]:
-        fmt = self.overrides["@str"][name]
+        fmt: Callable[..., Any] = self.overrides["@str"][name]
         if owner is None:
             return fmt
         return types.MethodType(fmt, owner)
@@ -361,6 +387,13 @@ class Policy:
         """Plain values that still need a look: bound methods of replaced functions, and the
         containers of library classes (shared with the host and every other sandbox)."""
         if tv is types.MethodType:
+            func = value.__func__
+            if type(func) is types.FunctionType and func.__code__ in USER_CODES:
+                return value
+            if _root(getattr(func, "__module__", None)) in HOST_ROOTS:
+                err = host_callable_error(value)  # logger.info, thread.start as values
+                if err is not None:
+                    raise err
             repl = self.func_replacements.get(id(value.__func__))
             if repl is not None:  # Mapping.register -> the checked register
                 return types.MethodType(repl, value.__self__)
@@ -396,10 +429,22 @@ class Policy:
 
 
 functools_partial = __import__("functools").partial
+
+
+def _host_root(module_name: str) -> str:
+    root = _root(module_name)
+    return {"posix": "os", "nt": "os", "_signal": "signal"}.get(root, root)
+
+
 _WRITABLE_NATIVE_TYPES = (__import__("decimal").Context,)
 _SHARED_MUTABLE = frozenset({dict, list, set, bytearray, *_WRITABLE_NATIVE_TYPES})
 WATCHED_PLAIN = frozenset({dict, list, set, bytearray, types.MethodType})
 _NAMED_CALLABLES = frozenset(
     {types.FunctionType, types.BuiltinFunctionType, types.MethodDescriptorType}
 )
+_HOST_CHECKED = frozenset({
+    types.FunctionType, types.BuiltinFunctionType, types.MethodDescriptorType,
+    types.ClassMethodDescriptorType, types.WrapperDescriptorType, types.MethodWrapperType,
+    functools_partial,
+})  # fmt: skip
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: classes made at run time (not static C types)

@@ -11,6 +11,7 @@ __all__ = [
     "PLAIN_TYPES",
     "READABLE_DUNDERS",
     "SUPER_DUNDERS",
+    "USER_CODES",
     "USER_MARK",
     "USER_MARK_NAME",
     "is_dunder",
@@ -38,6 +39,8 @@ class _UserMark:
 
 
 USER_MARK = _UserMark()
+# Code objects of the sandbox's functions (their calls take the interpreted fast paths).
+USER_CODES: set[types.CodeType] = set()
 SAFE_MARK_NAME = "@sb_safe"  # set on the host's own safe closures (attrgetter results, ...)
 
 
@@ -84,6 +87,7 @@ CLASS_DUNDERS = frozenset(
         "__imul__",
         "__matmul__",
         "__rmatmul__",
+        "__imatmul__",
         "__truediv__",
         "__rtruediv__",
         "__itruediv__",
@@ -100,8 +104,10 @@ CLASS_DUNDERS = frozenset(
         "__ipow__",
         "__lshift__",
         "__rlshift__",
+        "__ilshift__",
         "__rshift__",
         "__rrshift__",
+        "__irshift__",
         "__and__",
         "__rand__",
         "__iand__",

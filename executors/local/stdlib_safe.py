@@ -27,6 +27,9 @@ from typing import Any
 from .errors import SecurityError
 from .rules import _FACTORY_DUNDERS, CLASS_DUNDERS, is_dunder, is_user_owned, mark_safe
 
+_iadd: Callable[[Any, Any], Any] = operator.iadd  # typed (typeshed leaves them untyped)
+_imul: Callable[[Any, Any], Any] = operator.imul
+
 __all__ = ["install_stdlib_safe"]
 
 
@@ -127,14 +130,14 @@ def install_stdlib_safe(policy: Any, guards: Any, budget: Any) -> None:
             return a
         if isinstance(a, (bytearray, list)) and hasattr(b, "__len__"):
             guards.check_size("concatenation", len(a) + len(b))
-            return operator.iadd(a, b)
-        return guards.add(a, b) if isinstance(a, (str, bytes, tuple, int)) else operator.iadd(a, b)
+            return _iadd(a, b)
+        return guards.add(a, b) if isinstance(a, (str, bytes, tuple, int)) else _iadd(a, b)
 
     def imul(a: Any, b: Any) -> Any:
         if isinstance(a, (list, bytearray)):
             n = guards.as_index(b)
             guards.check_size("repetition", len(a) * n)
-            return operator.imul(a, n)
+            return _imul(a, n)
         return guards.mul(a, b)
 
     for name, fn in (
@@ -175,8 +178,8 @@ def install_stdlib_safe(policy: Any, guards: Any, budget: Any) -> None:
     # -- random: sizes before the work -------------------------------------------------------
     inst = random.Random
 
-    def size_check(what: str, n: Any, bits: bool = False) -> int:
-        n = guards.as_index(n)
+    def size_check(what: str, value: Any, bits: bool = False) -> int:
+        n: int = guards.as_index(value)
         if bits:
             guards.check_bits(what, n)
         else:

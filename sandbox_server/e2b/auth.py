@@ -17,12 +17,21 @@ import time
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
 from ..exceptions import InvalidRequest, NotFound, SandboxGone, ServerError, Unauthorized
 from ..manager import SandboxManager
 from ..sandbox import Sandbox
 
-__all__ = ["DataSandbox", "SandboxNotFound", "issue_token", "manager_of", "sandbox_for"]
+__all__ = [
+    "TOKEN_KEY",
+    "DataSandbox",
+    "SandboxNotFound",
+    "issue_token",
+    "manager_of",
+    "owner_of_sandbox",
+    "sandbox_for",
+]
 
 TOKEN_KEY = "e2b_access_token"
 
@@ -70,17 +79,22 @@ class _Index:
             self.owners.pop(sandbox.id, None)
 
 
-def manager_of(request: Request) -> SandboxManager:
+def manager_of(request: HTTPConnection) -> SandboxManager:
     manager: SandboxManager = request.app.state.manager
     return manager
 
 
-def _index(request: Request) -> _Index:
+def _index(request: HTTPConnection) -> _Index:
     index = getattr(request.app.state, "e2b_index", None)
     if index is None:
         index = _Index(manager_of(request))
         request.app.state.e2b_index = index
     return index
+
+
+def owner_of_sandbox(request: HTTPConnection, sandbox_id: str) -> str | None:
+    """The owner of a sandbox that was given an access token, else None."""
+    return _index(request).owners.get(sandbox_id)
 
 
 def issue_token(request: Request, sandbox: Sandbox) -> str:

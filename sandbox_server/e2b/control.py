@@ -20,6 +20,7 @@ from ..exceptions import Conflict, InvalidRequest, NotFound, SandboxGone
 from ..idempotency import fingerprint
 from ..jsonsafe import SafeJSONResponse
 from ..manager import SandboxManager, SandboxSpec
+from ..network import resolve_egress
 from ..routers.deps import IdempotencyKey, Idempotent, Manager, Owner
 from ..runner.protocol import Op
 from ..sandbox import Sandbox
@@ -28,10 +29,12 @@ from .runner_ops import call_op
 from .schemas import (
     DEFAULT_TEMPLATES,
     ConnectBody,
+    NetworkUpdate,
     NewSandbox,
     TimeoutBody,
     iso,
     listed_sandbox,
+    network_policy_fields,
     sandbox_created,
 )
 
@@ -56,8 +59,16 @@ async def create(body: NewSandbox, request: Request, owner: Owner, manager: Mana
                  idempotent: Idempotent,
                  idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
     alias = body.template_id
-    network = "none"
-    if body.allow_internet_access and manager.settings.allow_network:
+    network, egress = "none", None
+    if body.network is not None and network_policy_fields(body.network):
+        # An egress policy: the sandbox reaches what it allows, through the gateway.
+        network = "egress"
+        egress = {**network_policy_fields(body.network),
+                  "allow_internet_access": body.allow_internet_access}
+    elif body.allow_internet_access and manager.settings.egress_mode != "none":
+        # Internet through the gateway (hard deny list applied), changeable at run time.
+        network, egress = "egress", {}
+    elif body.allow_internet_access and manager.settings.allow_network:
         # Older SDKs send allow_internet_access=true by default; where the server forbids
         # network, the sandbox is created without one rather than refused.
         network = "bridge"
@@ -67,10 +78,11 @@ async def create(body: NewSandbox, request: Request, owner: Owner, manager: Mana
             template=None if alias in DEFAULT_TEMPLATES else alias,
             timeout_s=float(body.timeout) if body.timeout else None,
             network=network, env=dict(body.env_vars or {}),
-            metadata=dict(body.metadata or {}),
+            metadata=dict(body.metadata or {}), egress=egress,
         ))
         sandbox.extra["e2b_template"] = alias
-        return sandbox_created(sandbox, issue_token(request, sandbox))
+        return sandbox_created(sandbox, issue_token(request, sandbox),
+                               manager.settings.e2b_sandbox_domain)
 
     answer: dict[str, Any] = await idempotent.run(
         owner, idempotency_key, fingerprint("e2b", body.model_dump(mode="json")), make)
@@ -87,8 +99,9 @@ async def connect(sandbox_id: str, request: Request, owner: Owner, manager: Mana
     if body is not None and body.timeout and body.timeout > sandbox.timeout_s:
         manager.set_timeout(owner, sandbox_id, float(body.timeout))  # extends, never shortens
     # 201 when it had to be resumed, 200 when it was running: both are accepted.
-    return SafeJSONResponse(sandbox_created(sandbox, issue_token(request, sandbox)),
-                        201 if resumed else 200)
+    return SafeJSONResponse(sandbox_created(sandbox, issue_token(request, sandbox),
+                                            manager.settings.e2b_sandbox_domain),
+                            201 if resumed else 200)
 
 
 @router.delete("/sandboxes/{sandbox_id}", status_code=204, summary="Kill a sandbox (E2B)")
@@ -114,6 +127,18 @@ async def get_info(sandbox_id: str, request: Request, owner: Owner,
     detail = listed_sandbox(sandbox)
     detail["envdAccessToken"] = issue_token(request, sandbox)
     return detail
+
+
+@router.put("/sandboxes/{sandbox_id}/network", status_code=204,
+            summary="Replace the egress policy (E2B's update_network)")
+async def update_network(sandbox_id: str, body: NetworkUpdate, owner: Owner,
+                         manager: Manager) -> Response:
+    _live(manager, owner, sandbox_id)
+    raw = body.model_dump(exclude_none=True)
+    policy = resolve_egress(manager.settings, "egress", raw, where="network")
+    assert policy is not None
+    await manager.set_egress(owner, sandbox_id, policy)
+    return Response(status_code=204)
 
 
 @router.post("/sandboxes/{sandbox_id}/pause", status_code=204, summary="Pause (docker pause)")

@@ -20,10 +20,13 @@ __all__ = [
     "DEFAULT_TEMPLATES",
     "ENVD_VERSION",
     "ConnectBody",
+    "NetworkUpdate",
     "NewSandbox",
     "TimeoutBody",
     "iso",
     "listed_sandbox",
+    "network_info",
+    "network_policy_fields",
     "sandbox_created",
 ]
 
@@ -46,6 +49,38 @@ class NewSandbox(_Lenient):
     metadata: dict[str, str] | None = None
     env_vars: dict[str, str] | None = Field(None, alias="envVars")
     allow_internet_access: bool | None = None
+    network: dict[str, Any] | None = None  # E2B's SandboxNetworkConfig (camelCase keys)
+
+
+class NetworkUpdate(_Lenient):
+    """``PUT /sandboxes/{id}/network``: replaces the whole egress configuration."""
+
+    allow_out: list[str] | None = Field(None, alias="allowOut")
+    deny_out: list[str] | None = Field(None, alias="denyOut")
+    dns_servers: list[str] | None = Field(None, alias="dnsServers")
+    rules: dict[str, Any] | None = None
+    egress_proxy: dict[str, Any] | None = Field(None, alias="egressProxy")
+    allow_internet_access: bool | None = None
+
+
+# E2B's camelCase network keys -> the policy model's names.
+_NETWORK_KEYS = {"allowOut": "allow_out", "denyOut": "deny_out", "dnsServers": "dns_servers",
+                 "egressProxy": "egress_proxy", "rules": "rules"}
+
+
+def network_policy_fields(network: dict[str, Any] | None) -> dict[str, Any]:
+    """The egress fields of E2B's ``network`` object (ingress options are ignored: selfbox
+    sandbox hosts always need the access token)."""
+    return {ours: network[theirs] for theirs, ours in _NETWORK_KEYS.items()
+            if network and network.get(theirs) is not None}
+
+
+def network_info(sandbox: Sandbox) -> dict[str, Any] | None:
+    if sandbox.egress is None:
+        return None
+    wire = sandbox.egress.to_wire()
+    back = {ours: theirs for theirs, ours in _NETWORK_KEYS.items()}
+    return {back.get(k, k): v for k, v in wire.items()}
 
 
 class ConnectBody(_Lenient):
@@ -65,9 +100,9 @@ def template_name(sandbox: Sandbox) -> str:
     return alias if isinstance(alias, str) else sandbox.template
 
 
-def sandbox_created(sandbox: Sandbox, token: str) -> dict[str, Any]:
-    """The ``Sandbox`` object of create and connect."""
-    return {
+def sandbox_created(sandbox: Sandbox, token: str, domain: str | None = None) -> dict[str, Any]:
+    """The ``Sandbox`` object of create and connect (``domain``: of ``get_host()``)."""
+    created = {
         "templateID": template_name(sandbox),
         "sandboxID": sandbox.id,
         "clientID": CLIENT_ID,
@@ -76,6 +111,9 @@ def sandbox_created(sandbox: Sandbox, token: str) -> dict[str, Any]:
         # The SDK sends this one (not X-Access-Token) on /contexts, so return it too.
         "trafficAccessToken": token,
     }
+    if domain:
+        created["domain"] = domain
+    return created
 
 
 def listed_sandbox(sandbox: Sandbox) -> dict[str, Any]:
@@ -92,5 +130,7 @@ def listed_sandbox(sandbox: Sandbox) -> dict[str, Any]:
         "diskSizeMB": sandbox.limits.disk_mb,
         "state": "paused" if sandbox.state == "paused" else "running",
         "metadata": dict(sandbox.metadata),
-        "allowInternetAccess": sandbox.limits.network != "none",
+        "allowInternetAccess": (sandbox.egress.internet if sandbox.egress is not None
+                                else sandbox.limits.network != "none"),
+        **({"network": network_info(sandbox)} if sandbox.egress is not None else {}),
     }

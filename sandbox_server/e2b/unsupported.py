@@ -1,7 +1,7 @@
 """E2B features selfbox does not offer, answered as such.
 
 Without these routes the SDK's calls would meet a bare 404, which it reports as "sandbox
-not found" (for fork, snapshots and network updates) - a misleading answer about a sandbox
+not found" (for fork and snapshots) - a misleading answer about a sandbox
 that is alive. A 501 that names the feature becomes ``SandboxException("501: ...")``.
 The caller's key is still checked first, like on every other route.
 """
@@ -26,7 +26,6 @@ _FEATURES: tuple[tuple[list[str], str, str], ...] = (
     (["POST"], "/sandboxes/{sandbox_id}/fork", "Sandbox.fork"),
     (["POST"], "/sandboxes/{sandbox_id}/snapshots", "Sandbox.create_snapshot"),
     (["GET"], "/snapshots", "Sandbox.list_snapshots"),
-    (["PUT"], "/sandboxes/{sandbox_id}/network", "Sandbox.update_network"),
     (["GET"], "/sandboxes/{sandbox_id}/logs", "sandbox logs"),
     (["GET"], "/v2/sandboxes/{sandbox_id}/logs", "sandbox logs"),
     (["GET", "POST"], "/templates", "building templates (selfbox templates are images)"),

@@ -7,7 +7,8 @@ from fastapi import APIRouter, Query, Response
 from ..exceptions import InvalidRequest
 from ..idempotency import fingerprint
 from ..limits import SandboxSpec
-from ..schemas import CreateSandbox, SandboxOut, SetTimeout
+from ..network import resolve_egress
+from ..schemas import CreateSandbox, EgressUpdate, SandboxOut, SetTimeout
 from .deps import IdempotencyKey, Idempotent, Manager, Owner
 
 router = APIRouter(prefix="/v1/sandboxes", tags=["sandboxes"])
@@ -61,3 +62,13 @@ async def kill_sandbox(sandbox_id: str, owner: Owner, manager: Manager) -> Respo
 async def set_timeout(sandbox_id: str, body: SetTimeout, owner: Owner,
                       manager: Manager) -> SandboxOut:
     return SandboxOut.of(manager.set_timeout(owner, sandbox_id, body.timeout_s))
+
+
+@router.put("/{sandbox_id}/egress", response_model=SandboxOut,
+            summary="Replace the egress policy (effect on new connections at once)")
+async def set_egress(sandbox_id: str, body: EgressUpdate, owner: Owner,
+                     manager: Manager) -> SandboxOut:
+    # Like E2B's update: the whole policy is replaced; fields left out are cleared.
+    policy = resolve_egress(manager.settings, "egress", body.model_dump(exclude_none=True))
+    assert policy is not None
+    return SandboxOut.of(await manager.set_egress(owner, sandbox_id, policy))

@@ -54,6 +54,8 @@ def main() -> None:
     kernel = Kernel(channel)
     from .envd import ops as envd_ops  # the E2B-compatible data plane: files, processes
     kernel.ops.update(envd_ops(kernel))
+    from .portforward import ops as portforward_ops  # ingress to a port inside the sandbox
+    kernel.ops.update(portforward_ops(channel))
     mplbackend_hook.install(kernel)
     ipython_hook.install(kernel)
     try:

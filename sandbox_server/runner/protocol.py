@@ -77,6 +77,11 @@ class Op(StrEnum):
     WATCH_CREATE = "watch_create"  # replied; with a key, ``watch`` messages under it
     WATCH_EVENTS = "watch_events"
     WATCH_REMOVE = "watch_remove"
+    # ingress (portforward.py): replied; ``pf`` messages under the key until ``eof``
+    PF_OPEN = "pf_open"
+    PF_WRITE = "pf_write"
+    PF_ACK = "pf_ack"  # sent without a reply wanted: credit for more data
+    PF_CLOSE = "pf_close"
 
 
 class Msg(StrEnum):
@@ -95,6 +100,7 @@ class Msg(StrEnum):
     # under a process or watch key
     PROC = "proc"  # terminal when its ``event`` is ``end``
     WATCH = "watch"
+    PF = "pf"  # data from a forwarded connection; terminal when its ``event`` is ``eof``
     # made by the host's channel, never sent by the runner: the channel closed
     EOF = "eof"
 

@@ -267,13 +267,17 @@ def test_features_selfbox_lacks_are_named_not_reported_as_a_missing_sandbox(sbx:
         "Sandbox.fork": lambda: sbx.fork(),
         "Sandbox.create_snapshot": lambda: sbx.create_snapshot(),
         "Sandbox.list_snapshots": lambda: Sandbox.list_snapshots().next_items(),
-        "Sandbox.update_network": lambda: sbx.update_network({"deny_out": ["0.0.0.0/0"]}),
     }
     for feature, attempt in attempts.items():
         with pytest.raises(SandboxException, match=r"501.*not supported") as caught:
             attempt()
         assert not isinstance(caught.value, SandboxNotFoundException)
         assert feature in str(caught.value)
+    # Network updates exist, but need the operator's egress gateway (docs/network.md): the
+    # refusal names the setting, never "sandbox not found".
+    with pytest.raises(SandboxException, match=r"422.*SELFBOX_EGRESS_MODE") as refused:
+        sbx.update_network({"deny_out": ["0.0.0.0/0"]})
+    assert not isinstance(refused.value, SandboxNotFoundException)
     assert sbx.run_code("40 + 2").text == "42"  # the sandbox is untouched
 
 

@@ -282,4 +282,26 @@ SNIPPETS: list[str] = [
     "def f(a, b, c, d):\n    return a + b + c + d\nf(1, 2, 3, 4), f(1, 2, *(3, 4)), f(d=1, c=2, b=3, a=4)",
     "def f(a, b, c, d, e):\n    return e\nf(1, 2, 3, 4, 5)",
     "class A:\n    def m(self, x=1):\n        return x\nA().m(), A().m(5), A.m(A(), 3)",
+    # in-place operators: __i*__ methods first, then the binary fallback (lists, user classes)
+    "a = [1, 2]\nb = a\na *= 2\na += [3]\nb, a is b",
+    "a = bytearray(b'ab')\nb = a\na *= 2\na += b'c'\nb",
+    "s = {1}\nt = s\ns |= {2}\ns &= {2, 3}\ns ^= {4}\ns -= {4}\nt, s is t",
+    "class M:\n    def __init__(self):\n        self.log = []\n    def __imul__(self, o):\n        self.log.append(('imul', o))\n        return self\n    def __mul__(self, o):\n        self.log.append(('mul', o))\n        return self\nm = M()\nn = m\nm *= 3\nn.log, m is n",
+    "class A:\n    def __init__(self):\n        self.log = []\n    def __ifloordiv__(self, o):\n        self.log.append('ifloordiv')\n        return self\n    def __imod__(self, o):\n        self.log.append('imod')\n        return self\n    def __ipow__(self, o):\n        self.log.append('ipow')\n        return self\n    def __ilshift__(self, o):\n        self.log.append('ilshift')\n        return self\n    def __irshift__(self, o):\n        self.log.append('irshift')\n        return self\n    def __imatmul__(self, o):\n        self.log.append('imatmul')\n        return self\n    def __itruediv__(self, o):\n        self.log.append('itruediv')\n        return self\n    def __isub__(self, o):\n        self.log.append('isub')\n        return self\na = A()\nb = a\na //= 1\na %= 1\na **= 1\na <<= 1\na >>= 1\na @= 1\na /= 1\na -= 1\nb.log, a is b",
+    "class Only:\n    def __init__(self):\n        self.v = 1\n    def __imul__(self, o):\n        self.v *= o\n        return self\no = Only()\no *= 5\no.v",
+    "class F:\n    def __init__(self, v):\n        self.v = v\n    def __imul__(self, o):\n        return NotImplemented\n    def __mul__(self, o):\n        return F(self.v * o)\na = F(2)\nb = a\na *= 4\na.v, b.v, a is b",
+    "class R:\n    def __rmul__(self, o):\n        return 'rmul'\nx = 3\nx *= R()\nx",
+    "class N:\n    pass\nn = N()\nn *= 2",
+    "x = 7\nx //= 2\nx **= 3\nx %= 5\nx <<= 2\nx >>= 1\ns = 'a%s'\ns *= 2\ns %= ('x', 'y')\nx, s",
+    "class D:\n    '''the doc'''\n    x = 1\nclass E:\n    x = 1\nD.__doc__, E.__doc__",
+]
+
+# Run with numpy authorized (in-place operators on arrays alias like CPython's).
+NUMPY_SNIPPETS: list[str] = [
+    "import numpy as np\na = np.array([1, 2])\nb = a\na *= 2\nb.tolist()",
+    "import numpy as np\na = np.array([8, 9])\nb = a\na //= 2\na %= 3\na **= 2\na <<= 2\na >>= 1\na -= 1\na += 10\nb.tolist(), a is b",
+    "import numpy as np\na = np.ones(3)\nb = a\na /= 4\na *= np.array([1.0, 2.0, 3.0])\nb.tolist()",
+    "import numpy as np\na = np.eye(2)\nb = a\na @= np.array([[2.0, 0.0], [0.0, 3.0]])\nb.tolist()",
+    "import numpy as np\na = np.array([True, False])\nb = a\na |= np.array([False, True])\na &= np.array([True, True])\na ^= np.array([True, False])\nb.tolist()",
+    "import numpy as np\na = np.array([1, 2])\nb = a\na = a * 2\nb.tolist(), a.tolist()",
 ]

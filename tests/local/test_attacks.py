@@ -62,7 +62,7 @@ IMPORT_ATTACKS = [
     "import json\njson.decoder.re.enum.sys",
     "import functools\nfunctools.singledispatch",
     "import typing\ntyping.get_type_hints",
-    "import string\nstring.Formatter",
+    "import string\nstring.Formatter.mro()[1]().format('{0.__class__}', 1)",
     "import random\nrandom.SystemRandom().choice",
     "import math\nmath.__loader__",
     "import math\nmath.__spec__",

@@ -11,7 +11,7 @@ import pytest
 
 from executors.local import Interpreter
 
-from .snippets import SNIPPETS
+from .snippets import NUMPY_SNIPPETS, SNIPPETS
 
 
 def run_cpython(code: str) -> tuple[str, str | None, str | None]:
@@ -40,6 +40,18 @@ def test_matches_cpython(code: str) -> None:
     assert result.error is None, result.error and result.error.traceback
     assert result.stdout == expected_out
     assert result.text == expected_value
+
+
+@pytest.mark.parametrize(
+    "code", NUMPY_SNIPPETS, ids=[f"np{i:02d}" for i in range(len(NUMPY_SNIPPETS))]
+)
+def test_numpy_matches_cpython(code: str) -> None:
+    pytest.importorskip("numpy")
+    expected_out, expected_value, expected_error = run_cpython(code)
+    result = Interpreter(additional_authorized_imports=["numpy"]).run(code)
+    assert expected_error is None
+    assert result.error is None, result.error and result.error.traceback
+    assert (result.stdout, result.text) == (expected_out, expected_value)
 
 
 def test_snippet_count() -> None:
