@@ -26,8 +26,10 @@ __all__ = [
 NETWORKS = ("none", "bridge", "egress")
 MIN_MEMORY_MB = 32
 # Docker's NanoCpus below 0.01 CPU is not a smaller quota but none at all (cfs_quota_us=-1),
-# and just above it runc refuses the container: 0.01 is the least the engine really enforces.
-MIN_CPU = 0.01
+# and just above it runc refuses the container: 0.01 is the least the engine enforces. The
+# runner needs ~0.3 CPU-seconds to start, so below 0.05 a sandbox would not come up within
+# SELFBOX_START_TIMEOUT_S (a 500 after 30 s): 0.05 is the least that works.
+MIN_CPU = 0.05
 MIN_PIDS = 16
 
 
