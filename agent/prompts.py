@@ -116,6 +116,8 @@ _STATUS_NOTES = {
     "oom_killed": "Error: the code was stopped because it used more memory than allowed.",
     "sandbox_died": "Error: the sandbox running the code died; variables defined so far are lost.",
     "output_truncated": "Note: the output was too large and was cut by the executor.",
+    "interrupted": "Note: the sandbox server restarted while this code ran; the output shown "
+    "is what it produced, and variables are kept.",
 }
 
 

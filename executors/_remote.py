@@ -205,6 +205,7 @@ class EventFolder:
         self.callbacks = callbacks or Callbacks()
         self.execution: Execution | None = None
         self.seen_start = False
+        self.execution_id: str | None = None  # to ask for the result if the stream breaks
 
     def feed_line(self, line: str | bytes) -> ToolCall | None:
         if isinstance(line, bytes):
@@ -224,6 +225,8 @@ class EventFolder:
         kind = event.get("type")
         if kind == "start":
             self.seen_start = True
+            if isinstance(event.get("execution_id"), str):
+                self.execution_id = event["execution_id"]
         elif kind == "execution":
             payload = event.get("execution")
             if not isinstance(payload, dict):
@@ -241,6 +244,16 @@ class EventFolder:
     @property
     def done(self) -> bool:
         return self.execution is not None
+
+    def recovered(self, payload: object) -> Execution:
+        """The answer of ``GET .../executions/{id}`` after the stream broke."""
+        if not isinstance(payload, dict):
+            raise ServerError("malformed interrupted execution")
+        try:
+            self.execution = Execution.from_dict(payload)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ServerError(f"malformed interrupted execution: {exc}") from exc
+        return self.execution
 
     def result(self) -> Execution:
         if self.execution is None:

@@ -14,8 +14,10 @@ client; the two share every I/O-free part (:mod:`executors._remote`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,6 +43,14 @@ from .models import Execution
 
 __all__ = ["AsyncDockerExecutor", "DockerExecutor"]
 
+# After a broken stream: how long to wait for a (restarted) server to tell the result. A
+# restart must be back within the sandbox's orphan grace (60 s by default) anyway.
+RECOVER_WINDOW_S = 180.0
+RECOVER_POLL_S = 1.0
+_RETRY_STATUSES = (409, 502, 503, 504)
+# A 404 is final after this long (a busy sandbox is adopted a little after the server starts;
+# a run that no restart cut off, e.g. a dropped connection to a live server, is never known).
+NOT_FOUND_GRACE_S = 10.0
 URL_ENV = "SELFBOX_URL"
 KEY_ENV = "SELFBOX_API_KEY"
 
@@ -213,8 +223,36 @@ class DockerExecutor(_DockerCommon, Executor):
                     if folder.done:
                         break
         except httpx.HTTPError as exc:
-            raise _connection_error(exc, action) from exc
+            if folder.execution_id is None:
+                raise _connection_error(exc, action) from exc
+            return self._recover(folder, exc)
+        if not folder.done and folder.execution_id is not None:
+            return self._recover(folder, None)
         return folder.result()
+
+    def _recover(self, folder: EventFolder, cause: BaseException | None) -> Execution:
+        """The stream broke mid-run (the server restarted): ask the next server for the
+        result, ``status="interrupted"``; give up after RECOVER_WINDOW_S."""
+        url = self._path(f"/executions/{folder.execution_id}")
+        deadline, first_404 = time.monotonic() + RECOVER_WINDOW_S, 0.0
+        while True:
+            try:
+                response = self._http.get(url, params={"wait_s": 30}, timeout=60)
+            except httpx.HTTPError as exc:
+                cause = exc
+            else:
+                if response.status_code == 200:
+                    return folder.recovered(response.json())
+                if response.status_code == 404:
+                    first_404 = first_404 or time.monotonic()
+                if response.status_code not in _RETRY_STATUSES and not (
+                        first_404 and time.monotonic() - first_404 < NOT_FOUND_GRACE_S):
+                    _check(response, "asking for an interrupted execution")
+            if time.monotonic() > deadline:
+                raise SandboxConnectionError(
+                    f"the execution stream broke and no server answered for it within "
+                    f"{RECOVER_WINDOW_S:g} s: {cause}")
+            time.sleep(RECOVER_POLL_S)
 
     def _answer(self, call: ToolCall) -> None:
         try:
@@ -338,8 +376,35 @@ class AsyncDockerExecutor(_DockerCommon, AsyncExecutor):
                     if folder.done:
                         break
         except httpx.HTTPError as exc:
-            raise _connection_error(exc, action) from exc
+            if folder.execution_id is None:
+                raise _connection_error(exc, action) from exc
+            return await self._recover(folder, exc)
+        if not folder.done and folder.execution_id is not None:
+            return await self._recover(folder, None)
         return folder.result()
+
+    async def _recover(self, folder: EventFolder, cause: BaseException | None) -> Execution:
+        """As :meth:`DockerExecutor._recover`."""
+        url = self._path(f"/executions/{folder.execution_id}")
+        deadline, first_404 = time.monotonic() + RECOVER_WINDOW_S, 0.0
+        while True:
+            try:
+                response = await self._http.get(url, params={"wait_s": 30}, timeout=60)
+            except httpx.HTTPError as exc:
+                cause = exc
+            else:
+                if response.status_code == 200:
+                    return folder.recovered(response.json())
+                if response.status_code == 404:
+                    first_404 = first_404 or time.monotonic()
+                if response.status_code not in _RETRY_STATUSES and not (
+                        first_404 and time.monotonic() - first_404 < NOT_FOUND_GRACE_S):
+                    await _acheck(response, "asking for an interrupted execution")
+            if time.monotonic() > deadline:
+                raise SandboxConnectionError(
+                    f"the execution stream broke and no server answered for it within "
+                    f"{RECOVER_WINDOW_S:g} s: {cause}")
+            await asyncio.sleep(RECOVER_POLL_S)
 
     async def _answer(self, call: ToolCall) -> None:
         try:

@@ -19,7 +19,7 @@ __all__ = [
 ]
 
 ExecutionStatus = Literal[
-    "ok", "error", "timeout", "oom_killed", "output_truncated", "sandbox_died"
+    "ok", "error", "timeout", "oom_killed", "output_truncated", "sandbox_died", "interrupted"
 ]
 STATUSES: tuple[str, ...] = get_args(ExecutionStatus)
 

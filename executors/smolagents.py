@@ -57,6 +57,8 @@ _STATUS_MESSAGES = {
     "timeout": "the code was stopped because it ran longer than the time limit",
     "oom_killed": "the code was stopped because it used more memory than allowed",
     "sandbox_died": "the sandbox running the code died; variables defined so far are lost",
+    "interrupted": "the sandbox server restarted while the code ran; the output shown is what "
+                   "the code produced, and the sandbox's state is kept",
 }
 
 

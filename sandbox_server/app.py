@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import signal
+from collections.abc import AsyncIterator, Callable
+from types import FrameType
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -26,6 +29,23 @@ __all__ = ["create_app"]
 logger = logging.getLogger("selfbox.server")
 
 
+def _tell_on_signals(manager: SandboxManager) -> None:
+    """Chain the server's SIGTERM/SIGINT handlers (uvicorn's, installed before start-up) so the
+    manager knows of the shutdown before requests in flight are cancelled."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(signum)
+        if not callable(previous):
+            continue
+
+        def handler(number: int, frame: FrameType | None,
+                    chained: Callable[[int, FrameType | None], Any] = previous) -> None:
+            manager.shutting_down()
+            chained(number, frame)
+
+        with contextlib.suppress(ValueError):  # not the main thread (tests): nothing to chain
+            signal.signal(signum, handler)
+
+
 def create_app(settings: Settings | None = None, manager: SandboxManager | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -36,6 +56,7 @@ def create_app(settings: Settings | None = None, manager: SandboxManager | None 
         if not settings.api_keys:
             logger.warning("no API key configured (SELFBOX_API_KEYS): every request is refused")
         await owned.start()
+        _tell_on_signals(owned)
         try:
             yield
         finally:

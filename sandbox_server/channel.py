@@ -4,6 +4,10 @@ One attached socket per container (no published port, no network, no ``docker ex
 write NDJSON ops to the runner's stdin and read Docker's multiplexed stdout/stderr frames back.
 Everything the runner sends is untrusted (user code shares its process): lines are size-capped,
 must be JSON objects, and are routed only by the ids we chose.
+
+The connection may drop while the container runs (a restart of the Docker socket proxy): with
+a :attr:`RunnerChannel.reconnect` set, the channel attaches again and asks the runner to replay
+what its subscriptions missed (numbered messages, duplicates dropped) instead of closing.
 """
 
 from __future__ import annotations
@@ -17,14 +21,14 @@ import secrets
 import socket
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .inbound import OVERLONG, ChannelLimits, LineSplitter, TokenBucket, parse_frame
-from .runner.protocol import Msg
+from .runner.protocol import Msg, Op
 from .tasks import BackgroundTasks
 
-__all__ = ["EOF_MESSAGE", "ChannelClosed", "RunnerChannel"]
+__all__ = ["EOF_MESSAGE", "ChannelClosed", "ChannelInterrupted", "RunnerChannel"]
 
 logger = logging.getLogger("selfbox.channel")
 
@@ -35,11 +39,41 @@ _HEAD = re.compile(rb'\{\s*"type"\s*:\s*"(\w{1,32})"\s*,\s*"(id|req)"\s*:\s*"([^
 LINE_COST_BYTES = 16 * 1024  # what one line costs at least, of a sandbox's read budget
 DROPPED_REPORT_EVERY_S = 10.0
 
-_Routed = tuple[asyncio.Queue[dict[str, Any]], dict[str, Any]]
+class Inbox(asyncio.Queue[dict[str, Any]]):
+    """A subscriber's queue. Its bound holds up the read loop (which waits for room); what
+    must go in anyway (the end of the channel, messages the runner replays from its outbox,
+    which are bounded by that outbox) goes in with :meth:`force_put`."""
+
+    _forcing = False
+
+    def full(self) -> bool:
+        return not self._forcing and super().full()
+
+    def force_put(self, item: dict[str, Any]) -> None:
+        self._forcing = True
+        try:
+            self.put_nowait(item)
+        finally:
+            self._forcing = False
+
+
+_Routed = tuple[Inbox, dict[str, Any]]
+
+
+REATTACH_WINDOW_S = 60.0  # how long a dropped channel to a running container is retried
+SEND_WAIT_S = 30.0  # how long a send waits for a channel that is being re-attached
 
 
 class ChannelClosed(Exception):
     pass
+
+
+class ChannelInterrupted(ChannelClosed):
+    """The connection dropped while the container runs and is being attached again. A
+    request in flight is lost; the sandbox is not."""
+
+
+Reconnect = Callable[[], Awaitable[socket.socket | None]]
 
 
 class RunnerChannel:
@@ -58,7 +92,7 @@ class RunnerChannel:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
-        self._subscribers: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        self._subscribers: dict[str, Inbox] = {}
         self._wants: dict[str, Callable[[str], bool]] = {}
         self._requests: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._write_lock = asyncio.Lock()
@@ -66,12 +100,25 @@ class RunnerChannel:
         self.closed = asyncio.Event()
         self.hello: dict[str, Any] = {}
         self.stderr_tail = b""
+        # Attach again when the connection drops but the container runs (None: never).
+        self.reconnect: Reconnect | None = None
+        self.connected = asyncio.Event()
+        self.reattached = 0
+        self._seq: dict[str, int] = {}  # the last numbered message delivered per key
+        self._tasks: BackgroundTasks | None = None
 
     async def start(self, tasks: BackgroundTasks) -> None:
         self._reader, self._writer = await asyncio.open_connection(sock=self._sock)
+        self.connected.set()
+        self._tasks = tasks
         self._task = tasks.spawn(self._read_loop(), name=f"channel-{self.name}")
 
     async def send(self, message: dict[str, Any]) -> None:
+        if not self.connected.is_set() and not self.closed.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.connected.wait(), SEND_WAIT_S)
+            if not self.connected.is_set() and not self.closed.is_set():
+                raise ChannelInterrupted(f"channel to {self.name} is being attached again")
         if self._writer is None or self.closed.is_set():
             raise ChannelClosed(f"channel to {self.name} is closed")
         data = json.dumps(message, separators=(",", ":")).encode() + b"\n"
@@ -82,7 +129,8 @@ class RunnerChannel:
             except (ConnectionError, OSError) as exc:
                 raise ChannelClosed(f"channel to {self.name} broke: {exc}") from exc
 
-    async def request(self, op: str, timeout_s: float = 30.0, **fields: Any) -> dict[str, Any]:
+    async def request(self, op: str, timeout_s: float | None = 30.0,
+                      **fields: Any) -> dict[str, Any]:
         """Send an op that the runner answers with a ``reply``; return that reply. Raw: the
         server calls this through :class:`~sandbox_server.gateway.RunnerGateway`, which types
         the failures."""
@@ -102,7 +150,7 @@ class RunnerChannel:
         holds up this channel's reading (and so the sandbox's writes) instead of letting the
         queue grow: the memory a sandbox costs stays bounded. ``wants(type)`` tells whether a
         large frame of that type is still of use (not once a budget is spent)."""
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize)
+        queue = Inbox(maxsize)
         if self.closed.is_set():
             queue.put_nowait(EOF_MESSAGE)
         self._subscribers[key] = queue
@@ -113,8 +161,20 @@ class RunnerChannel:
     def unsubscribe(self, key: str) -> None:
         self._subscribers.pop(key, None)
         self._wants.pop(key, None)
+        self._seq.pop(key, None)
+
+    def seen(self, key: str) -> int:
+        """The number of the last message of ``key`` delivered (0: none numbered)."""
+        return self._seq.get(key, 0)
+
+    def inject(self, message: dict[str, Any]) -> None:
+        """Deliver a message the runner replayed from its outbox (duplicates are dropped)."""
+        target = self._route(message)
+        if target is not None:
+            target[0].force_put(target[1])
 
     async def close(self) -> None:
+        self.reconnect = None  # a close on purpose is not a drop
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 self._writer.close()
@@ -126,7 +186,21 @@ class RunnerChannel:
 
     # -- reading --------------------------------------------------------------------------
     async def _read_loop(self) -> None:
+        try:
+            while await self._read_until_dropped() and await self._reattach():
+                pass
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # never let a hostile runner crash the server
+            logger.exception("channel %s failed", self.name)
+        finally:
+            self._mark_closed()
+
+    async def _read_until_dropped(self) -> bool:
+        """Read until the connection ends (then True)."""
         assert self._reader is not None
+        # A line cut by a dropped connection is not continued by the next one.
+        self._lines = LineSplitter(self.limits.max_message_bytes)
         try:
             while True:
                 header = await self._reader.readexactly(_HEADER.size)
@@ -150,13 +224,50 @@ class RunnerChannel:
                     cost = len(payload) + lines * LINE_COST_BYTES
                     await asyncio.sleep(self._read_budget.debt_s(cost))
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
-            pass
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # never let a hostile runner crash the server
-            logger.exception("channel %s failed", self.name)
-        finally:
-            self._mark_closed()
+            return True
+
+    async def _reattach(self) -> bool:
+        """The connection dropped: attach again while the container runs, then have the
+        runner replay what the subscriptions missed. False: the container is gone."""
+        if self.reconnect is None:
+            return False
+        self.connected.clear()
+        for future in self._requests.values():
+            if not future.done():
+                future.set_exception(ChannelInterrupted(f"channel to {self.name} dropped"))
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+        deadline, delay = time.monotonic() + REATTACH_WINDOW_S, 0.1
+        while time.monotonic() < deadline and self.reconnect is not None:
+            try:
+                sock = await self.reconnect()
+            except Exception as exc:
+                logger.info("channel %s: attaching again failed (%s); retrying", self.name, exc)
+            else:
+                if sock is None:
+                    return False  # the container stopped: a real death
+                self._reader, self._writer = await asyncio.open_connection(sock=sock)
+                self.reattached += 1
+                self.connected.set()
+                if self._subscribers and self._tasks is not None:
+                    self._tasks.quietly(self._replay_missed(), name=f"replay-{self.name}")
+                logger.warning("channel %s attached again", self.name)
+                return True
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        return False
+
+    async def _replay_missed(self) -> None:
+        since = {key: self._seq.get(key, 0) for key in self._subscribers}
+        reply = await self.request(Op.RESYNC, timeout_s=None, since=since)
+        execution = reply.get("execution")
+        if isinstance(execution, dict):
+            for message in execution.get("messages") or []:
+                if isinstance(message, dict):
+                    target = self._route(message)
+                    if target is not None:
+                        target[0].force_put(target[1])
 
     def _take(self, stream: int, payload: bytes) -> list[_Routed]:
         """Handle what ``payload`` completes; return the messages for subscribers."""
@@ -220,19 +331,29 @@ class RunnerChannel:
         elif kind == Msg.LOG:
             self._log(str(message.get("text")))
         else:
-            queue = self._subscribers.get(str(message.get("id")))
-            if queue is not None:
-                return queue, message
+            return self._route(message)
         return None
+
+    def _route(self, message: dict[str, Any]) -> _Routed | None:
+        """Where a keyed message goes (None: nowhere); the caller puts it there."""
+        key = str(message.get("id"))
+        queue = self._subscribers.get(key)
+        if queue is None:
+            return None
+        seq = message.get("seq")
+        if isinstance(seq, int):  # numbered by the runner's outbox: replays may repeat
+            if seq <= self._seq.get(key, 0):
+                return None
+            self._seq[key] = seq
+        return queue, message
 
     def _mark_closed(self) -> None:
         if self.closed.is_set():
             return
+        self.connected.clear()
         self.closed.set()
         for queue in self._subscribers.values():
-            if queue.full():  # the end matters more than a message the consumer has not read
-                queue.get_nowait()
-            queue.put_nowait(EOF_MESSAGE)
+            queue.force_put(EOF_MESSAGE)
         for future in self._requests.values():
             if not future.done():
                 future.set_exception(ChannelClosed(f"channel to {self.name} closed"))

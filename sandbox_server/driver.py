@@ -40,6 +40,8 @@ def _translated(fn: Callable[P, T]) -> Callable[P, T]:
         except docker.errors.ImageNotFound as exc:
             raise NotFound(f"image not found: {exc.explanation}") from exc
         except docker.errors.APIError as exc:
+            if exc.status_code == 409:  # a name in use, a container in the wrong state
+                raise Conflict(f"Docker engine: {exc.explanation or exc}") from exc
             raise SandboxStartError(f"Docker engine error: {exc.explanation or exc}") from exc
         except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
             raise EngineUnavailable(f"the Docker engine cannot be reached: {exc}") from exc
@@ -131,7 +133,10 @@ class DockerDriver:
         return True
 
     @_translated
-    def create(self, spec: ContainerSpec, name: str | None = None) -> str:
+    def create(self, spec: ContainerSpec, name: str | None = None,
+               stdin_once: bool = False) -> str:
+        """``stdin_once`` closes the container's stdin when the first attach ends (the lease);
+        sandboxes keep it open, so that a new server can attach again."""
         created = self.api.create_container(
             spec.image,
             command=list(spec.command),
@@ -141,6 +146,9 @@ class DockerDriver:
             environment=spec.env,
             labels=spec.labels,
             stdin_open=True,  # the runner's protocol channel is the attached stdin/stdout
+            # docker-py sets StdinOnce unless detach: a detached container keeps its stdin
+            # open when the server's attach ends, so that a new server can attach again.
+            detach=not stdin_once,
             tty=False,
             network_disabled=spec.network == "none",
             host_config=spec.host_config(self.api),
@@ -151,7 +159,8 @@ class DockerDriver:
     @_translated
     def attach(self, container_id: str) -> socket.socket:
         """A raw socket: writes go to the container's stdin, reads are Docker's multiplexed
-        stdout/stderr frames. Attach before start so no early output is lost."""
+        stdout/stderr frames. Attach before start so no early output is lost; an attach to a
+        running container sees only what is written from then on."""
         wrapped = self.api.attach_socket(
             container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
         )
@@ -181,6 +190,10 @@ class DockerDriver:
             if exc.status_code in (404, 409):
                 return
             raise
+
+    @_translated
+    def rename(self, container_id: str, name: str) -> None:
+        self.api.rename(container_id, name)
 
     @_translated
     def pause(self, container_id: str) -> None:

@@ -20,9 +20,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Final
 
-from .channel import EOF_MESSAGE, ChannelClosed, RunnerChannel
+from .channel import EOF_MESSAGE, ChannelClosed, ChannelInterrupted, RunnerChannel
 from .exceptions import (
     Conflict,
+    EngineUnavailable,
     RunnerOpError,
     RunnerTimeout,
     SandboxGone,
@@ -80,6 +81,9 @@ class RunnerGateway:
         channel = self._channel(sandbox)
         try:
             reply = await channel.request(op, timeout_s=timeout_s, **fields)
+        except ChannelInterrupted as exc:
+            raise EngineUnavailable(f"the channel to sandbox {sandbox.id} dropped and is being "
+                                    "attached again; retry") from exc
         except ChannelClosed as exc:
             raise SandboxGone(f"sandbox {sandbox.id} died: {sandbox.end_reason or exc}",
                               sandbox_id=sandbox.id) from exc
@@ -116,7 +120,15 @@ class RunnerGateway:
         and :meth:`Follow.close`). ``deadline`` is in event-loop time. ``queue_size`` and
         ``wants``: see :meth:`RunnerChannel.subscribe`."""
         return Follow(self, sandbox, op, key, deadline, idle_s, terminal, max_pending,
-                      timeout_s, fields, queue_size, wants)
+                      timeout_s, fields, queue_size=queue_size, wants=wants)
+
+    def rejoin(self, sandbox: Sandbox, op: Op, key: str, deadline: float | None, *,
+               idle_s: float | None = None,
+               terminal: Callable[[Message], bool] | None = None) -> Follow:
+        """Follow a keyed op that is already running (started by an earlier server): the
+        same stream, without sending the op again."""
+        return Follow(self, sandbox, op, key, deadline, idle_s, terminal, None, 30.0, {},
+                      send=False)
 
 
 def _op_error(op: Op, raw: object) -> RunnerOpError:
@@ -140,9 +152,10 @@ class Follow:
     def __init__(self, gateway: RunnerGateway, sandbox: Sandbox, op: Op, key: str,
                  deadline: float | None, idle_s: float | None,
                  terminal: Callable[[Message], bool] | None, max_pending: int | None,
-                 timeout_s: float | None, fields: dict[str, Any], queue_size: int = 0,
-                 wants: Callable[[str], bool] | None = None) -> None:
+                 timeout_s: float | None, fields: dict[str, Any], send: bool = True,
+                 queue_size: int = 0, wants: Callable[[str], bool] | None = None) -> None:
         self._gateway = gateway
+        self._send = send
         self.sandbox = sandbox
         self.op = op
         self.key = key
@@ -166,7 +179,9 @@ class Follow:
         self._queue = channel.subscribe(self.key, self._queue_size, self._wants)
         self._channel = channel
         try:
-            if self.op in _UNREPLIED:
+            if not self._send:
+                pass  # rejoined: the op is already running
+            elif self.op in _UNREPLIED:
                 # A closed channel is not an error here: the queue already holds its EOF.
                 await self._gateway.send(self.sandbox, self.op, id=self.key, **self._fields)
             else:

@@ -2,7 +2,10 @@
 
 It owns the registry of live sandboxes, enforces limits and caps (:mod:`.limits`), keeps a
 warm pool (:mod:`.pool`), notices dead containers, reaps expired ones, and sweeps containers
-that an earlier server left behind. It holds, by composition, the parts of the data path:
+that no server owns. Sandboxes outlive the server: at start it takes the deployment's lease
+(:mod:`.lease`) and adopts what an earlier server left (:mod:`.adoption`), and it sends each
+sandbox a heartbeat so that its watchdog (``runner/relay.py``) stops it only when no server is
+left. It holds, by composition, the parts of the data path:
 :class:`~.runs.Runs` (running code), the one :class:`~.gateway.RunnerGateway` to the runners,
 and the one registry of background tasks (:class:`~.tasks.BackgroundTasks`).
 """
@@ -13,11 +16,13 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
+from .adoption import Adoption
 from .channel import ChannelClosed, RunnerChannel
 from .driver import ContainerSpec, DockerDriver, label
 from .exceptions import (
@@ -31,11 +36,13 @@ from .exceptions import (
 )
 from .gateway import RunnerGateway, check_hello
 from .inbound import ChannelLimits
+from .lease import DeploymentLease, LeaseHeld
 from .limits import SandboxSpec, check_caps, resolve_request
 from .network.gateway import EgressGateway
 from .network.policy import EgressPolicy
 from .network.resolve import resolve_egress
-from .pool import WarmPool
+from .pool import POOL_OWNER, WarmPool
+from .records import POOL_NAME_PREFIX, load_secret, record_of, sign
 from .runner.protocol import Op
 from .runs import Lifecycle, Runs
 from .sandbox import Limits, Sandbox
@@ -51,6 +58,13 @@ T = TypeVar("T")
 
 TOMBSTONE_S = 600.0  # how long a dead or expired sandbox still answers with its fate
 SWEEP_EVERY_S = 30.0
+HEARTBEAT_MESSAGE = {"op": Op.HEARTBEAT}  # serialises to the relay's HEARTBEAT_LINE
+
+
+def relay_command(orphan_grace_s: float) -> tuple[str, ...]:
+    """The container's command: the watchdog relay, which starts the runner."""
+    return ("python3", "-m", "selfbox_runner.relay", "--orphan-grace-s", f"{orphan_grace_s:g}",
+            "--", "python3", "-m", "selfbox_runner")
 
 
 class SandboxManager:
@@ -63,12 +77,19 @@ class SandboxManager:
         self.tasks = BackgroundTasks()
         self.gateway = RunnerGateway(settings.runner_reply_timeout_s)
         self.runs = Runs(settings, self.gateway, self.tasks,
-                         Lifecycle(end=self._end, notify=self._notify))
+                         Lifecycle(end=self._end, notify=self._notify,
+                                   detaching=lambda: self._detaching))
         self._reaper: asyncio.Task[None] | None = None
         self._last_sweep = 0.0
-        self.counters: dict[str, int] = {"created": 0, "killed": 0, "expired": 0, "died": 0}
+        self.counters: dict[str, int] = {"created": 0, "killed": 0, "expired": 0, "died": 0,
+                                         "adopted": 0}
         self.observers: list[Callable[[str, dict[str, Any]], None]] = []
         self.pool: WarmPool | None = None
+        self.state_secret = b""  # loaded at start (it may live in a file)
+        self.lease: DeploymentLease | None = None
+        self.adoption = Adoption(self)
+        self._heartbeats: asyncio.Task[None] | None = None
+        self._detaching = False
         # The egress gateway, for sandboxes with a network policy (started on first use).
         self.egress: EgressGateway | None = (
             EgressGateway(settings, self.driver, self._call)
@@ -97,24 +118,94 @@ class SandboxManager:
 
     # -- start and stop -------------------------------------------------------------------
     async def start(self) -> None:
+        self.state_secret = await self._call(load_secret, self.settings)
+        pooled: list[Sandbox] = []
         try:
-            swept = await self.sweep(everything=True)
-            if swept:
-                logger.warning("removed %d sandbox containers left by an earlier run", swept)
+            await self._take_lease()
+            report = await self.adoption.adopt_all()
+            pooled = report.pool
+            logger.info("adopted %d sandboxes and %d pooled ones in %.2f s (%d still busy, "
+                        "%d containers removed)", report.adopted, len(report.pool),
+                        report.seconds, report.pending, report.removed)
+        except LeaseHeld:
+            raise
         except ServerError as exc:  # the engine may come up later; /readyz tells
-            logger.error("orphan sweep at start failed: %s", exc)
+            logger.error("taking over the deployment at start failed: %s", exc)
         self._reaper = self.tasks.spawn(self._reap_forever(), name="reaper")
+        self._heartbeats = self.tasks.spawn(self._beat_forever(), name="heartbeats")
         if self.settings.warm_pool_size > 0:
             template, limits, _ = self.resolve(SandboxSpec())
             self.pool = WarmPool(self.settings.warm_pool_size, template, limits,
                                  self._start_in_time, self._end, self.tasks)
+            self.pool.seed(pooled)
             self.pool.start()
+        else:
+            for sandbox in pooled:
+                await self._end(sandbox, "dead", "the warm pool is off")
+        with contextlib.suppress(ServerError):
+            await self.sweep()  # after the pool took its adopted sandboxes
+
+    async def _take_lease(self) -> None:
+        lease = DeploymentLease(self.driver, self.settings.deployment,
+                                self.settings.runtime_image, self.instance_id)
+        try:
+            await self._call(lease.acquire)
+        except LeaseHeld as exc:
+            logger.critical("%s", exc)
+            raise
+        self.lease = lease
+        self.tasks.spawn(lease.watch(), name="lease")
+
+    async def _beat_forever(self) -> None:
+        """Tell every sandbox's watchdog that its server is alive."""
+        every = min(5.0, self.settings.orphan_grace_s / 4)
+        while True:
+            await asyncio.sleep(every)
+            channels = [sb.channel for sb in self._sandboxes.values() if sb.alive and sb.channel]
+            if self.pool is not None:
+                channels += self.pool.channels()
+            channels += self.adoption.pending.values()
+            await asyncio.gather(*(self._beat(c) for c in channels if c.connected.is_set()))
+
+    @staticmethod
+    async def _beat(channel: RunnerChannel) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(channel.send(HEARTBEAT_MESSAGE), 2.0)
+
+    async def save_record(self, sandbox: Sandbox) -> None:
+        """Hand the runner the signed record a restarted server adopts it by."""
+        if sandbox.channel is None or not self.state_secret:
+            return
+        record = sign(self.state_secret, record_of(sandbox, self.settings.deployment))
+        await self.gateway.request(sandbox, Op.STATE_PUT, record=record)
+
+    def save_record_soon(self, sandbox: Sandbox) -> None:
+        self.tasks.quietly(self.save_record(sandbox), name=f"record-{sandbox.id}")
+
+    def live(self) -> list[Sandbox]:
+        return [sb for sb in self._sandboxes.values() if sb.alive]
+
+    def reconnector(self, sandbox: Sandbox) -> Callable[[], Any]:
+        """How a dropped channel is attached again while the container still runs."""
+        async def reconnect() -> socket.socket | None:
+            try:
+                info = await self._call(self.driver.inspect, sandbox.container_id)
+            except NotFound:
+                return None
+            if not sandbox.alive or not (info.get("State") or {}).get("Running"):
+                return None
+            return await self._call(self.driver.attach, sandbox.container_id)
+        return reconnect
 
     async def close(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
-            with contextlib.suppress(BaseException):
-                await self._reaper
+        for task in (self._reaper, self._heartbeats):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        if self.settings.shutdown_keeps_sandboxes:
+            await self._detach_all()
+            return
         if self.pool is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.pool.close(), self.settings.shutdown_timeout_s)
@@ -132,11 +223,61 @@ class SandboxManager:
         if self.egress is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.egress.close(), self.settings.shutdown_timeout_s)
+        if self.lease is not None:
+            await self._call(self.lease.release)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def _remove_own_containers(self) -> None:
+    def shutting_down(self) -> None:
+        """SIGTERM arrived (called from the signal handler, before requests in flight are
+        cancelled): from now on a cut stream leaves its code running for the next server."""
+        if self.settings.shutdown_keeps_sandboxes:
+            self._detaching = True
+
+    async def _detach_all(self) -> None:
+        """Shut down leaving the sandboxes running for the next server (which must be back
+        within SELFBOX_ORPHAN_GRACE_S): only channels close, and what no one owns goes."""
+        self._detaching = True  # a channel closed from here on is not a death
+        if self.pool is not None:
+            with contextlib.suppress(Exception):
+                await self.pool.close(keep=True)
+        # Sandboxes with an egress policy cannot be adopted (the policy stays here): they end
+        # now, with the gateway, as on a shutdown that keeps nothing.
+        walled = [sb for sb in self._sandboxes.values()
+                  if sb.alive and sb.limits.network == "egress"]
+        if walled:
+            await asyncio.wait(
+                [self.tasks.spawn(self._end(sb, "dead", "server shut down")) for sb in walled],
+                timeout=self.settings.shutdown_timeout_s)
+        if self.egress is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.egress.close(), self.settings.shutdown_timeout_s)
+        keep = self._known_containers()
+        await self.tasks.cancel_all()
+        for sandbox in self._sandboxes.values():
+            if sandbox.channel is not None:
+                await sandbox.channel.close()
+        for channel in list(self.adoption.pending.values()):
+            await channel.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._remove_own_containers(keep),
+                                   self.settings.shutdown_timeout_s)
+        if self.lease is not None:
+            await self._call(self.lease.release)
+        logger.info("shut down leaving %d sandboxes running for the next server", len(keep))
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _known_containers(self) -> set[str]:
+        known = {sb.container_id for sb in self._sandboxes.values()
+                 if sb.alive and sb.container_id}
+        if self.pool is not None:
+            known |= self.pool.container_ids()
+        return known | set(self.adoption.pending)
+
+    async def _remove_own_containers(self, keep: set[str] | None = None) -> None:
         mine = await self._call(self.driver.list, {label("instance"): self.instance_id})
-        await asyncio.gather(*(self._call(self.driver.remove, c["Id"]) for c in mine),
+        await asyncio.gather(*(self._call(self.driver.remove, c["Id"]) for c in mine
+                               if c["Id"] not in (keep or set())
+                               and not (c.get("Labels") or {}).get(label("lease"))),
                              return_exceptions=True)
 
     async def sweep(self, everything: bool = False) -> int:
@@ -145,8 +286,7 @@ class SandboxManager:
             self.driver.list, {label("deployment"): self.settings.deployment}
         )
         known = {sb.container_id for sb in self._sandboxes.values() if sb.container_id}
-        if self.pool is not None:
-            known |= self.pool.container_ids()
+        known |= self._known_containers()
         removed = 0
         for container in containers:
             if container["Id"] in known:
@@ -211,12 +351,22 @@ class SandboxManager:
 
     async def _claim(self, sandbox: Sandbox, owner: str, request: SandboxSpec,
                      expires_at: float) -> Sandbox:
+        # Renamed out of the pool before anyone may run code in it: a new server believes a
+        # "pool" record only under a pool name (see records.py). Registered first (still
+        # owned by the pool, so no one can reach it) so that a sweep leaves it alone.
+        self._sandboxes[sandbox.id] = sandbox
+        try:
+            await self._call(self.driver.rename, sandbox.container_id, f"selfbox-{sandbox.id}")
+        except ServerError:
+            self._sandboxes.pop(sandbox.id, None)
+            await self._end(sandbox, "dead", "could not be claimed from the pool")
+            raise
         sandbox.owner = owner
         sandbox.metadata = dict(request.metadata)
         sandbox.created_at = time.time()
         sandbox.expires_at = expires_at
-        self._sandboxes[sandbox.id] = sandbox
         with contextlib.suppress(ServerError):
+            await self.save_record(sandbox)
             await self.gateway.request(sandbox, Op.SET_DEADLINE, unix=expires_at + 60)
         self.counters["created"] += 1
         self._notify("created", sandbox=sandbox)
@@ -252,9 +402,11 @@ class SandboxManager:
             memory_mb=sandbox.limits.memory_mb, pids=sandbox.limits.pids,
             disk_mb=sandbox.limits.disk_mb, network=network, env=sandbox.env,
             runtime=self.settings.docker_runtime, read_only_files=files,
+            command=relay_command(self.settings.orphan_grace_s),
         )
+        prefix = POOL_NAME_PREFIX if sandbox.owner == POOL_OWNER else "selfbox-"
         creating = asyncio.ensure_future(
-            self._call(self.driver.create, spec, f"selfbox-{sandbox.id}"))
+            self._call(self.driver.create, spec, f"{prefix}{sandbox.id}"))
         try:
             sandbox.container_id = await asyncio.shield(creating)
         except asyncio.CancelledError:
@@ -282,12 +434,14 @@ class SandboxManager:
         # Defence in depth: the runner exits by itself a minute after its lifetime, should
         # this server be gone by then.
         await self.gateway.request(sandbox, Op.SET_DEADLINE, unix=sandbox.expires_at + 60)
+        await self.save_record(sandbox)
+        channel.reconnect = self.reconnector(sandbox)
         self.tasks.spawn(self._watch(sandbox, channel), name=f"watch-{sandbox.id}")
 
     async def _watch(self, sandbox: Sandbox, channel: RunnerChannel) -> None:
         """Notice a container that died on its own (OOM, killed from outside)."""
         await channel.closed.wait()
-        if not sandbox.alive:
+        if not sandbox.alive or self._detaching:
             return
         reason = "its container exited"
         try:
@@ -363,6 +517,7 @@ class SandboxManager:
         if sandbox.channel is not None:
             self.tasks.quietly(self.gateway.request(sandbox, Op.SET_DEADLINE,
                                                     unix=sandbox.expires_at + 60))
+            self.save_record_soon(sandbox)
         return sandbox
 
     async def set_egress(self, owner: str, sandbox_id: str, policy: EgressPolicy) -> Sandbox:

@@ -152,6 +152,7 @@ class _ManagerCollector(Collector):
             ("killed", "Sandboxes killed by their owner."),
             ("expired", "Sandboxes removed because their lifetime (timeout_s) ran out."),
             ("died", "Sandboxes whose container died on its own (OOM, killed from outside)."),
+            ("adopted", "Sandboxes taken over from an earlier server at start."),
         ):
             family = CounterMetricFamily(f"selfbox_sandboxes_{name}", help_text)
             family.add_metric([], counters.get(name, 0))

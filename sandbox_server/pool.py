@@ -15,6 +15,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 
+from .channel import RunnerChannel
 from .sandbox import Limits, Sandbox
 from .tasks import BackgroundTasks
 
@@ -50,6 +51,21 @@ class WarmPool:
     def container_ids(self) -> set[str]:
         return {sb.container_id for sb in self._ready if sb.container_id}
 
+    def channels(self) -> list[RunnerChannel]:
+        return [sb.channel for sb in self._ready if sb.channel is not None]
+
+    def seed(self, adopted: list[Sandbox]) -> None:
+        """Take pooled sandboxes a previous server left; surplus and mismatches go."""
+        for sandbox in adopted:
+            if len(self._ready) < self.size and sandbox.template == self.template \
+                    and sandbox.limits == self.limits:
+                self._ready.append(sandbox)
+            else:
+                self._tasks.spawn(self._drop(sandbox), name=f"pool-surplus-{sandbox.id}")
+
+    async def _drop(self, sandbox: Sandbox) -> None:
+        await self._end(sandbox, "dead", "not needed in the pool")
+
     def take(self) -> Sandbox | None:
         """A ready sandbox, or None; the pool refills in the background."""
         while self._ready:
@@ -65,11 +81,17 @@ class WarmPool:
         if self.size > 0:
             self._task = self._tasks.spawn(self._fill_forever(), name="warm-pool")
 
-    async def close(self) -> None:
+    async def close(self, keep: bool = False) -> None:
+        """Stop filling; end the ready sandboxes, or (``keep``) only detach from them."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(BaseException):
                 await self._task
+        if keep:
+            for sandbox in self._ready:
+                if sandbox.channel is not None:
+                    await sandbox.channel.close()
+            return
         ready, self._ready = self._ready, []
         await asyncio.gather(*(self._end(sb, "dead", "server shut down") for sb in ready),
                              return_exceptions=True)

@@ -4,12 +4,18 @@ calls, and the clean-up when a client walks away mid-run.
 
 Held by :class:`~sandbox_server.manager.SandboxManager`; what it needs of the lifecycle (end a
 sandbox, tell observers) comes in as :class:`Lifecycle`, explicitly.
+
+A run outlives its server: the runner keeps the run's messages until the server acknowledges
+it (``ack``), and a server that adopts the sandbox :meth:`Runs.recover` s a run it finds there:
+it follows it to its end and keeps the result, ``status="interrupted"``, for its caller.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +35,12 @@ KEEPALIVE_S = 5.0
 # Messages (each at most SELFBOX_RUNNER_MAX_MESSAGE_BYTES) waiting for an execution's reader;
 # past that, reading the sandbox's channel waits for it.
 EXECUTION_QUEUE_MESSAGES = 4
+KEPT_RECOVERED = 4  # recovered runs kept per sandbox for their callers
+
+
+def _is_done(message: dict[str, Any]) -> bool:
+    # A run adopted from an earlier server: its token went with that server.
+    return message.get("type") == Msg.DONE
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,8 @@ class Lifecycle:
 
     end: Callable[[Sandbox, str, str], Awaitable[None]]  # (sandbox, state, reason)
     notify: Callable[..., None]  # (event, **fields) to the observers
+    # True while the server shuts down leaving its sandboxes to the next one.
+    detaching: Callable[[], bool] = lambda: False
 
 
 class Runs:
@@ -77,10 +91,12 @@ class Runs:
                 idle_s=KEEPALIVE_S, terminal=builder.is_own_done,
                 queue_size=EXECUTION_QUEUE_MESSAGES, wants=builder.wants, code=code,
                 context=context, token=token,
+                # A server that adopts the sandbox mid-run keeps the deadline.
+                timeout_s=timeout,
                 output_limit_bytes=self.settings.output_limit_bytes,
                 result_limit_bytes=self.settings.result_limit_bytes,
                 max_message_bytes=self.settings.runner_max_message_bytes).open()
-            yield {"type": "start", "sandbox_id": sandbox.id}
+            yield {"type": "start", "sandbox_id": sandbox.id, "execution_id": stream.key}
             async for event in self._drive(sandbox, stream, builder, timeout,
                                            tools_answerable):
                 yield event
@@ -91,11 +107,15 @@ class Runs:
             # Finished: free the sandbox before the last yield, so that a consumer that stops
             # reading after the final event does not look like one that walked away mid-run.
             stream.close()
+            # Delivered: the runner's outbox need not keep it for a next server.
+            await self.gateway.send(sandbox, Op.ACK, id=stream.key)
             sandbox.lock.release()
             released = True
             yield {"type": "execution", "execution": execution.to_dict()}
         finally:
-            if not released:
+            if not released and self.lifecycle.detaching():
+                pass  # the server is going: the code runs on, the next server recovers it
+            elif not released:
                 # The client went away mid-run: stop the code before the next one may start.
                 self.tasks.spawn(self._abandon(sandbox, stream), name=f"abandon-{sandbox.id}")
 
@@ -178,6 +198,87 @@ class Runs:
         return builder.fail("sandbox_died", "SandboxDied",
                             f"the sandbox died during the execution: "
                             f"{sandbox.end_reason or 'its container exited'}")
+
+    # -- runs an earlier server left --------------------------------------------------------
+    async def recover(self, sandbox: Sandbox, execution: dict[str, Any]) -> None:
+        """Take over a run found at adoption (the runner's ``resync``): hold the sandbox as a
+        run does, follow the run to its end under the rest of its timeout, keep the result."""
+        execution_id = str(execution["id"])[:64]
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        recovered = sandbox.extra.setdefault("recovered", {})
+        recovered[execution_id] = future
+        while len(recovered) > KEPT_RECOVERED:
+            recovered.pop(next(iter(recovered)))
+        await sandbox.lock.acquire()  # the next execution waits for this one
+        loop = asyncio.get_running_loop()
+        timeout_s, started = execution.get("timeout_s"), execution.get("started_at")
+        if isinstance(timeout_s, (int, float)) and isinstance(started, (int, float)):
+            timeout = min(float(timeout_s), self.settings.max_execution_timeout_s)
+            remaining = timeout - (time.time() - float(started))
+        else:
+            timeout = remaining = self.settings.default_execution_timeout_s
+        try:
+            stream = await self.gateway.rejoin(sandbox, Op.EXECUTE, execution_id,
+                                               loop.time() + max(remaining, 0.0),
+                                               idle_s=KEEPALIVE_S, terminal=_is_done).open()
+        except BaseException:
+            sandbox.lock.release()
+            future.cancel()
+            raise
+        channel = sandbox.channel
+        assert channel is not None
+        for message in execution.get("messages") or []:
+            if isinstance(message, dict):
+                channel.inject(message)
+        self.tasks.spawn(self._follow_recovered(sandbox, stream, bool(execution.get("finished")),
+                                                timeout, future),
+                         name=f"recover-{sandbox.id}")
+
+    async def _follow_recovered(self, sandbox: Sandbox, stream: Follow, finished: bool,
+                                timeout_s: float, future: asyncio.Future[dict[str, Any]],
+                                ) -> None:
+        builder = ExecutionBuilder(self.settings.output_limit_bytes)
+        try:
+            if not finished and sandbox.channel is not None:
+                # What the runner sent between its resync and our subscription: ask again.
+                with contextlib.suppress(Exception):
+                    again = await self.gateway.request(
+                        sandbox, Op.RESYNC, since={stream.key: sandbox.channel.seen(stream.key)})
+                    for message in (again.get("execution") or {}).get("messages") or []:
+                        if isinstance(message, dict):
+                            sandbox.channel.inject(message)
+            async for _event in self._drive(sandbox, stream, builder, timeout_s, False):
+                pass
+            result = builder.build()
+            if result.status in ("ok", "error", "output_truncated"):
+                result.status = "interrupted"  # the stream was cut; the result is whole
+            if result.execution_count is not None:
+                sandbox.execution_count = result.execution_count
+            self.lifecycle.notify("executed", sandbox=sandbox, execution=result)
+            future.set_result(result.to_dict())
+            await self.gateway.send(sandbox, Op.ACK, id=stream.key)
+        finally:
+            if not future.done():
+                future.cancel()
+            stream.close()
+            sandbox.lock.release()
+
+    async def recovered_execution(self, sandbox: Sandbox, execution_id: str,
+                                  wait_s: float) -> dict[str, Any]:
+        """The result of a run whose caller's stream a server restart cut, once the new
+        server has followed it to its end."""
+        future = (sandbox.extra.get("recovered") or {}).get(execution_id)
+        if future is None:
+            raise NotFound(f"no interrupted execution {execution_id!r} in sandbox {sandbox.id} "
+                           "(only executions cut off by a server restart are kept)")
+        try:
+            result: dict[str, Any] = await asyncio.wait_for(asyncio.shield(future), wait_s)
+        except TimeoutError:
+            raise Conflict(f"execution {execution_id} is still running; ask again") from None
+        except asyncio.CancelledError:
+            raise SandboxGone(f"sandbox {sandbox.id} ended before execution {execution_id} "
+                              f"did: {sandbox.end_reason}") from None
+        return result
 
     async def _refuse_tool(self, sandbox: Sandbox, message: dict[str, Any]) -> None:
         await self.gateway.send(sandbox, Op.TOOL_REPLY, call_id=message.get("call_id"),

@@ -110,7 +110,8 @@ class ExecutionOut(BaseModel):
     stderr: str
     results: list[ResultOut]
     error: ErrorOut | None
-    status: Literal["ok", "error", "timeout", "oom_killed", "output_truncated", "sandbox_died"]
+    status: Literal["ok", "error", "timeout", "oom_killed", "output_truncated", "sandbox_died",
+                    "interrupted"]
     duration_s: float
     execution_count: int | None
     is_final_answer: bool

@@ -36,10 +36,11 @@ class Settings(BaseSettings):
         description="Images a create request may name as template (the runtime image always).",
     )
     deployment: str = Field(
-        "selfbox",
-        description="Name of the deployment, one server at a time: at start (and every 30 s) "
-        "a server removes the containers of its deployment it does not own. Two servers on "
-        "one Docker engine need different names.",
+        "selfbox", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$",
+        description="Name of the deployment, one server at a time (a lease container "
+        "selfbox-lease-<deployment> enforces it): at start a server takes over the live "
+        "sandboxes of its deployment and removes the rest. Two servers on one Docker engine "
+        "need different names.",
     )
     docker_runtime: str | None = Field(None, description='OCI runtime, e.g. "runsc" (gVisor).')
     allow_network: bool = Field(
@@ -155,6 +156,24 @@ class Settings(BaseSettings):
         "limits, so that plain create requests are served at once (0 turns the pool off).",
     )
     reaper_interval_s: float = Field(1.0, gt=0)
+    orphan_grace_s: float = Field(
+        60.0, ge=5, le=86400, description="A sandbox that hears nothing from its server for "
+        "this long stops by itself (a watchdog process beside the runner); a restarted server "
+        "must be back within it to take its sandboxes over.",
+    )
+    state_secret: SecretStr | None = Field(
+        None, description="Signs the state each sandbox keeps for a restarted server, and "
+        "derives E2B access tokens. Unset: read from (or created in) SELFBOX_STATE_SECRET_FILE.",
+    )
+    state_secret_file: str = Field(
+        "~/.local/state/selfbox/state-secret", description="Where the state secret is kept "
+        "when SELFBOX_STATE_SECRET is unset (created at first start, mode 0600); empty: a new "
+        "secret per process, so sandboxes do not survive a restart.",
+    )
+    shutdown_keeps_sandboxes: bool = Field(
+        True, description="On SIGTERM, leave the sandboxes running for the next server (which "
+        "must start within SELFBOX_ORPHAN_GRACE_S); false: kill them all.",
+    )
     shutdown_timeout_s: float = Field(10.0, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = Field(

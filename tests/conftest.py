@@ -72,15 +72,18 @@ class LiveServer:
         return self.log_path.read_text(errors="replace")[-5000:]
 
 
-def start_server(tmp_path: Path, **settings: str) -> LiveServer:
-    """Run ``selfbox serve`` in a subprocess; wait until it answers."""
-    port = free_port()
+def start_server(tmp_path: Path, port: int | None = None, **settings: str) -> LiveServer:
+    """Run ``selfbox serve`` in a subprocess (on ``port``, or a free one); wait until it
+    answers."""
+    port = port or free_port()
     env = {
         **os.environ,
         "SELFBOX_API_KEYS": ",".join(API_KEYS),
         "SELFBOX_PORT": str(port),
         "SELFBOX_RUNTIME_IMAGE": RUNTIME_IMAGE,
         "SELFBOX_DEPLOYMENT": f"test-{port}",
+        # Tests clean up after themselves; durability tests ask for "true".
+        "SELFBOX_SHUTDOWN_KEEPS_SANDBOXES": "false",
         **settings,
     }
     log_path = tmp_path / f"server-{port}.log"

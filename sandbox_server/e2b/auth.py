@@ -3,8 +3,9 @@
 The SDK sends the API key only to the control plane. Calls into a sandbox (``/execute``,
 ``/files``, RPC) carry ``E2b-Sandbox-Id`` and the ``envdAccessToken`` returned at create or
 connect, as ``X-Access-Token`` (or as ``E2B-Traffic-Access-Token`` on ``/contexts``, the one
-call that omits the former). The token lives on the sandbox record; an index maps sandbox ids
-to owners so the record can be found without an API key.
+call that omits the former). The token is derived from the server's state secret and the
+sandbox id (:func:`~sandbox_server.records.envd_token`), so it survives a server restart; an
+index maps sandbox ids to owners so the record can be found without an API key.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import secrets
 import time
 from typing import Annotated, Any
 
@@ -21,6 +21,7 @@ from starlette.requests import HTTPConnection
 
 from ..exceptions import InvalidRequest, NotFound, SandboxGone, ServerError, Unauthorized
 from ..manager import SandboxManager
+from ..records import envd_token
 from ..sandbox import Sandbox
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 TOKEN_KEY = "e2b_access_token"
+ISSUED_KEY = "e2b_token_issued"  # carried in the sandbox's signed record across restarts
 
 
 class SandboxNotFound(ServerError):
@@ -70,13 +72,17 @@ class _Index:
     """sandbox id -> owner, for sandboxes that were given an access token."""
 
     def __init__(self, manager: SandboxManager) -> None:
-        self.owners: dict[str, str] = {}
+        # Sandboxes adopted from an earlier server that had given them a token.
+        self.owners: dict[str, str] = {sb.id: sb.owner for sb in manager.live()
+                                       if sb.extra.get(ISSUED_KEY)}
         manager.observers.append(self._observe)
 
     def _observe(self, event: str, fields: dict[str, Any]) -> None:
         sandbox = fields.get("sandbox")
         if event == "ended" and isinstance(sandbox, Sandbox):
             self.owners.pop(sandbox.id, None)
+        elif event == "adopted" and isinstance(sandbox, Sandbox) and sandbox.extra.get(ISSUED_KEY):
+            self.owners[sandbox.id] = sandbox.owner
 
 
 def manager_of(request: HTTPConnection) -> SandboxManager:
@@ -99,11 +105,20 @@ def owner_of_sandbox(request: HTTPConnection, sandbox_id: str) -> str | None:
 
 def issue_token(request: Request, sandbox: Sandbox) -> str:
     """The sandbox's access token, minted on first use (a /v1 sandbox gets one on connect)."""
+    manager = manager_of(request)
+    token = _token(manager, sandbox)
+    if not sandbox.extra.get(ISSUED_KEY):
+        sandbox.extra[ISSUED_KEY] = True
+        manager.save_record_soon(sandbox)  # a restarted server must know it had a token
+    _index(request).owners[sandbox.id] = sandbox.owner
+    return token
+
+
+def _token(manager: SandboxManager, sandbox: Sandbox) -> str:
     token = sandbox.extra.get(TOKEN_KEY)
     if not isinstance(token, str):
-        token = secrets.token_urlsafe(32)
+        token = envd_token(manager.state_secret, sandbox.id)
         sandbox.extra[TOKEN_KEY] = token
-    _index(request).owners[sandbox.id] = sandbox.owner
     return token
 
 
@@ -129,8 +144,8 @@ def _signed(request: Request) -> Sandbox:
             sandbox = manager.get(owner, sandbox_id)
         except (NotFound, SandboxGone):
             continue
-        token = sandbox.extra.get(TOKEN_KEY)
-        if isinstance(token, str) and hmac.compare_digest(
+        token = _token(manager, sandbox)
+        if hmac.compare_digest(
                 presented.encode(), _signature(path, operation, user, token, expiration).encode()):
             return sandbox
     raise Unauthorized("the file URL signature matches no live sandbox")
@@ -154,7 +169,7 @@ def sandbox_for(request: Request) -> Sandbox:
         raise SandboxNotFound(f"sandbox {sandbox_id} was not found") from exc
     presented = (request.headers.get("x-access-token")
                  or request.headers.get("e2b-traffic-access-token") or "")
-    expected = sandbox.extra.get(TOKEN_KEY, "")
+    expected = _token(manager_of(request), sandbox)
     if not presented or not hmac.compare_digest(presented.encode(), str(expected).encode()):
         raise Unauthorized(f"invalid or missing access token for sandbox {sandbox_id}")
     _check_user(request)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 
 from ..jsonsafe import SafeJSONResponse, dumps_bytes
@@ -52,6 +52,19 @@ async def execute_stream(sandbox_id: str, body: ExecuteRequest, owner: Owner,
 
     return StreamingResponse(lines(), media_type="application/x-ndjson",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@router.get(
+    "/executions/{execution_id}", response_model=ExecutionOut,
+    summary="The result of an execution whose stream a server restart cut off",
+    responses={409: {"description": "still running after wait_s; ask again"}},
+)
+async def interrupted_execution(sandbox_id: str, execution_id: str, owner: Owner,
+                                manager: Manager,
+                                wait_s: Annotated[float, Query(ge=0, le=300)] = 30.0,
+                                ) -> SafeJSONResponse:
+    sandbox = manager.get(owner, sandbox_id)
+    return SafeJSONResponse(await manager.runs.recovered_execution(sandbox, execution_id, wait_s))
 
 
 @router.post("/tool-calls/{call_id}", status_code=204,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .protocol import Msg
@@ -27,8 +27,12 @@ class Channel:
         os.dup2(null, 0)
         os.close(null)
         self._lock = threading.Lock()
+        # Sees every message before it is written (the outbox numbers and keeps some).
+        self.tap: Callable[[dict[str, Any]], None] | None = None
 
     def send(self, message: dict[str, Any]) -> None:
+        if self.tap is not None:
+            self.tap(message)
         data = json.dumps(message, ensure_ascii=False, separators=(",", ":"), default=repr)
         try:
             payload = data.encode("utf-8") + b"\n"

@@ -22,6 +22,7 @@ from . import display, magics
 from .bash import BashSession
 from .capture import Captures
 from .channel import Channel
+from .outbox import Outbox
 from .protocol import PROTOCOL_VERSION, ErrorCode, Msg, Op, error_reply
 
 OpHandler = Callable[[dict[str, Any]], dict[str, Any] | None]
@@ -93,6 +94,8 @@ class Kernel:
         self._deadline: float | None = None
         self.capture = Captures(self._on_output)
         # The replied ops, by name: the kernel's own here, the data plane's merged in at start.
+        self.outbox = Outbox()  # for a server that attaches again (after a restart, a drop)
+        channel.tap = self.outbox.tap
         self.ops: dict[str, OpHandler] = self._kernel_ops()
         self.new_context("default", HOME)
 
@@ -209,6 +212,10 @@ class Kernel:
                     self._executions.put(message)
                 elif op == Op.INTERRUPT:
                     self.interrupt(message.get("id"))
+                elif op == Op.HEARTBEAT:
+                    pass  # normally consumed by the relay; harmless without one
+                elif op == Op.ACK:
+                    self.outbox.ack(message.get("id"))
                 elif op == Op.TOOL_REPLY:
                     waiter = self._replies.get(str(message.get("call_id")))
                     if waiter is not None:
@@ -257,7 +264,19 @@ class Kernel:
             Op.CONTEXT_CREATE: self._context_create,
             Op.CONTEXT_RESTART: self._context_restart,
             Op.CONTEXT_REMOVE: self._context_remove,
+            Op.STATE_PUT: lambda message: self.outbox.put_record(message.get("record")),
+            Op.RESYNC: self._resync,
         }
+
+    def _resync(self, message: dict[str, Any]) -> dict[str, Any]:
+        """What a server that attaches again needs: the record, the latest run's messages it
+        has not seen (``since``), contexts, pending tool calls."""
+        since = message.get("since")
+        return {**self.outbox.snapshot(since if isinstance(since, dict) else None),
+                "protocol": PROTOCOL_VERSION, "pending_tool_calls": list(self._replies),
+                "contexts": [{"id": c.id, "cwd": c.cwd, "language": c.language,
+                              "execution_count": c.execution_count}
+                             for c in list(self.contexts.values())]}
 
     @staticmethod
     def _set_env(message: dict[str, Any]) -> None:
@@ -326,6 +345,9 @@ class Kernel:
         limit = int(message.get("output_limit_bytes") or DEFAULT_OUTPUT_LIMIT)
         result_limit = int(message.get("result_limit_bytes") or DEFAULT_RESULT_LIMIT)
         message_limit = int(message.get("max_message_bytes") or DEFAULT_MESSAGE_LIMIT)
+        timeout = message.get("timeout_s")
+        self.outbox.begin(execution_id, float(timeout) if isinstance(timeout, (int, float))
+                          else None)
         with self._current_lock:
             self.current = Current(execution_id, limit, result_limit, message_limit,
                                    str(message.pop("token", "") or ""))

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any, Final, NotRequired, TypedDict
 
 __all__ = [
+    "HEARTBEAT_LINE",
     "PROTOCOL_VERSION",
     "ErrorCode",
     "ErrorInfo",
@@ -29,9 +30,12 @@ __all__ = [
 ]
 
 # "major.minor": a server talks only to runners of its own major version.
-# 1.1: a "done" carries the token of its execute op (and the hello says ``done_token``);
-# a replied op the runner cannot even start is answered ``busy``.
+# 1.1: heartbeat, state_put, resync, ack (re-adoption); a "done" carries the token of its
+# execute op (the hello says ``done_token``); a replied op the runner cannot even start is
+# answered ``busy``.
 PROTOCOL_VERSION: Final = "1.1"
+# The one line the watchdog relay (relay.py) consumes instead of passing it to the runner.
+HEARTBEAT_LINE: Final = b'{"op":"heartbeat"}'
 
 
 def major(version: object) -> int | None:
@@ -47,6 +51,8 @@ class Op(StrEnum):
     EXECUTE = "execute"
     INTERRUPT = "interrupt"
     TOOL_REPLY = "tool_reply"
+    HEARTBEAT = "heartbeat"  # every few seconds; eaten by the relay (the server is alive)
+    ACK = "ack"  # the server delivered this execution: the outbox may forget it
     # answered with a reply
     PING = "ping"
     SET_ENV = "set_env"
@@ -77,6 +83,8 @@ class Op(StrEnum):
     WATCH_CREATE = "watch_create"  # replied; with a key, ``watch`` messages under it
     WATCH_EVENTS = "watch_events"
     WATCH_REMOVE = "watch_remove"
+    STATE_PUT = "state_put"  # the server's signed record, kept for the next server
+    RESYNC = "resync"  # record, contexts, and the latest run's messages after ``since``
     # ingress (portforward.py): replied; ``pf`` messages under the key until ``eof``
     PF_OPEN = "pf_open"
     PF_WRITE = "pf_write"

@@ -47,7 +47,8 @@ def test_sandbox_expires_after_its_lifetime(client: httpx.Client, server: LiveSe
     assert gone.status_code == 410
     assert "lifetime" in gone.json()["message"]
     docker_client = docker.from_env()
-    assert wait_for(lambda: not docker_client.containers.list(
+    # The low-level list: the high-level one inspects each container, which races the removal.
+    assert wait_for(lambda: not docker_client.api.containers(
         all=True, filters={"name": f"selfbox-{sandbox}"}))
 
 
@@ -81,7 +82,7 @@ def test_caps_answer_429_naming_the_cap(tmp_path: Path, docker_ready: None) -> N
 
 
 def test_no_container_leaks_after_kill_9_and_restart(tmp_path: Path, docker_ready: None) -> None:
-    first = start_server(tmp_path)
+    first = start_server(tmp_path, SELFBOX_STATE_SECRET="s" * 40)
     with first.client() as http:
         ids = [http.post("/v1/sandboxes", json={}).json()["id"] for _ in range(2)]
         assert run(http, ids[0], "x = 1")["status"] == "ok"
@@ -93,23 +94,29 @@ def test_no_container_leaks_after_kill_9_and_restart(tmp_path: Path, docker_read
     first.process.wait(10)
     assert set(left) <= set(containers_of(first))  # left behind by the crash
 
-    # Same deployment name: the new instance sweeps what the dead one left.
-    second = start_server(tmp_path, SELFBOX_DEPLOYMENT=first.env["SELFBOX_DEPLOYMENT"])
+    # Same deployment name: the new instance adopts what the dead one left (the pool's too),
+    # and a sandbox whose container died meanwhile is removed, not adopted.
+    docker.from_env().containers.get(f"selfbox-{ids[1]}").kill()
+    second = start_server(tmp_path, SELFBOX_DEPLOYMENT=first.env["SELFBOX_DEPLOYMENT"],
+                          SELFBOX_STATE_SECRET="s" * 40)
     try:
-        assert not set(left) & set(containers_of(second))
         with second.client() as http:
-            assert http.get(f"/v1/sandboxes/{ids[0]}").status_code == 404
+            assert run(http, ids[0], "x + 1")["results"][0]["data"]["text/plain"] == "2"
+            assert http.get(f"/v1/sandboxes/{ids[1]}").status_code == 404
             fresh = http.post("/v1/sandboxes", json={}).json()["id"]
             assert run(http, fresh, "1 + 1")["status"] == "ok"
+        names = {name.lstrip("/") for c in docker.from_env().api.containers(all=True)
+                 if c["Id"] in containers_of(second) for name in c["Names"]}
+        assert f"selfbox-{ids[0]}" in names and f"selfbox-{ids[1]}" not in names
     finally:
-        stop_server(second)
+        stop_server(second)  # SELFBOX_SHUTDOWN_KEEPS_SANDBOXES=false in tests
     assert containers_of(second) == []
 
 
 def test_sandboxes_stop_when_the_server_dies(tmp_path: Path, docker_ready: None) -> None:
-    """Crash safety: the runner exits when its channel closes, so a sandbox never outlives the
-    server that owned it (its lifetime deadline is a second line of defence)."""
-    live = start_server(tmp_path)
+    """Crash safety: a sandbox whose server does not come back within the orphan grace
+    period stops by itself (its watchdog process, beside the runner)."""
+    live = start_server(tmp_path, SELFBOX_ORPHAN_GRACE_S="5")
     with live.client() as http:
         sandbox = http.post("/v1/sandboxes", json={"timeout_s": 600}).json()["id"]
     os.kill(live.process.pid, signal.SIGKILL)
@@ -148,6 +155,7 @@ def test_a_consumer_that_stops_after_the_final_event_leaves_the_sandbox_free(
     async def scenario() -> None:
         manager = SandboxManager(Settings(api_keys=["k"], warm_pool_size=0,
                                           runtime_image=RUNTIME_IMAGE,
+                                          shutdown_keeps_sandboxes=False,
                                           deployment=f"test-inproc-{os.getpid()}"))
         await manager.start()
         try:

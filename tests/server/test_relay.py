@@ -1,0 +1,77 @@
+"""The watchdog relay on its own (no Docker): it passes lines on, eats heartbeats, and stops
+its child when the server falls silent. Outside a container it kills only its own child."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sandbox_server.runner.relay import HEARTBEAT_LINE, ORPHAN_EXIT_CODE, _filter
+
+RUNNER_DIR = Path(__file__).resolve().parents[2] / "sandbox_server" / "runner"
+
+
+def relay(grace_s: float, *command: str, home: Path) -> subprocess.Popen[bytes]:
+    """Run as the image runs it: the runner directory importable as ``selfbox_runner``."""
+    package = home / "selfbox_runner"
+    if not package.exists():
+        shutil.copytree(RUNNER_DIR, package)
+    return subprocess.Popen([sys.executable, "-m", "selfbox_runner.relay", "--orphan-grace-s",
+                             str(grace_s), "--", *command], cwd=home,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+
+def test_filter_drops_heartbeats_only() -> None:
+    chunk = b'{"op":"ping"}\n' + HEARTBEAT_LINE + b'\n{"op":"execute"}\n'
+    assert _filter(chunk) == b'{"op":"ping"}\n{"op":"execute"}\n'
+    assert _filter(b'{"op":"ping"}\n') == b'{"op":"ping"}\n'
+
+
+def test_lines_pass_and_heartbeats_do_not(tmp_path: Path) -> None:
+    process = relay(30, "cat", home=tmp_path)
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        process.stdin.write(b'{"op":"one"}\n' + HEARTBEAT_LINE + b'\n{"op":"two"}\n')
+        process.stdin.flush()
+        assert process.stdout.readline() == b'{"op":"one"}\n'
+        assert process.stdout.readline() == b'{"op":"two"}\n'
+    finally:
+        process.kill()
+        process.wait(10)
+
+
+def test_a_silent_server_stops_the_child(tmp_path: Path) -> None:
+    marker = tmp_path / "child.pid"
+    process = relay(1, "sh", "-c", f"echo $$ > {marker}; exec sleep 300", home=tmp_path)
+    try:
+        assert process.wait(20) == ORPHAN_EXIT_CODE
+        child = int(marker.read_text())
+        for _ in range(100):  # bounded: the kill is immediate, reaping may lag
+            try:
+                os.kill(child, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the child survived the orphan kill")
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_heartbeats_keep_it_alive_and_the_child_exit_code_passes_through(
+        tmp_path: Path) -> None:
+    process = relay(1, "sh", "-c", "read line; exit 7", home=tmp_path)
+    assert process.stdin is not None
+    for _ in range(6):  # 3 s of heartbeats against a 1 s grace
+        process.stdin.write(HEARTBEAT_LINE + b"\n")
+        process.stdin.flush()
+        time.sleep(0.5)
+        assert process.poll() is None
+    process.stdin.write(b"go\n")
+    process.stdin.flush()
+    assert process.wait(10) == 7
