@@ -276,6 +276,16 @@ class DockerDriver:
             return
 
     @_translated
+    def mount_source(self, container: str, destination: str) -> str | None:
+        """The host path behind ``destination`` in ``container`` (a named volume's data
+        directory, a bind's source), or None if nothing is mounted there."""
+        info = self.api.inspect_container(container)
+        for mount in info.get("Mounts") or []:
+            if mount.get("Destination") == destination and mount.get("Source"):
+                return str(mount["Source"])
+        return None
+
+    @_translated
     def container_ip(self, container_id: str, network: str) -> str:
         info = self.api.inspect_container(container_id)
         networks = (info.get("NetworkSettings") or {}).get("Networks") or {}

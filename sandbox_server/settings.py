@@ -72,7 +72,13 @@ class Settings(BaseSettings):
     egress_config_dir: str = Field(
         "/run/selfbox-egress", description="Where the server writes the egress gateway's "
         "configuration (one directory per deployment); the gateway container mounts it at the "
-        "same path, so it must be a host path (in compose: mounted at the same path).")
+        "same path, so it must be a host path (compose: a named volume, whose host path the "
+        "server reads from its own container).")
+    egress_gateway: Literal["managed", "external"] = Field(
+        "managed", description="managed: the server starts the egress gateway container "
+        "itself (host network, NET_ADMIN); external: the deployment runs it (the compose "
+        "service `egress-gateway`) and the server only writes its configuration into "
+        "SELFBOX_EGRESS_CONFIG_DIR and waits for it.")
     egress_gateway_image: str = Field(
         "selfbox/egress-gateway:latest", description="Image of the egress gateway "
         "(HAProxy + dnsmasq from Debian; `selfbox images build egress-gateway`).")

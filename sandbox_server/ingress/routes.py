@@ -111,8 +111,6 @@ async def _proxy(request: Request, sandbox: Sandbox, port: int, path: str,
         forwarded=_forwarded(request, prefix), idle_timeout_s=settings.ingress_idle_timeout_s)
 
 
-@router.api_route("/v1/sandboxes/{sandbox_id}/ports/{port}/{path:path}", methods=_METHODS,
-                  summary="HTTP to a server listening on a port inside the sandbox")
 @router.api_route("/v1/sandboxes/{sandbox_id}/ports/{port}", methods=_METHODS,
                   include_in_schema=False)
 async def v1_ingress(sandbox_id: str, port: int, request: Request, owner: Owner,
@@ -122,6 +120,15 @@ async def v1_ingress(sandbox_id: str, port: int, request: Request, owner: Owner,
     return await _proxy(request, sandbox, port, path,
                         f"/v1/sandboxes/{sandbox_id}/ports/{port}",
                         frozenset({"authorization", "x-api-key"}))
+
+
+# One documented route per method: a multi-method route gives every method the same OpenAPI
+# operation id.
+for _method in _METHODS:
+    router.add_api_route(
+        "/v1/sandboxes/{sandbox_id}/ports/{port}/{path:path}", v1_ingress, methods=[_method],
+        name=f"v1_ingress_{_method.lower()}",
+        summary="HTTP to a server listening on a port inside the sandbox")
 
 
 def _e2b_sandbox(request: HTTPConnection, sandbox_id: str) -> Sandbox:

@@ -13,7 +13,12 @@ internal Docker network for the sandboxes that have an egress policy.
   header rules (one map per header name the operator allows). Map files are rewritten on
   every change too, so a restart of HAProxy keeps them.
 
-The server needs no privilege for any of this beyond the Docker API it already has.
+The server needs no privilege for any of this beyond the Docker API it already has. With
+``SELFBOX_EGRESS_GATEWAY=external`` it does not even start the gateway: the deployment runs
+it (the compose service ``egress-gateway``, sharing the configuration directory as a named
+volume); the server writes the configuration and a fresh token into ``ready``, and the
+gateway (re)starts on it. A gateway whose ``ready`` token changes or vanishes exits, removing
+its host rules, and its restart policy brings it back waiting for the next one.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -31,8 +37,18 @@ from typing import Any, TypeVar
 from ..driver import DockerDriver
 from ..exceptions import ServerError
 from ..settings import Settings
-from .policy import EgressPolicy
-from .render import SLOTS_MAP, map_files, member_entries, render
+from .policy import EgressPolicy, direct_networks
+from .render import (
+    SLOTS_MAP,
+    TCP_APPLIED,
+    TCP_GENERATION,
+    TCP_RULES,
+    map_files,
+    member_entries,
+    render,
+    tcp_chain,
+    tcp_rules,
+)
 from .resolve import operator_policy
 
 __all__ = ["EgressGateway", "GatewayError"]
@@ -43,6 +59,7 @@ T = TypeVar("T")
 Call = Callable[..., Awaitable[Any]]
 READY_TIMEOUT_S = 15.0
 SOCKET_TIMEOUT_S = 5.0
+TCP_APPLY_TIMEOUT_S = 5.0  # the gateway polls for new direct-TCP rules every 50 ms
 RESOLV_CONF = "resolv.conf"
 
 
@@ -74,6 +91,9 @@ class EgressGateway:
         self._lock = asyncio.Lock()
         # sandbox id -> (address, slot, policy); the slot numbers its CIDR entries
         self._members: dict[str, tuple[str, int, EgressPolicy]] = {}
+        self._tcp_generation = 0
+        self._tcp_rules = ""
+        self._host_directory: str | None = None  # external: the config dir as the host sees it
 
     @property
     def labels(self) -> dict[str, str]:
@@ -94,37 +114,66 @@ class EgressGateway:
         gateway_ip: str = await self._call(self.driver.ensure_network, self.network, self.bridge,
                                       self.labels)
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for stale in ("ready", "haproxy.sock", "master.sock"):
+        for stale in ("ready", "haproxy.sock", "master.sock", TCP_APPLIED, TCP_GENERATION):
             with contextlib.suppress(FileNotFoundError):
                 (self.directory / stale).unlink()
         files = render(gateway_ip=gateway_ip, directory=str(self.directory),
                        operator=self.operator, upstream_dns=self.settings.egress_upstream_dns,
-                       header_names=self.settings.egress_header_names)
+                       header_names=self.settings.egress_header_names,
+                       socket_uid=os.getuid())
         self._write("haproxy.cfg", files.haproxy_cfg)
         self._write("dnsmasq.conf", files.dnsmasq_conf)
         self._write(RESOLV_CONF, files.resolv_conf, mode=0o644)
         for name, content in files.static.items():
             self._write(name, content)
+        self._tcp_generation = 0
+        self._tcp_rules = tcp_rules(self.bridge, [])
+        self._write(TCP_RULES, self._tcp_rules)
         self._write("gateway.env", f"BRIDGE={self.bridge}\nGATEWAY_IP={gateway_ip}\n"
-                                   f"TAG=selfbox-egress-{self.settings.deployment}\n")
-        self._write("ready", "")
-        self._container_id = await self._call(
-            self.driver.run_gateway, self.settings.egress_gateway_image, self.container_name,
-            str(self.directory), self.labels)
+                                   f"TAG=selfbox-egress-{self.settings.deployment}\n"
+                                   f"CHAIN={tcp_chain(self.bridge)}\n")
+        if self.settings.egress_gateway == "external":
+            self._host_directory = await self._external_host_directory()
+            self._write("ready", f"{time.time_ns()}\n", mode=0o644)
+            self._container_id = "external"
+            where = ("the deployment's gateway (compose: `docker compose --profile egress "
+                     "up -d`, service egress-gateway)")
+        else:
+            self._write("ready", "")
+            self._container_id = await self._call(
+                self.driver.run_gateway, self.settings.egress_gateway_image,
+                self.container_name, str(self.directory), self.labels)
+            where = f"`docker logs {self.container_name}`"
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not (self.directory / "haproxy.sock").exists():
             if time.monotonic() > deadline:
-                raise GatewayError(f"the egress gateway ({self.settings.egress_gateway_image}) "
-                                   f"did not come up within {READY_TIMEOUT_S} s; see "
-                                   f"`docker logs {self.container_name}`")
+                raise GatewayError(f"the egress gateway did not come up within "
+                                   f"{READY_TIMEOUT_S} s; see {where}")
             await asyncio.sleep(0.05)
         self.gateway_ip = gateway_ip
         logger.info("egress gateway up on %s (%s)", gateway_ip, self.network)
         return gateway_ip
 
+    async def _external_host_directory(self) -> str | None:
+        """Sandboxes bind-mount the gateway's resolv.conf by host path: when the server runs
+        in a container (compose) with the configuration directory on a named volume, that is
+        the volume's data directory on the host. None: the path is the same on the host."""
+        try:
+            source = await self._call(self.driver.mount_source, socket.gethostname(),
+                                      self.settings.egress_config_dir)
+        except ServerError:
+            return None  # not a container of this engine: a plain host path
+        if source is None:
+            return None
+        return str(Path(str(source)) / self.settings.deployment)
+
     async def close(self) -> None:
         async with self._lock:
-            if self._container_id is not None:
+            if self._container_id == "external":
+                # The gateway sees its token go, removes its host rules and restarts.
+                with contextlib.suppress(FileNotFoundError):
+                    (self.directory / "ready").unlink()
+            elif self._container_id is not None:
                 with contextlib.suppress(ServerError):
                     await self._call(self.driver.stop, self._container_id, 5)
             with contextlib.suppress(ServerError):
@@ -143,7 +192,7 @@ class EgressGateway:
 
     # -- what a sandbox container needs ---------------------------------------------------
     def resolv_conf(self) -> str:
-        return str(self.directory / RESOLV_CONF)
+        return str(Path(self._host_directory or self.directory) / RESOLV_CONF)
 
     # -- members --------------------------------------------------------------------------
     async def attach(self, sandbox_id: str, container_id: str, policy: EgressPolicy) -> str:
@@ -196,6 +245,40 @@ class EgressGateway:
         removals.sort(key=lambda c: slots in c)
         if adds or removals:
             await self._runtime(adds + removals)
+        await self._program_tcp()
+
+    async def _program_tcp(self) -> None:
+        """Direct TCP by address: rewrite the gateway's chain (whole, one transaction) and
+        wait until the gateway has loaded it, so a policy is in effect when the call
+        returns, like the maps."""
+        rules = tcp_rules(self.bridge, [
+            (ip, direct_networks(self.operator, policy))
+            for ip, _, policy in self._members.values()])
+        if rules == self._tcp_rules:
+            return
+        self._tcp_generation += 1
+        generation = self._tcp_generation
+        self._write(TCP_RULES, rules)
+        self._write(TCP_GENERATION, f"{generation}\n", mode=0o644)
+        self._tcp_rules = rules
+        deadline = time.monotonic() + TCP_APPLY_TIMEOUT_S
+        while True:
+            try:
+                done, _, status = (self.directory / TCP_APPLIED).read_text().partition(" ")
+            except FileNotFoundError:
+                done, status = "0", ""
+            if done.isdigit() and int(done) >= generation:
+                if not status.startswith("ok"):
+                    self._tcp_rules = ""  # unknown state: rewrite on the next change
+                    raise GatewayError(f"the egress gateway could not load its TCP rules: "
+                                       f"{status.strip()[:200]}")
+                return
+            if time.monotonic() > deadline:
+                self._tcp_rules = ""
+                raise GatewayError(f"the egress gateway did not load its TCP rules within "
+                                   f"{TCP_APPLY_TIMEOUT_S} s; see `docker logs "
+                                   f"{self.container_name}`")
+            await asyncio.sleep(0.01)
 
     def _write_maps(self) -> None:
         merged: dict[str, list[str]] = {name: [] for name in

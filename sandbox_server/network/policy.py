@@ -41,6 +41,7 @@ __all__ = [
     "PolicyError",
     "Verdict",
     "decide",
+    "direct_networks",
 ]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -324,3 +325,44 @@ def decide(operator: OperatorPolicy, policy: EgressPolicy | None, *, ip: IPAddre
     if policy.deny_out.matches_ip(ip):
         return Verdict(False, f"{host or ip} is denied by the sandbox's deny_out")
     return Verdict(True, "not denied")
+
+
+def _subtract(nets: list[ipaddress.IPv4Network],
+              holes: Iterable[ipaddress.IPv4Network]) -> list[ipaddress.IPv4Network]:
+    for hole in holes:
+        kept: list[ipaddress.IPv4Network] = []
+        for net in nets:
+            if not net.overlaps(hole):
+                kept.append(net)
+            elif not net.subnet_of(hole):  # net holds the hole: keep the rest of it
+                kept.extend(net.address_exclude(hole))
+        nets = kept
+    return nets
+
+
+def _intersect(a: Iterable[ipaddress.IPv4Network],
+               b: Iterable[ipaddress.IPv4Network]) -> list[ipaddress.IPv4Network]:
+    blist = list(b)
+    return [x if x.subnet_of(y) else y for x in a for y in blist if x.overlaps(y)]
+
+
+def direct_networks(operator: OperatorPolicy,
+                    policy: EgressPolicy | None) -> tuple[ipaddress.IPv4Network, ...]:
+    """The IPv4 networks a sandbox may open **any TCP port** of by address (IP literal),
+    around the gateway's HTTP/TLS proxying: only what its ``allow_out`` names as IPs or CIDRs
+    (``0.0.0.0/0``: every public address), bounded by the operator's allow list (in
+    ``allow-list`` mode, its IPs and CIDRs) and never the hard deny list (except the private
+    ranges the operator carved out). No ``allow_out`` opens no direct TCP: the open default
+    covers names through the gateway, not raw connections."""
+    if operator.mode == "none" or policy is None or policy.allow_out is None:
+        return ()
+
+    def v4(nets: Iterable[IPNetwork]) -> list[ipaddress.IPv4Network]:
+        return [n for n in nets if isinstance(n, ipaddress.IPv4Network)]
+
+    allowed = v4(policy.allow_out.networks)
+    if operator.mode == "allow-list":
+        allowed = _intersect(allowed, v4(operator.allow.networks))
+    carved = _intersect(allowed, v4(operator.private_allowed))
+    allowed = _subtract(list(ipaddress.collapse_addresses(allowed)), v4(operator.deny))
+    return tuple(ipaddress.collapse_addresses(allowed + carved))

@@ -130,7 +130,7 @@ def test_allows_what_the_server_needs(proxy: str) -> None:
     ("POST", "/commit?container=abc"),
     ("GET", "/volumes"),
     ("POST", "/volumes/create"),
-    ("POST", "/networks/create"),
+    ("POST", "/networks/create"),  # without an egress network's body
     ("POST", "/networks/abc/connect"),
     ("GET", "/swarm"),
     ("GET", "/info"),
@@ -319,3 +319,49 @@ def test_allows_the_hardened_create_body(proxy: str, driver: DockerDriver) -> No
     response = httpx.post(proxy + API + "/containers/create", json=_create_body(driver))
     assert response.status_code == 201, response.text
     driver.remove(response.json()["Id"])
+
+
+def test_the_egress_network_and_its_resolv_conf_bind_pass(proxy: str,
+                                                          driver: DockerDriver) -> None:
+    """What SELFBOX_EGRESS_GATEWAY=external needs (compose): the egress network by name, and
+    sandboxes with the gateway's resolv.conf from a named volume's data directory."""
+    name = "selfbox-egress-proxytest"
+    try:
+        gateway = driver.ensure_network(name, "sbxeg-pxtest", {"io.selfbox.test": "proxy"})
+        assert gateway
+        assert driver.ensure_network(name, "sbxeg-pxtest", {}) == gateway  # inspect by name
+        dns = "/var/lib/docker/volumes/x_egress-config/_data/dep/resolv.conf"
+        body = _create_body(driver)
+        body["HostConfig"].update(NetworkMode=name, Binds=[f"{dns}:/etc/resolv.conf:ro"])
+        response = httpx.post(proxy + API + "/containers/create", json=body)
+        assert response.status_code == 201, response.text
+        driver.remove(response.json()["Id"])
+        # Any other bind, or a second one, is still refused.
+        for binds in ([f"{dns}:/etc/resolv.conf"], ["/etc/resolv.conf:/etc/resolv.conf:ro"],
+                      [f"{dns}:/etc/resolv.conf:ro", "/:/host"],
+                      ["/var/lib/docker/volumes/x/_data/../../../../etc/resolv.conf:"
+                       "/etc/resolv.conf:ro"]):
+            body["HostConfig"].update(Binds=binds)
+            refused = httpx.post(proxy + API + "/containers/create", json=body)
+            assert refused.status_code == 403, binds
+    finally:
+        driver.remove_network(name)
+    # Other networks, or the egress network's name without its hardening: refused.
+    good = {"Name": "selfbox-egress-x", "Driver": "bridge", "Internal": True,
+            "Options": {"com.docker.network.bridge.enable_icc": "false"}}
+    bad = [
+        {**good, "Name": "other"},
+        {**good, "Internal": False},
+        {**good, "Driver": "macvlan"},
+        {**good, "Options": {}},
+        {**good, "IPAM": {"Config": [{"Subnet": "10.0.0.0/8"}]}},
+        {**good, "Attachable": True},
+    ]
+    for body in bad:
+        assert httpx.post(proxy + API + "/networks/create", json=body).status_code == 403, body
+    dup = json.dumps(good)[:-1] + ', "Internal": false}'
+    assert httpx.post(proxy + API + "/networks/create", content=dup,
+                      headers={"content-type": "application/json"}).status_code == 403
+    for method, path in (("GET", "/networks/other"), ("DELETE", "/networks/bridge"),
+                         ("POST", "/networks/selfbox-egress-x/connect")):
+        assert httpx.request(method, proxy + API + path).status_code == 403, path

@@ -34,6 +34,11 @@ class Echo(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
     def log_message(self, *args):
         pass
+if sys.argv[1] == "echo":  # a plain TCP echo server on every address of the namespace
+    class Line(socketserver.StreamRequestHandler):
+        def handle(self):
+            self.wfile.write(b"echo " + self.rfile.readline(1024))
+    socketserver.ThreadingTCPServer(("0.0.0.0", int(sys.argv[2])), Line).serve_forever()
 address, port = sys.argv[1], int(sys.argv[2])
 server = Server((address, port), Echo)
 if len(sys.argv) > 3:
@@ -43,11 +48,14 @@ if len(sys.argv) > 3:
 server.serve_forever()
 '''
 
+ECHO_PORT = 7007  # a TCP echo server on every address (not HTTP, not 80/443)
+
 
 @dataclass
 class FakeInternet:
     name: str
     prefix: str  # "11.N.0"
+    reserved: str  # an address of the namespace in a hard-denied range (198.18.N.7)
     directory: Path
     names: dict[str, str]
     pids: list[int] = field(default_factory=list)
@@ -95,7 +103,8 @@ def start(directory: Path) -> FakeInternet:
         "meta.test": "169.254.169.254",
         "myhost.test": f"{prefix}.1",  # the host's own (public-looking) address
     }
-    net = FakeInternet(name, prefix, directory, names)
+    reserved = f"198.18.{tag % 200 + 20}.7"
+    net = FakeInternet(name, prefix, reserved, directory, names)
     try:
         _run("ip", "netns", "add", name)
         _run("ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if)
@@ -104,9 +113,11 @@ def start(directory: Path) -> FakeInternet:
         _run("ip", "link", "set", host_if, "up")
         for address in (".2", ".10", ".11"):
             _run(*_in_ns(name, "ip", "addr", "add", f"{prefix}{address}/24", "dev", ns_if))
+        _run(*_in_ns(name, "ip", "addr", "add", f"{reserved}/32", "dev", ns_if))
         _run(*_in_ns(name, "ip", "link", "set", ns_if, "up"))
         _run(*_in_ns(name, "ip", "link", "set", "lo", "up"))
         _run(*_in_ns(name, "ip", "route", "add", "default", "via", f"{prefix}.1"))
+        _run("ip", "route", "add", f"{reserved}/32", "via", f"{prefix}.2", "dev", host_if)
         _run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
              "-keyout", str(directory / "key.pem"), "-out", str(directory / "cert.pem"),
              "-subj", "/CN=api.allowed.test",
@@ -123,6 +134,7 @@ def start(directory: Path) -> FakeInternet:
             commands.append([sys.executable, str(script), f"{prefix}{address}", "80"])
         commands.append([sys.executable, str(script), f"{prefix}.10", "443",
                          str(directory / "cert.pem"), str(directory / "key.pem")])
+        commands.append([sys.executable, str(script), "echo", str(ECHO_PORT)])
         for command in commands:
             process = subprocess.Popen(_in_ns(name, *command), stdout=log, stderr=log,
                                        stdin=subprocess.DEVNULL)
@@ -130,6 +142,7 @@ def start(directory: Path) -> FakeInternet:
         _wait_listening(f"{prefix}.10", 80)
         _wait_listening(f"{prefix}.10", 443)
         _wait_listening(f"{prefix}.11", 80)
+        _wait_listening(reserved, ECHO_PORT)
     except BaseException:
         stop(net)
         raise

@@ -346,3 +346,103 @@ def test_operator_allow_list_bounds_every_policy(
         stop_server(live)
     tag = f"selfbox-egress-{live.env['SELFBOX_DEPLOYMENT']}"
     assert tag not in subprocess.run(["iptables", "-S"], capture_output=True, text=True).stdout
+
+
+TCP_PROBE = r'''
+import socket
+def tcp(ip, port, timeout=3):
+    try:
+        with socket.create_connection((ip, port), timeout) as s:
+            s.sendall(b"hi\n")
+            return s.makefile("rb").readline().decode().strip()
+    except OSError as e:
+        return f"error: {type(e).__name__}: {e}"
+'''
+
+
+def tcp(client: httpx.Client, sandbox: str, ip: str) -> str:
+    code = TCP_PROBE + f"print(tcp({ip!r}, {fake_internet.ECHO_PORT}))"
+    return run(client, sandbox, code).strip()
+
+
+def test_direct_tcp_by_address_follows_allow_out_cidrs(
+        eclient: httpx.Client, internet: fake_internet.FakeInternet) -> None:
+    evil, api = internet.ip("evil.test"), internet.ip("api.allowed.test")
+    sandbox = create(eclient, internet, {"allow_out": [f"{evil}/32"],
+                                         "deny_out": ["0.0.0.0/0"]})
+    try:
+        # Any port of an allowed address, by IP literal; a name still goes to the gateway.
+        assert tcp(eclient, sandbox, evil) == "echo hi"
+        assert tcp(eclient, sandbox, api).startswith("error"), "not in allow_out"
+        # A live update: in effect for the next connection when the call returns.
+        updated = eclient.put(f"/v1/sandboxes/{sandbox}/egress",
+                              json={"allow_out": [f"{api}/32"],
+                                    "deny_out": ["0.0.0.0/0"]})
+        assert updated.status_code == 200, updated.text
+        assert tcp(eclient, sandbox, api) == "echo hi"
+        assert tcp(eclient, sandbox, evil).startswith("error")
+        # The E2B route changes the same rules.
+        e2b = eclient.put(f"/sandboxes/{sandbox}/network",
+                          headers={"X-API-Key": API_KEYS[0]},
+                          json={"allowOut": [evil], "denyOut": ["0.0.0.0/0"]})
+        assert e2b.status_code in (200, 204), e2b.text
+        assert tcp(eclient, sandbox, evil) == "echo hi"
+        assert tcp(eclient, sandbox, api).startswith("error")
+        # The hard deny list applies whatever the sandbox allows (the host itself reaches
+        # that address: the fake internet's echo server answers there).
+        eclient.put(f"/v1/sandboxes/{sandbox}/egress",
+                    json={"allow_out": ["0.0.0.0/0", "198.18.0.0/15", internet.reserved]})
+        assert tcp(eclient, sandbox, evil) == "echo hi"
+        assert tcp(eclient, sandbox, internet.reserved).startswith("error")
+        # No allow_out (the open default) opens names through the gateway, not raw TCP.
+        eclient.put(f"/v1/sandboxes/{sandbox}/egress", json={})
+        assert tcp(eclient, sandbox, evil).startswith("error")
+        assert probe(eclient, sandbox, "http://evil.test/")["status"] == 200
+    finally:
+        eclient.delete(f"/v1/sandboxes/{sandbox}")
+
+
+def test_an_external_gateway_is_configured_not_started(
+        internet: fake_internet.FakeInternet, egress_server: LiveServer,
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """SELFBOX_EGRESS_GATEWAY=external (what compose runs): the deployment starts the gateway,
+    waiting for the server's configuration; the server never creates it."""
+    import docker
+
+    directory = tmp_path_factory.mktemp("egress-external")
+    config = directory / "config"
+    config.mkdir(mode=0o700)
+    env = {"SELFBOX_EGRESS_MODE": "open", "SELFBOX_EGRESS_GATEWAY": "external",
+           "SELFBOX_EGRESS_UPSTREAM_DNS": internet.dns,
+           "SELFBOX_EGRESS_GATEWAY_IMAGE": "selfbox/never-pulled:none",
+           "SELFBOX_EGRESS_CONFIG_DIR": str(config), "SELFBOX_WARM_POOL_SIZE": "0"}
+    live = start_server(directory, **env)
+    tag = f"selfbox-egress-{live.env['SELFBOX_DEPLOYMENT']}"
+    engine = docker.from_env()
+    # The compose service's settings (compose.yaml): waits for "ready" as long as it takes.
+    gateway = engine.containers.run(
+        GATEWAY_IMAGE, detach=True, name=f"{tag}-external", network_mode="host", init=True,
+        cap_drop=["ALL"], cap_add=["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE", "SETUID",
+                                   "SETGID"],
+        security_opt=["no-new-privileges:true"], read_only=True,
+        volumes={str(config): {"bind": str(config), "mode": "rw"}},
+        environment={"SELFBOX_EGRESS_DIR": str(config / live.env["SELFBOX_DEPLOYMENT"]),
+                     "SELFBOX_EGRESS_EXTERNAL": "1"})
+    try:
+        with live.client() as http:
+            sandbox = create(http, internet, {"allow_out": ["api.allowed.test"],
+                                              "deny_out": ["0.0.0.0/0"]})
+            assert probe(http, sandbox, "http://api.allowed.test/")["status"] == 200
+            assert probe(http, sandbox, "http://evil.test/")["status"] == 403
+        names = [c.name for c in engine.containers.list(
+            filters={"label": f"io.selfbox.egress-gateway={live.env['SELFBOX_DEPLOYMENT']}"})]
+        assert names == [], "the server started a gateway of its own"
+        stop_server(live)
+        # The server's configuration went away: the gateway removes its rules and exits
+        # (its restart policy would bring it back, waiting again).
+        assert gateway.wait(timeout=30)["StatusCode"] == 0, gateway.logs()[-2000:]
+        assert tag not in subprocess.run(["iptables", "-S"], capture_output=True,
+                                         text=True).stdout
+    finally:
+        stop_server(live)
+        gateway.remove(force=True)

@@ -161,3 +161,64 @@ def test_gateway_map_entries_of_a_sandbox() -> None:
     # Exact rules first: a map_end lookup finds them before the wildcard's.
     assert list(entries["header-1.map"].items()) == [("^api.example.com@172.20.0.5", "e"),
                                                      (".example.com@172.20.0.5", "w")]
+
+
+def nets(*cidrs: str) -> tuple[ipaddress.IPv4Network, ...]:
+    return tuple(ipaddress.IPv4Network(c) for c in cidrs)
+
+
+def test_direct_tcp_only_to_explicit_allow_out_addresses() -> None:
+    from sandbox_server.network.policy import direct_networks
+
+    # Names, the open default and deny_out open no raw TCP; IPs and CIDRs in allow_out do.
+    assert direct_networks(OPEN, EgressPolicy.parse({})) == ()
+    assert direct_networks(OPEN, EgressPolicy.parse({"deny_out": ["1.2.3.0/24"]})) == ()
+    assert direct_networks(OPEN, None) == ()
+    policy = EgressPolicy.parse({"allow_out": ["pypi.org", "1.2.3.4", "5.6.0.0/16"],
+                                 "deny_out": ["0.0.0.0/0"]})
+    assert direct_networks(OPEN, policy) == nets("1.2.3.4/32", "5.6.0.0/16")
+    assert direct_networks(OperatorPolicy.build("none"), policy) == ()
+
+
+def test_direct_tcp_never_reaches_the_hard_deny_list() -> None:
+    from sandbox_server.network.policy import direct_networks
+
+    everything = EgressPolicy.parse({"allow_out": ["0.0.0.0/0", "10.1.0.0/16"]})
+    allowed = direct_networks(OPEN, everything)
+    for ip in ("10.1.2.3", "127.0.0.1", "169.254.169.254", "192.168.1.1", "198.18.0.1",
+               "100.64.0.1", "224.0.0.1"):
+        assert not any(ipaddress.ip_address(ip) in n for n in allowed), ip
+    assert any(PUBLIC in n for n in allowed) and any(OTHER in n for n in allowed)
+    # ... except the private ranges the operator carved out, and only as far as allowed.
+    carved = OperatorPolicy.build("open", private_allowed=["10.1.2.0/24"],
+                                  extra_deny=["93.184.216.0/24"])
+    allowed = direct_networks(carved, everything)
+    assert nets("10.1.2.0/24")[0] in allowed
+    assert not any(PUBLIC in n for n in allowed)  # the operator's extra deny
+    assert direct_networks(carved, EgressPolicy.parse({"allow_out": ["10.1.2.8/29"]})) \
+        == nets("10.1.2.8/29")
+
+
+def test_direct_tcp_in_allow_list_mode_is_bounded_by_the_operators_addresses() -> None:
+    from sandbox_server.network.policy import direct_networks
+
+    operator = OperatorPolicy.build("allow-list", allow=["pypi.org", "1.2.0.0/16"])
+    policy = EgressPolicy.parse({"allow_out": ["0.0.0.0/0", "1.2.3.0/24", "9.9.9.9"]})
+    assert direct_networks(operator, policy) == nets("1.2.0.0/16")
+    narrow = EgressPolicy.parse({"allow_out": ["1.2.3.0/24", "9.9.9.9"]})
+    assert direct_networks(operator, narrow) == nets("1.2.3.0/24")
+
+
+def test_direct_tcp_chain_is_replaced_whole() -> None:
+    from sandbox_server.network.render import tcp_rules
+
+    text = tcp_rules("sbxeg-1", [("172.20.0.9", nets("1.2.3.0/24")),
+                                 ("172.20.0.5", nets("5.6.7.8/32", "9.0.0.0/8"))])
+    assert text.splitlines() == [
+        "*filter",
+        ":SBXEG-sbxeg-1 - [0:0]",  # declaring the chain flushes it, in the same transaction
+        "-A SBXEG-sbxeg-1 -s 172.20.0.5/32 -d 5.6.7.8/32 ! -o sbxeg-1 -p tcp -j ACCEPT",
+        "-A SBXEG-sbxeg-1 -s 172.20.0.5/32 -d 9.0.0.0/8 ! -o sbxeg-1 -p tcp -j ACCEPT",
+        "-A SBXEG-sbxeg-1 -s 172.20.0.9/32 -d 1.2.3.0/24 ! -o sbxeg-1 -p tcp -j ACCEPT",
+        "COMMIT",
+    ]
