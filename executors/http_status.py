@@ -35,8 +35,11 @@ HTTP_STATUS: Final[Mapping[str, int]] = MappingProxyType({
     "not_supported": 501,
     "engine_unavailable": 503,
     "sandbox_start_failed": 500,
-    "runner_timeout": 500,
-    "runner_error": 500,
+    # what a sandbox does to itself is never a server fault: its runner not answering, or
+    # failing an op (the runner shares its process with user code)
+    "sandbox_unresponsive": 409,
+    "runner_timeout": 409,
+    "runner_error": 409,
     # network (sandbox_server.ingress, sandbox_server.network)
     "port_unreachable": 502,  # nothing listens on that port in the sandbox
     "tunnel_broken": 502,  # the sandbox broke or dropped an ingress connection

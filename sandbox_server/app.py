@@ -19,6 +19,7 @@ from .fastpath import ExecuteFastPath
 from .idempotency import IdempotencyStore
 from .ingress import IngressHosts
 from .ingress import router as ingress_router
+from .jsonsafe import SafeJSONResponse
 from .manager import SandboxManager
 from .middleware import BodySizeLimit
 from .observability import install_observability
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, manager: SandboxManager | None 
         # configures none (its metrics are Prometheus, its logs carry request ids), so off.
         telemetry={"tracing": False, "metrics": False, "logs": False,
                    "operation_spans": False},
+        default_response_class=SafeJSONResponse,
         # No badge fetched from the public Swagger validator either.
         swagger_ui_parameters={"validatorUrl": None},
     )

@@ -61,6 +61,20 @@ facts["memory_max"] = first("/sys/fs/cgroup/memory.max",
 quota = first("/sys/fs/cgroup/cpu.max", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
 facts["cpu_quota"] = quota
 facts["kernel"] = os.uname().release
+# Syscalls selfbox's seccomp profile denies (x86_64 and aarch64 numbers): what each returns.
+import ctypes, platform
+libc = ctypes.CDLL(None, use_errno=True)
+numbers = {"x86_64": {"io_uring_setup": 425, "userfaultfd": 323, "bpf": 321,
+                      "perf_event_open": 298, "keyctl": 250},
+           "aarch64": {"io_uring_setup": 425, "userfaultfd": 282, "bpf": 280,
+                       "perf_event_open": 241, "keyctl": 219}}.get(platform.machine(), {})
+facts["denied_syscalls"] = {}
+params = ctypes.create_string_buffer(120)
+for name, number in numbers.items():
+    ctypes.set_errno(0)
+    args = {"io_uring_setup": (1, params), "keyctl": (0, 0, 0)}.get(name, (0, 0, 0, 0, 0))
+    result = libc.syscall(number, *args)
+    facts["denied_syscalls"][name] = ctypes.get_errno() if result == -1 else "allowed"
 facts["secrets_in_env"] = sorted(k for k in os.environ
                                  if any(w in k.upper() for w in ("KEY", "TOKEN", "SECRET",
                                                                 "PASSWORD", "SELFBOX")))
@@ -109,6 +123,13 @@ def judge(facts: dict[str, Any], sandbox: dict[str, Any]) -> list[Finding]:
     check(not _unlimited(facts.get("cpu_quota")), "cpu quota", f"quota={facts.get('cpu_quota')}")
     check(not facts.get("secrets_in_env"), "no secrets in the environment",
           f"suspicious names: {facts.get('secrets_in_env')}")
+    denied = facts.get("denied_syscalls") or {}
+    # EPERM from the profile, or ENOSYS (gVisor does not implement io_uring by default).
+    allowed = sorted(name for name, errno in denied.items() if errno not in (1, 38))
+    check(bool(denied) and not allowed, "seccomp profile (no io_uring)",
+          f"allowed: {allowed}" if allowed else
+          ", ".join(f"{name}=errno {errno}" for name, errno in sorted(denied.items()))
+          or "not probed (unknown architecture)")
     findings.append(Finding("INFO", "seccomp mode", f"Seccomp={facts.get('seccomp')} "
                             "(2 = filtering; gVisor reports its own)"))
     findings.append(Finding("INFO", "kernel", f"release {facts.get('kernel')} "

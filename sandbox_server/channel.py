@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import logging
+import re
+import secrets
 import socket
 import struct
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .inbound import OVERLONG, ChannelLimits, LineSplitter, TokenBucket, parse_frame
 from .runner.protocol import Msg, Op
 from .tasks import BackgroundTasks
 
@@ -30,9 +32,32 @@ __all__ = ["EOF_MESSAGE", "ChannelClosed", "ChannelInterrupted", "RunnerChannel"
 
 logger = logging.getLogger("selfbox.channel")
 
-MAX_LINE_BYTES = 32 * 1024 * 1024
 EOF_MESSAGE: dict[str, Any] = {"type": Msg.EOF}
 _HEADER = struct.Struct(">BxxxI")
+BIG_LINE_BYTES = 64 * 1024  # larger lines are looked at (_wanted) before they are parsed
+_HEAD = re.compile(rb'\{\s*"type"\s*:\s*"(\w{1,32})"\s*,\s*"(id|req)"\s*:\s*"([^"\\]{1,128})"')
+LINE_COST_BYTES = 16 * 1024  # what one line costs at least, of a sandbox's read budget
+DROPPED_REPORT_EVERY_S = 10.0
+
+class Inbox(asyncio.Queue[dict[str, Any]]):
+    """A subscriber's queue. Its bound holds up the read loop (which waits for room); what
+    must go in anyway (the end of the channel, messages the runner replays from its outbox,
+    which are bounded by that outbox) goes in with :meth:`force_put`."""
+
+    _forcing = False
+
+    def full(self) -> bool:
+        return not self._forcing and super().full()
+
+    def force_put(self, item: dict[str, Any]) -> None:
+        self._forcing = True
+        try:
+            self.put_nowait(item)
+        finally:
+            self._forcing = False
+
+
+_Routed = tuple[Inbox, dict[str, Any]]
 
 
 REATTACH_WINDOW_S = 60.0  # how long a dropped channel to a running container is retried
@@ -52,15 +77,24 @@ Reconnect = Callable[[], Awaitable[socket.socket | None]]
 
 
 class RunnerChannel:
-    def __init__(self, sock: socket.socket, name: str) -> None:
+    def __init__(self, sock: socket.socket, name: str,
+                 limits: ChannelLimits | None = None) -> None:
         self._sock = sock
         self.name = name
+        self.limits = limits or ChannelLimits()
+        self._lines = LineSplitter(self.limits.max_message_bytes)
+        self._read_budget = TokenBucket(self.limits.read_bytes_per_s,
+                                        2 * self.limits.max_message_bytes)
+        self._log_budget = TokenBucket(self.limits.log_frames_per_s,
+                                       self.limits.log_frames_burst)
+        self.dropped_logs = 0
+        self._dropped_reported_at = 0.0
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
-        self._subscribers: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        self._subscribers: dict[str, Inbox] = {}
+        self._wants: dict[str, Callable[[str], bool]] = {}
         self._requests: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self._request_ids = itertools.count(1)
         self._write_lock = asyncio.Lock()
         self.ready = asyncio.Event()
         self.closed = asyncio.Event()
@@ -100,7 +134,8 @@ class RunnerChannel:
         """Send an op that the runner answers with a ``reply``; return that reply. Raw: the
         server calls this through :class:`~sandbox_server.gateway.RunnerGateway`, which types
         the failures."""
-        req = str(next(self._request_ids))
+        # Unguessable: code in the sandbox can write frames too, and must not answer for it.
+        req = secrets.token_hex(8)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._requests[req] = future
         try:
@@ -109,15 +144,23 @@ class RunnerChannel:
         finally:
             self._requests.pop(req, None)
 
-    def subscribe(self, key: str) -> asyncio.Queue[dict[str, Any]]:
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    def subscribe(self, key: str, maxsize: int = 0,
+                  wants: Callable[[str], bool] | None = None) -> asyncio.Queue[dict[str, Any]]:
+        """A queue of the messages for ``key``. With ``maxsize``, a consumer that falls behind
+        holds up this channel's reading (and so the sandbox's writes) instead of letting the
+        queue grow: the memory a sandbox costs stays bounded. ``wants(type)`` tells whether a
+        large frame of that type is still of use (not once a budget is spent)."""
+        queue = Inbox(maxsize)
         if self.closed.is_set():
             queue.put_nowait(EOF_MESSAGE)
         self._subscribers[key] = queue
+        if wants is not None:
+            self._wants[key] = wants
         return queue
 
     def unsubscribe(self, key: str) -> None:
         self._subscribers.pop(key, None)
+        self._wants.pop(key, None)
         self._seq.pop(key, None)
 
     def seen(self, key: str) -> int:
@@ -126,7 +169,9 @@ class RunnerChannel:
 
     def inject(self, message: dict[str, Any]) -> None:
         """Deliver a message the runner replayed from its outbox (duplicates are dropped)."""
-        self._route(message)
+        target = self._route(message)
+        if target is not None:
+            target[0].force_put(target[1])
 
     async def close(self) -> None:
         self.reconnect = None  # a close on purpose is not a drop
@@ -154,22 +199,30 @@ class RunnerChannel:
     async def _read_until_dropped(self) -> bool:
         """Read until the connection ends (then True)."""
         assert self._reader is not None
-        buffer = b""
+        # A line cut by a dropped connection is not continued by the next one.
+        self._lines = LineSplitter(self.limits.max_message_bytes)
         try:
             while True:
                 header = await self._reader.readexactly(_HEADER.size)
                 stream, size = _HEADER.unpack(header)
-                payload = await self._reader.readexactly(size)
-                if stream == 2:  # the runner's own stderr: crashes, warnings
-                    self.stderr_tail = (self.stderr_tail + payload)[-4096:]
-                    continue
-                buffer += payload
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    self._dispatch(line)
-                if len(buffer) > MAX_LINE_BYTES:
-                    logger.warning("dropping an over-long line from %s", self.name)
-                    buffer = b""
+                # Docker's frames are small (its copy buffer), but read a large one in
+                # pieces too: memory per sandbox stays bounded by the line limit.
+                while size > 0:
+                    payload = await self._reader.read(min(size, 1 << 16))
+                    if not payload:
+                        raise asyncio.IncompleteReadError(b"", size)
+                    size -= len(payload)
+                    lines_before = self._lines.lines
+                    for queue, message in self._take(stream, payload):
+                        await queue.put(message)
+                    # A sandbox that sends faster than its budget waits here: Docker's
+                    # buffers fill and its own writes block; other sandboxes do not notice.
+                    # Each line costs at least LINE_COST_BYTES (parsing many small frames
+                    # costs more than their bytes say). Always yield: buffered data never
+                    # holds the event loop.
+                    lines = self._lines.lines - lines_before
+                    cost = len(payload) + lines * LINE_COST_BYTES
+                    await asyncio.sleep(self._read_budget.debt_s(cost))
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             return True
 
@@ -212,39 +265,87 @@ class RunnerChannel:
         if isinstance(execution, dict):
             for message in execution.get("messages") or []:
                 if isinstance(message, dict):
-                    self._route(message)
+                    target = self._route(message)
+                    if target is not None:
+                        target[0].force_put(target[1])
 
-    def _dispatch(self, line: bytes) -> None:
-        try:
-            message = json.loads(line)
-        except ValueError:
+    def _take(self, stream: int, payload: bytes) -> list[_Routed]:
+        """Handle what ``payload`` completes; return the messages for subscribers."""
+        if stream == 2:  # the runner's own stderr: crashes, warnings
+            self.stderr_tail = (self.stderr_tail + payload)[-4096:]
+            return []
+        routed: list[_Routed] = []
+        for line in self._lines.feed(payload):
+            if line is OVERLONG:
+                self._log(f"dropped a line over {self.limits.max_message_bytes} bytes "
+                          "(SELFBOX_RUNNER_MAX_MESSAGE_BYTES)")
+                continue
+            target = self._dispatch(line)
+            if target is not None:
+                routed.append(target)
+        return routed
+
+    def _log(self, text: str) -> None:
+        """A line in the server's log on behalf of the sandbox, within its log budget."""
+        if not self._log_budget.take():
+            self.dropped_logs += 1
             return
-        if not isinstance(message, dict):
-            return
+        now = time.monotonic()
+        if self.dropped_logs and now - self._dropped_reported_at >= DROPPED_REPORT_EVERY_S:
+            logger.warning("runner %s: %d log lines dropped (SELFBOX_RUNNER_LOG_FRAMES_PER_S)",
+                           self.name, self.dropped_logs)
+            self.dropped_logs = 0
+            self._dropped_reported_at = now
+        logger.info("runner %s: %s", self.name, text[:500])
+
+    def _wanted(self, line: bytes) -> bool:
+        """For a large line: whether anyone would use it, judged from its head alone (the
+        runner writes ``{"type":...,"id"|"req":...`` first). Parsing megabytes that a budget
+        would drop anyway is what a flood costs the event loop; such lines are skipped."""
+        head = _HEAD.match(line, 0, 256)
+        if head is None:
+            return False
+        kind, key = head.group(1).decode(), head.group(3).decode()
+        if head.group(2) == b"req":
+            return kind == Msg.REPLY and key in self._requests
+        if kind == Msg.LOG or key not in self._subscribers:
+            return False
+        wants = self._wants.get(key)
+        return wants is None or wants(kind)
+
+    def _dispatch(self, line: bytes) -> _Routed | None:
+        if len(line) > BIG_LINE_BYTES and not self._wanted(line):
+            return None
+        message = parse_frame(line)
+        if message is None:
+            return None
         kind = message.get("type")
         if kind == Msg.READY:
-            self.hello = message
-            self.ready.set()
+            if not self.ready.is_set():  # the runner says it once; later ones are forged
+                self.hello = message
+                self.ready.set()
         elif kind == Msg.REPLY:
             future = self._requests.get(str(message.get("req")))
             if future is not None and not future.done():
                 future.set_result(message)
         elif kind == Msg.LOG:
-            logger.info("runner %s: %s", self.name, str(message.get("text"))[:500])
+            self._log(str(message.get("text")))
         else:
-            self._route(message)
+            return self._route(message)
+        return None
 
-    def _route(self, message: dict[str, Any]) -> None:
+    def _route(self, message: dict[str, Any]) -> _Routed | None:
+        """Where a keyed message goes (None: nowhere); the caller puts it there."""
         key = str(message.get("id"))
         queue = self._subscribers.get(key)
         if queue is None:
-            return
+            return None
         seq = message.get("seq")
         if isinstance(seq, int):  # numbered by the runner's outbox: replays may repeat
             if seq <= self._seq.get(key, 0):
-                return
+                return None
             self._seq[key] = seq
-        queue.put_nowait(message)
+        return queue, message
 
     def _mark_closed(self) -> None:
         if self.closed.is_set():
@@ -252,7 +353,7 @@ class RunnerChannel:
         self.connected.clear()
         self.closed.set()
         for queue in self._subscribers.values():
-            queue.put_nowait(EOF_MESSAGE)
+            queue.force_put(EOF_MESSAGE)
         for future in self._requests.values():
             if not future.done():
                 future.set_exception(ChannelClosed(f"channel to {self.name} closed"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -138,6 +139,13 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _seccomp(args: argparse.Namespace) -> int:
+    from .seccomp import profile
+
+    print(json.dumps(profile(), indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="selfbox", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -152,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
                        help="server URL (SELFBOX_URL)")
     check.add_argument("--api-key", default=None, help="API key (SELFBOX_API_KEY)")
     check.set_defaults(func=_check)
+
+    seccomp = commands.add_parser(
+        "seccomp", help="print the seccomp profile every sandbox runs with (JSON)")
+    seccomp.set_defaults(func=_seccomp)
 
     images = commands.add_parser("images", help="manage selfbox's Docker images")
     image_commands = images.add_subparsers(dest="images_command", required=True)

@@ -18,6 +18,7 @@ import docker.errors
 import requests.exceptions
 
 from .exceptions import Conflict, EngineUnavailable, NotFound, SandboxStartError
+from .seccomp import profile_json
 
 __all__ = ["SANDBOX_HOME", "SANDBOX_USER", "ContainerSpec", "DockerDriver"]
 
@@ -74,7 +75,12 @@ class ContainerSpec:
             init=True,  # a real PID 1 reaps zombies and forwards signals
             read_only=True,
             cap_drop=["ALL"],
-            security_opt=["no-new-privileges:true"],
+            # selfbox's own seccomp profile (Docker's default minus io_uring and the like; see
+            # seccomp.py). gVisor filters in its own kernel and ignores an OCI profile.
+            security_opt=["no-new-privileges:true", f"seccomp={profile_json()}"],
+            # Nothing a sandbox prints is kept on the host: with the default json-file driver
+            # every protocol line (all output, results, PNGs) went to the host's disk, uncapped.
+            log_config=docker.types.LogConfig(type="none"),
             network_mode=self.network,
             mem_limit=f"{self.memory_mb}m",
             memswap_limit=f"{self.memory_mb}m",  # no swap beyond the memory limit
@@ -191,11 +197,22 @@ class DockerDriver:
 
     @_translated
     def pause(self, container_id: str) -> None:
-        self.api.pause(container_id)
+        try:
+            self.api.pause(container_id)
+        except docker.errors.APIError as exc:
+            # The engine answered (an outage is a connection error): the cgroup would not
+            # freeze (its processes forking or exiting) or the container is not running,
+            # which is the sandbox's state, not a server fault.
+            raise Conflict(f"the sandbox could not be paused: {exc.explanation or exc}; "
+                           "try again, or kill it") from exc
 
     @_translated
     def unpause(self, container_id: str) -> None:
-        self.api.unpause(container_id)
+        try:
+            self.api.unpause(container_id)
+        except docker.errors.APIError as exc:
+            raise Conflict(f"the sandbox could not be resumed: {exc.explanation or exc}"
+                           ) from exc
 
     @_translated
     def list(self, labels: dict[str, str]) -> list[dict[str, Any]]:
@@ -279,7 +296,12 @@ class DockerDriver:
 
     @_translated
     def stats(self, container_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.api.stats(container_id, stream=False)
+        try:
+            result: dict[str, Any] = self.api.stats(container_id, stream=False)
+        except (ValueError, docker.errors.APIError) as exc:
+            # An empty or cut body, or a refusal: the container is stopping or gone.
+            raise Conflict(f"container {container_id[:12]} has no stats now: it is not "
+                           "running") from exc
         return result
 
 

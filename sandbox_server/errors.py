@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from executors.exceptions import SandboxError
 
 from .exceptions import ServerError
+from .jsonsafe import SafeJSONResponse
 
 __all__ = ["error_body", "install_error_handlers", "sandbox_error_response"]
 
@@ -39,7 +40,8 @@ def _respond(status: int, error_code: str, message: str,
     headers = dict(headers or {})
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
-    return JSONResponse(error_body(status, error_code, message, details), status, headers=headers)
+    return SafeJSONResponse(error_body(status, error_code, message, details), status,
+                            headers=headers)
 
 
 async def _sandbox_error(request: Request, exc: Exception) -> JSONResponse:

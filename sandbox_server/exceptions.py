@@ -11,6 +11,8 @@ Rooted at the library's base, :class:`executors.exceptions.SandboxError`::
           │    └── ContextNotFound (404)
           ├── SandboxGone (410)             the sandbox died or expired
           ├── Conflict (409)                e.g. a sandbox that is not running
+          │    └── SandboxUnresponsive (409) its runner cannot answer (pids exhausted...)
+          │         └── RunnerTimeout (409)  ... or did not answer an op in time
           ├── PayloadTooLarge (413)
           ├── StreamOverflow (429)          a client reads a stream slower than it comes
           ├── InvalidRequest (422)          bad input
@@ -19,8 +21,7 @@ Rooted at the library's base, :class:`executors.exceptions.SandboxError`::
           ├── NotSupported (501)            a feature selfbox does not offer (names it)
           ├── EngineUnavailable (503)       the Docker engine cannot be reached
           ├── SandboxStartError (500)       a container did not come up
-          ├── RunnerTimeout (500)           the runner did not answer an op in time
-          └── RunnerOpError (500)           the runner failed an op; ``code`` says why
+          └── RunnerOpError (409)           the runner failed an op; ``code`` says why
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ __all__ = [
     "SandboxError",
     "SandboxGone",
     "SandboxStartError",
+    "SandboxUnresponsive",
     "ServerError",
     "StreamOverflow",
     "TooManySandboxes",
@@ -76,6 +78,13 @@ class SandboxGone(ServerError):
 
 class Conflict(ServerError):
     error_code = "conflict"
+
+
+class SandboxUnresponsive(Conflict):
+    """The sandbox's runner did not answer in time (its pids exhausted, its CPU starved):
+    the sandbox's own state, not a server fault."""
+
+    error_code = "sandbox_unresponsive"
 
 
 class PayloadTooLarge(ServerError):
@@ -125,7 +134,9 @@ class StreamOverflow(ServerError):
     server_fault = False
 
 
-class RunnerTimeout(ServerError):
+class RunnerTimeout(SandboxUnresponsive):
+    """No answer in time: the sandbox's own state (its code holds every pid or its CPU)."""
+
     error_code = "runner_timeout"
 
 

@@ -30,7 +30,7 @@ from .auth import owner_of
 from .e2b.auth import sandbox_for
 from .e2b.interpreter import END_OF_EXECUTION, ExecuteBody, render_event
 from .errors import sandbox_error_response
-from .fastjson import FastJSONResponse
+from .jsonsafe import SafeJSONResponse
 from .routers.executions import run_to_end
 from .schemas import ExecuteRequest
 
@@ -90,7 +90,7 @@ class ExecuteFastPath:
         except SandboxError as exc:
             response = sandbox_error_response(exc, scope["method"], scope["path"])
         else:
-            response = FastJSONResponse(execution)
+            response = SafeJSONResponse(execution)
         await response(scope, receive, send)
 
 

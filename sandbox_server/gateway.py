@@ -28,6 +28,7 @@ from .exceptions import (
     RunnerTimeout,
     SandboxGone,
     SandboxStartError,
+    SandboxUnresponsive,
     StreamOverflow,
 )
 from .runner.protocol import PROTOCOL_VERSION, ErrorCode, Msg, Op, major
@@ -60,6 +61,9 @@ def is_eof(message: Message) -> bool:
 
 
 class RunnerGateway:
+    def __init__(self, reply_timeout_s: float = 30.0) -> None:
+        self.reply_timeout_s = reply_timeout_s  # SELFBOX_RUNNER_REPLY_TIMEOUT_S
+
     def _channel(self, sandbox: Sandbox) -> RunnerChannel:
         if sandbox.state == "paused":
             raise Conflict(f"sandbox {sandbox.id} is paused")
@@ -69,9 +73,11 @@ class RunnerGateway:
                               sandbox_id=sandbox.id, state=sandbox.state)
         return channel
 
-    async def request(self, sandbox: Sandbox, op: Op, *, timeout_s: float = 30.0,
+    async def request(self, sandbox: Sandbox, op: Op, *, timeout_s: float | None = None,
                       **fields: Any) -> Message:
         """Run one replied op; its reply on success, else a typed error."""
+        if timeout_s is None:
+            timeout_s = self.reply_timeout_s
         channel = self._channel(sandbox)
         try:
             reply = await channel.request(op, timeout_s=timeout_s, **fields)
@@ -82,10 +88,16 @@ class RunnerGateway:
             raise SandboxGone(f"sandbox {sandbox.id} died: {sandbox.end_reason or exc}",
                               sandbox_id=sandbox.id) from exc
         except TimeoutError as exc:
-            raise RunnerTimeout(f"the sandbox did not answer {str(op)!r} within {timeout_s:g} s",
-                                op=str(op)) from exc
+            raise RunnerTimeout(
+                f"the sandbox did not answer {str(op)!r} within {timeout_s:g} s: its code may "
+                "hold every process slot (pids) or all its CPU; interrupt or kill it",
+                op=str(op), sandbox_id=sandbox.id) from exc
         if reply.get("ok", True) is not True:
-            raise _op_error(op, reply.get("error"))
+            error = _op_error(op, reply.get("error"))
+            if error.code is ErrorCode.BUSY:
+                raise SandboxUnresponsive(f"sandbox {sandbox.id} cannot handle {str(op)!r}: "
+                                          f"{error.message}", op=str(op), sandbox_id=sandbox.id)
+            raise error
         return reply
 
     async def send(self, sandbox: Sandbox, op: Op, **fields: Any) -> bool:
@@ -101,12 +113,14 @@ class RunnerGateway:
 
     def follow(self, sandbox: Sandbox, op: Op, key: str, deadline: float | None, *,
                idle_s: float | None = None, terminal: Callable[[Message], bool] | None = None,
-               max_pending: int | None = None, timeout_s: float = 30.0,
+               max_pending: int | None = None, timeout_s: float | None = None,
+               queue_size: int = 0, wants: Callable[[str], bool] | None = None,
                **fields: Any) -> Follow:
         """The messages of one keyed op; open it with ``async with`` (or :meth:`Follow.open`
-        and :meth:`Follow.close`). ``deadline`` is in event-loop time."""
+        and :meth:`Follow.close`). ``deadline`` is in event-loop time. ``queue_size`` and
+        ``wants``: see :meth:`RunnerChannel.subscribe`."""
         return Follow(self, sandbox, op, key, deadline, idle_s, terminal, max_pending,
-                      timeout_s, fields)
+                      timeout_s, fields, queue_size=queue_size, wants=wants)
 
     def rejoin(self, sandbox: Sandbox, op: Op, key: str, deadline: float | None, *,
                idle_s: float | None = None,
@@ -138,7 +152,8 @@ class Follow:
     def __init__(self, gateway: RunnerGateway, sandbox: Sandbox, op: Op, key: str,
                  deadline: float | None, idle_s: float | None,
                  terminal: Callable[[Message], bool] | None, max_pending: int | None,
-                 timeout_s: float, fields: dict[str, Any], send: bool = True) -> None:
+                 timeout_s: float | None, fields: dict[str, Any], send: bool = True,
+                 queue_size: int = 0, wants: Callable[[str], bool] | None = None) -> None:
         self._gateway = gateway
         self._send = send
         self.sandbox = sandbox
@@ -150,6 +165,8 @@ class Follow:
         self._max_pending = max_pending
         self._timeout_s = timeout_s
         self._fields = fields
+        self._queue_size = queue_size
+        self._wants = wants
         self._channel: RunnerChannel | None = None
         self._queue: asyncio.Queue[Message] | None = None
         self._expired: float | None = None
@@ -159,7 +176,7 @@ class Follow:
     async def open(self) -> Follow:
         channel = self._gateway._channel(self.sandbox)
         # Subscribe before the op goes out: no message can slip past.
-        self._queue = channel.subscribe(self.key)
+        self._queue = channel.subscribe(self.key, self._queue_size, self._wants)
         self._channel = channel
         try:
             if not self._send:

@@ -18,12 +18,18 @@ __all__ = [
     "NETWORKS",
     "SandboxSpec",
     "check_caps",
+    "check_env_size",
     "resolve_execution_timeout",
     "resolve_request",
 ]
 
 NETWORKS = ("none", "bridge", "egress")
 MIN_MEMORY_MB = 32
+# Docker's NanoCpus below 0.01 CPU is not a smaller quota but none at all (cfs_quota_us=-1),
+# and just above it runc refuses the container: 0.01 is the least the engine enforces. The
+# runner needs ~0.3 CPU-seconds to start, so below 0.05 a sandbox would not come up within
+# SELFBOX_START_TIMEOUT_S (a 500 after 30 s): 0.05 is the least that works.
+MIN_CPU = 0.05
 MIN_PIDS = 16
 
 
@@ -50,6 +56,10 @@ def resolve_request(s: Settings, request: SandboxSpec) -> tuple[str, Limits, flo
         disk_mb=int(_pick("disk_mb", request.disk_mb, s.default_disk_mb, s.max_disk_mb)),
         network=request.network or ("egress" if request.egress is not None else "none"),
     )
+    if limits.cpu < MIN_CPU:
+        raise InvalidRequest(f"cpu must be between {MIN_CPU} and {s.max_cpu} "
+                             f"(SELFBOX_MAX_CPU), got {limits.cpu}", limit="cpu",
+                             minimum=MIN_CPU, maximum=s.max_cpu)
     if limits.memory_mb < MIN_MEMORY_MB:
         raise InvalidRequest(f"memory_mb must be at least {MIN_MEMORY_MB}", limit="memory_mb")
     if limits.pids < MIN_PIDS:
@@ -82,11 +92,28 @@ def resolve_request(s: Settings, request: SandboxSpec) -> tuple[str, Limits, flo
     for key, value in request.env.items():
         if not key or "=" in key or "\x00" in key or "\x00" in value:
             raise InvalidRequest(f"invalid environment variable name {key!r}", limit="env")
+    check_env_size(s, request.env)
     if len(request.metadata) > s.max_metadata_entries:
         raise LimitExceeded(f"{len(request.metadata)} metadata entries exceed "
                             f"SELFBOX_MAX_METADATA_ENTRIES={s.max_metadata_entries}",
                             limit="metadata")
     return template, limits, timeout_s
+
+
+def env_bytes(env: dict[str, str]) -> int:
+    """What an environment costs the kernel at exec: ``KEY=value\\0`` per variable."""
+    return sum(len(k.encode("utf-8", "surrogatepass")) + len(v.encode("utf-8", "surrogatepass"))
+               + 2 for k, v in env.items())
+
+
+def check_env_size(s: Settings, env: dict[str, str]) -> None:
+    """Past the kernel's limits (128 KiB a string, a quarter of the stack in all) the container
+    cannot even start ("argument list too long"): refuse before, naming the setting."""
+    size = env_bytes(env)
+    if size > s.max_env_bytes:
+        raise LimitExceeded(f"the environment is {size} bytes, more than SELFBOX_MAX_ENV_BYTES="
+                            f"{s.max_env_bytes} (KEY=value pairs, 0 to {s.max_env_bytes} "
+                            "bytes)", limit="env", maximum=s.max_env_bytes)
 
 
 def check_caps(s: Settings, sandboxes: Iterable[Sandbox], owner: str) -> None:

@@ -35,6 +35,7 @@ from .exceptions import (
     ServerError,
 )
 from .gateway import RunnerGateway, check_hello
+from .inbound import ChannelLimits
 from .lease import DeploymentLease, LeaseHeld
 from .limits import SandboxSpec, check_caps, resolve_request
 from .network.gateway import EgressGateway
@@ -74,7 +75,7 @@ class SandboxManager:
         self._sandboxes: dict[str, Sandbox] = {}
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="docker")
         self.tasks = BackgroundTasks()
-        self.gateway = RunnerGateway()
+        self.gateway = RunnerGateway(settings.runner_reply_timeout_s)
         self.runs = Runs(settings, self.gateway, self.tasks,
                          Lifecycle(end=self._end, notify=self._notify,
                                    detaching=lambda: self._detaching))
@@ -425,7 +426,7 @@ class SandboxManager:
                 sandbox.container_id = await creating
             raise
         sock = await self._call(self.driver.attach, sandbox.container_id)
-        channel = RunnerChannel(sock, sandbox.id)
+        channel = RunnerChannel(sock, sandbox.id, ChannelLimits.of(self.settings))
         sandbox.channel = channel
         await channel.start(self.tasks)
         await self._call(self.driver.start, sandbox.container_id)

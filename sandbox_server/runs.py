@@ -32,7 +32,15 @@ from .tasks import BackgroundTasks
 __all__ = ["Lifecycle", "Runs"]
 
 KEEPALIVE_S = 5.0
+# Messages (each at most SELFBOX_RUNNER_MAX_MESSAGE_BYTES) waiting for an execution's reader;
+# past that, reading the sandbox's channel waits for it.
+EXECUTION_QUEUE_MESSAGES = 4
 KEPT_RECOVERED = 4  # recovered runs kept per sandbox for their callers
+
+
+def _is_done(message: dict[str, Any]) -> bool:
+    # A run adopted from an earlier server: its token went with that server.
+    return message.get("type") == Msg.DONE
 
 
 @dataclass(frozen=True)
@@ -43,10 +51,6 @@ class Lifecycle:
     notify: Callable[..., None]  # (event, **fields) to the observers
     # True while the server shuts down leaving its sandboxes to the next one.
     detaching: Callable[[], bool] = lambda: False
-
-
-def _is_done(message: dict[str, Any]) -> bool:
-    return message.get("type") == Msg.DONE
 
 
 class Runs:
@@ -75,13 +79,23 @@ class Runs:
             if not sandbox.alive or sandbox.channel is None:
                 raise SandboxGone(f"sandbox {sandbox.id} is gone: {sandbox.end_reason}")
             loop = asyncio.get_running_loop()
+            # Only a "done" with this token ends the run: any process in the sandbox can
+            # write frames, but not read the runner's memory. A runner says in its (first,
+            # unforgeable) hello whether it echoes the token; an older one does not.
+            token = secrets.token_hex(16)
+            builder = ExecutionBuilder(
+                self.settings.output_limit_bytes, self.settings.result_limit_bytes,
+                token if sandbox.channel.hello.get("done_token") else None)
             stream = await self.gateway.follow(
                 sandbox, Op.EXECUTE, secrets.token_hex(8), loop.time() + timeout,
-                idle_s=KEEPALIVE_S, terminal=_is_done, code=code, context=context,
+                idle_s=KEEPALIVE_S, terminal=builder.is_own_done,
+                queue_size=EXECUTION_QUEUE_MESSAGES, wants=builder.wants, code=code,
+                context=context, token=token,
                 # A server that adopts the sandbox mid-run keeps the deadline.
                 timeout_s=timeout,
-                output_limit_bytes=self.settings.output_limit_bytes).open()
-            builder = ExecutionBuilder(self.settings.output_limit_bytes)
+                output_limit_bytes=self.settings.output_limit_bytes,
+                result_limit_bytes=self.settings.result_limit_bytes,
+                max_message_bytes=self.settings.runner_max_message_bytes).open()
             yield {"type": "start", "sandbox_id": sandbox.id, "execution_id": stream.key}
             async for event in self._drive(sandbox, stream, builder, timeout,
                                            tools_answerable):

@@ -117,9 +117,33 @@ class Settings(BaseSettings):
     )
     output_limit_bytes: int = Field(1024 * 1024, gt=0, description="Cap on stdout+stderr per "
                                     "execution; more is dropped and the result marked truncated.")
+    result_limit_bytes: int = Field(
+        16 * 1024 * 1024, gt=0, description="Cap on the results of one execution (display "
+        "bundles, the last value, figures, the final answer) together; past it results are "
+        "dropped and the execution marked output_truncated.")
     max_code_bytes: int = Field(1024 * 1024, gt=0)
     max_env_vars: int = Field(256, ge=0)
+    max_env_bytes: int = Field(
+        64 * 1024, ge=0, le=1024 * 1024,
+        description="Total size of the environment variables a create request may set "
+        "(KEY=value pairs); the kernel refuses to start a process with much more.")
     max_metadata_entries: int = Field(64, ge=0)
+
+    # -- what a sandbox may send the server (per sandbox) ---------------------------------
+    runner_max_message_bytes: int = Field(
+        8 * 1024 * 1024, ge=64 * 1024, description="Largest protocol line a sandbox may send "
+        "(a result bundle, a file chunk); a longer one is dropped as it arrives, unbuffered.")
+    runner_read_bytes_per_s: float = Field(
+        16 * 1024 * 1024, gt=0, description="Bytes a second the server reads from one "
+        "sandbox's channel (each line counts as at least 16 KiB); past it the server reads "
+        "more slowly and the sandbox's writes block, so a flood slows only that sandbox.")
+    runner_log_frames_per_s: float = Field(
+        10.0, ge=0, description="Log lines a second one sandbox may put into the server's log "
+        "(bursts of 100); the rest are counted and dropped.")
+    runner_reply_timeout_s: float = Field(
+        15.0, gt=0, description="How long the server waits for a sandbox to answer a request "
+        "that is not an execution (variables, files, contexts) before answering 409 "
+        "sandbox_unresponsive.")
 
     # -- caps and lifecycle ---------------------------------------------------------------
     max_sandboxes: int = Field(100, gt=0, description="Live sandboxes, all keys together.")

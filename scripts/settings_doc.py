@@ -48,7 +48,8 @@ FALLBACK = {
 
 
 def unit_of(name: str, annotation: str) -> str:
-    for suffix, unit in (("_s", "seconds"), ("_mb", "MiB"), ("_bytes", "bytes")):
+    for suffix, unit in (("_bytes_per_s", "bytes/second"), ("_per_s", "per second"),
+                         ("_s", "seconds"), ("_mb", "MiB"), ("_bytes", "bytes")):
         if name.endswith(suffix):
             return unit
     if name.endswith("cpu"):

@@ -16,6 +16,8 @@ import struct
 from collections.abc import Iterator
 from typing import Any
 
+from ..jsonsafe import dumps_bytes
+
 __all__ = [
     "CODE_STATUS",
     "END_STREAM",
@@ -57,12 +59,13 @@ CODE_STATUS: dict[str, int] = {
 class ConnectError(Exception):
     """An RPC failure with its Connect code; rendered as a unary error or an end-stream."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, no_space: bool = False) -> None:
         if code not in CODE_STATUS:
             raise ValueError(f"unknown Connect code {code!r}")
         super().__init__(message)
         self.code = code
         self.message = message
+        self.no_space = no_space  # resource_exhausted for want of disk space (HTTP 507)
 
     @property
     def http_status(self) -> int:
@@ -73,7 +76,7 @@ class ConnectError(Exception):
 
 
 def _dumps(message: Any) -> bytes:
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return dumps_bytes(message)
 
 
 def encode_envelope(message: Any, flags: int = 0) -> bytes:

@@ -15,10 +15,10 @@ import urllib.parse
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse
 
-from ..exceptions import InvalidRequest, NotFound, SandboxGone
+from ..exceptions import Conflict, InvalidRequest, NotFound, SandboxGone
 from ..idempotency import fingerprint
+from ..jsonsafe import SafeJSONResponse
 from ..manager import SandboxManager, SandboxSpec
 from ..network import resolve_egress
 from ..routers.deps import IdempotencyKey, Idempotent, Manager, Owner
@@ -92,16 +92,16 @@ async def create(body: NewSandbox, request: Request, owner: Owner, manager: Mana
 @router.post("/v2/sandboxes/{sandbox_id}/connect", summary="Connect to (and resume) a sandbox")
 @router.post("/sandboxes/{sandbox_id}/connect", summary="Connect (older SDKs)")
 async def connect(sandbox_id: str, request: Request, owner: Owner, manager: Manager,
-                  body: ConnectBody | None = None) -> JSONResponse:
+                  body: ConnectBody | None = None) -> SafeJSONResponse:
     sandbox = _live(manager, owner, sandbox_id)
     resumed = sandbox.state == "paused"
     await manager.resume(sandbox)
     if body is not None and body.timeout and body.timeout > sandbox.timeout_s:
         manager.set_timeout(owner, sandbox_id, float(body.timeout))  # extends, never shortens
     # 201 when it had to be resumed, 200 when it was running: both are accepted.
-    return JSONResponse(sandbox_created(sandbox, issue_token(request, sandbox),
-                                        manager.settings.e2b_sandbox_domain),
-                        201 if resumed else 200)
+    return SafeJSONResponse(sandbox_created(sandbox, issue_token(request, sandbox),
+                                            manager.settings.e2b_sandbox_domain),
+                            201 if resumed else 200)
 
 
 @router.delete("/sandboxes/{sandbox_id}", status_code=204, summary="Kill a sandbox (E2B)")
@@ -180,7 +180,7 @@ async def list_sandboxes(
     order: str | None = Query(None, pattern="^(asc|desc)$"),
     next_token: str | None = Query(None, alias="nextToken"),
     limit: int = Query(100, ge=1, le=MAX_PAGE),
-) -> JSONResponse:
+) -> SafeJSONResponse:
     states = {s.strip() for s in (state or "running,paused").split(",") if s.strip()}
     unknown = states - {"running", "paused"}
     if unknown:
@@ -198,13 +198,18 @@ async def list_sandboxes(
                      else (sb.created_at, sb.id) > mark)]
     page = found[:limit]
     headers = {"x-next-token": _cursor(page[-1])} if len(found) > limit else {}
-    return JSONResponse([listed_sandbox(sb) for sb in page], headers=headers)
+    return SafeJSONResponse([listed_sandbox(sb) for sb in page], headers=headers)
 
 
 @router.get("/sandboxes/{sandbox_id}/metrics", summary="Current resource usage (docker stats)")
 async def metrics(sandbox_id: str, owner: Owner, manager: Manager) -> list[dict[str, Any]]:
     sandbox = _live(manager, owner, sandbox_id)
-    stats = await manager.stats(sandbox)
+    try:
+        stats = await manager.stats(sandbox)
+    except Conflict:
+        if not sandbox.alive:  # it ended while we asked: as any ended sandbox, not found
+            raise NotFound(f"sandbox {sandbox_id!r} not found", sandbox_id=sandbox_id) from None
+        raise
     cpu, precpu = stats.get("cpu_stats") or {}, stats.get("precpu_stats") or {}
     cpu_delta = ((cpu.get("cpu_usage") or {}).get("total_usage", 0)
                  - (precpu.get("cpu_usage") or {}).get("total_usage", 0))

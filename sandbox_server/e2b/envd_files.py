@@ -12,10 +12,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from ..errors import error_body
 from ..exceptions import PayloadTooLarge
+from ..jsonsafe import SafeJSONResponse
 from ..manager import SandboxManager
 from ..routers.deps import Manager
 from ..runner.protocol import Op
@@ -31,9 +32,9 @@ router = APIRouter(tags=["e2b envd files"])
 CHUNK = 1 << 20  # per runner op; base64 makes it ~1.4 MB on the channel
 
 
-def _failed(error: ConnectError) -> JSONResponse:
+def _failed(error: ConnectError) -> SafeJSONResponse:
     status = http_status(error)
-    return JSONResponse(error_body(status, error.code, error.message), status)
+    return SafeJSONResponse(error_body(status, error.code, error.message), status)
 
 
 @router.get("/health", status_code=204, summary="envd health (204 while the sandbox lives)")
@@ -154,4 +155,4 @@ async def upload(request: Request, sandbox: DataSandbox, manager: Manager,
         return _failed(exc)
     except (ValueError, zlib.error) as exc:
         return _failed(ConnectError("invalid_argument", f"bad upload: {exc}"))
-    return JSONResponse(written)
+    return SafeJSONResponse(written)

@@ -19,7 +19,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..exceptions import ContextNotFound, InvalidRequest, RunnerOpError, SandboxGone, ServerError
-from ..fastjson import dumps
+from ..jsonsafe import dumps_bytes
 from ..manager import SandboxManager
 from ..routers.deps import Manager
 from ..runner.protocol import ErrorCode, Op
@@ -93,7 +93,8 @@ def _now() -> str:
 
 
 def _line(message: dict[str, Any]) -> bytes:
-    return dumps(message) + b"\n"
+    # Never fails mid-stream on text that is not UTF-8 encodable (a lone surrogate).
+    return dumps_bytes(message) + b"\n"
 
 
 END_OF_EXECUTION = b'{"type":"end_of_execution"}\n'

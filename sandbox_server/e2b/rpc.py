@@ -11,8 +11,9 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from fastapi import Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
+from ..jsonsafe import SafeJSONResponse
 from .connect import STREAM_CONTENT_TYPE, ConnectError, decode_single, encode_envelope, end_stream
 
 __all__ = ["read_stream_request", "serve_stream", "serve_unary", "timeout_s"]
@@ -30,8 +31,8 @@ async def _body(request: Request) -> bytes:
     return body
 
 
-def _error(error: ConnectError) -> JSONResponse:
-    return JSONResponse(error.to_json(), error.http_status)
+def _error(error: ConnectError) -> SafeJSONResponse:
+    return SafeJSONResponse(error.to_json(), error.http_status)
 
 
 def timeout_s(request: Request) -> float | None:
@@ -50,7 +51,7 @@ async def serve_unary(request: Request,
             raise ConnectError("invalid_argument", f"the request is not JSON: {exc}") from exc
         if not isinstance(message, dict):
             raise ConnectError("invalid_argument", "the request must be a JSON object")
-        return JSONResponse(await handler(message))
+        return SafeJSONResponse(await handler(message))
     except ConnectError as exc:
         return _error(exc)
 

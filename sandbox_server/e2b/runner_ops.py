@@ -14,8 +14,8 @@ from typing import Any, Final
 from ..exceptions import (
     Conflict,
     RunnerOpError,
-    RunnerTimeout,
     SandboxGone,
+    SandboxUnresponsive,
     ServerError,
     StreamOverflow,
 )
@@ -35,7 +35,10 @@ CONNECT_CODE: Final[dict[ErrorCode, str]] = {
     ErrorCode.NO_SPACE: "resource_exhausted",
     ErrorCode.LIMIT_REACHED: "resource_exhausted",
     ErrorCode.NOT_WRITABLE: "failed_precondition",
-    ErrorCode.INTERNAL: "internal",
+    ErrorCode.BUSY: "aborted",
+    # The runner shares its process with user code: whatever it fails on is the sandbox's
+    # doing, answered as a refusal, never as envd's own fault.
+    ErrorCode.INTERNAL: "aborted",
 }
 
 
@@ -43,7 +46,7 @@ class RunnerConnectError(ConnectError):
     """A ConnectError that still knows the runner's code (a full disk has its own status)."""
 
     def __init__(self, exc: RunnerOpError) -> None:
-        super().__init__(CONNECT_CODE.get(exc.code, "internal"), exc.message)
+        super().__init__(CONNECT_CODE.get(exc.code, "aborted"), exc.message)
         self.runner_code = exc.code
 
 
@@ -53,10 +56,10 @@ def to_connect(exc: ServerError, sandbox: Sandbox) -> ConnectError:
         return RunnerConnectError(exc)
     if isinstance(exc, SandboxGone):
         return ConnectError("unavailable", f"sandbox {sandbox.id} was not found")
+    if isinstance(exc, SandboxUnresponsive):  # RunnerTimeout too: the sandbox's own state
+        return ConnectError("aborted", exc.message or str(exc))
     if isinstance(exc, Conflict):
         return ConnectError("failed_precondition", exc.message or str(exc))
-    if isinstance(exc, RunnerTimeout):
-        return ConnectError("deadline_exceeded", exc.message or str(exc))
     if isinstance(exc, StreamOverflow):
         return ConnectError("resource_exhausted", exc.message or str(exc))
     return ConnectError("internal", exc.message or str(exc))
@@ -71,8 +74,8 @@ def connect_errors(sandbox: Sandbox) -> Iterator[None]:
         raise to_connect(exc, sandbox) from exc
 
 
-async def call_op(manager: SandboxManager, sandbox: Sandbox, op: Op, timeout_s: float = 30.0,
-                  **fields: Any) -> dict[str, Any]:
+async def call_op(manager: SandboxManager, sandbox: Sandbox, op: Op,
+                  timeout_s: float | None = None, **fields: Any) -> dict[str, Any]:
     """Run one runner op; its reply on success, else :class:`ConnectError`."""
     with connect_errors(sandbox):
         return await manager.gateway.request(sandbox, op, timeout_s=timeout_s, **fields)

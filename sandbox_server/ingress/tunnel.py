@@ -17,6 +17,7 @@ from typing import Any
 
 from ..exceptions import (
     Conflict,
+    InvalidRequest,
     RunnerOpError,
     SandboxGone,
     ServerError,
@@ -65,7 +66,8 @@ class PortTunnel:
     async def open(cls, gateway: RunnerGateway, sandbox: Sandbox, port: int,
                    max_per_sandbox: int) -> PortTunnel:
         if not 0 < port < 65536:
-            raise PortUnreachable(f"port must be 1..65535, got {port}")
+            # The client's mistake, not the sandbox's: a 422 naming the range, never a 502.
+            raise InvalidRequest(f"port must be 1..65535, got {port}", limit="port")
         channel = sandbox.channel
         if channel is None or not sandbox.alive:
             raise SandboxGone(f"sandbox {sandbox.id} is gone: {sandbox.end_reason}")

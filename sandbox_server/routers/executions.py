@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
-from ..fastjson import FastJSONResponse
+from ..jsonsafe import SafeJSONResponse, dumps_bytes
 from ..manager import SandboxManager
 from ..sandbox import Sandbox
 from ..schemas import ExecuteRequest, ExecutionOut, ToolReply
@@ -20,10 +19,10 @@ router = APIRouter(prefix="/v1/sandboxes/{sandbox_id}", tags=["executions"])
 
 @router.post("/execute", response_model=ExecutionOut, summary="Run code and wait for the result")
 async def execute(sandbox_id: str, body: ExecuteRequest, owner: Owner,
-                  manager: Manager) -> FastJSONResponse:
+                  manager: Manager) -> SafeJSONResponse:
     # The same as sandbox_server.fastpath, which serves ordinary requests without FastAPI.
     sandbox = manager.get(owner, sandbox_id)
-    return FastJSONResponse(await run_to_end(manager, sandbox, body))
+    return SafeJSONResponse(await run_to_end(manager, sandbox, body))
 
 
 execute_route = router.routes[-1]  # for sandbox_server.fastpath's metrics label
@@ -58,9 +57,9 @@ async def execute_stream(sandbox_id: str, body: ExecuteRequest, owner: Owner,
     first = await anext(events)
 
     async def lines() -> AsyncIterator[bytes]:
-        yield json.dumps(first).encode() + b"\n"
+        yield dumps_bytes(first) + b"\n"
         async for event in events:
-            yield json.dumps(event).encode() + b"\n"
+            yield dumps_bytes(event) + b"\n"
 
     return StreamingResponse(lines(), media_type="application/x-ndjson",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
@@ -74,9 +73,9 @@ async def execute_stream(sandbox_id: str, body: ExecuteRequest, owner: Owner,
 async def interrupted_execution(sandbox_id: str, execution_id: str, owner: Owner,
                                 manager: Manager,
                                 wait_s: Annotated[float, Query(ge=0, le=300)] = 30.0,
-                                ) -> JSONResponse:
+                                ) -> SafeJSONResponse:
     sandbox = manager.get(owner, sandbox_id)
-    return JSONResponse(await manager.runs.recovered_execution(sandbox, execution_id, wait_s))
+    return SafeJSONResponse(await manager.runs.recovered_execution(sandbox, execution_id, wait_s))
 
 
 @router.post("/tool-calls/{call_id}", status_code=204,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 
 from ..exceptions import ServerError
+from ..jsonsafe import SafeJSONResponse
 from .deps import Manager
 
 router = APIRouter(tags=["health"])
@@ -19,7 +19,7 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="The Docker engine answers and the runtime image exists")
-async def readyz(manager: Manager) -> JSONResponse:
+async def readyz(manager: Manager) -> SafeJSONResponse:
     checks: dict[str, Any] = {}
     try:
         checks["engine"] = await manager._call(manager.driver.ping)
@@ -29,5 +29,5 @@ async def readyz(manager: Manager) -> JSONResponse:
         checks.setdefault("engine", False)
         checks["error"] = str(exc)
     ready = bool(checks.get("engine")) and bool(checks.get("runtime_image"))
-    return JSONResponse({"status": "ok" if ready else "unavailable", "checks": checks},
+    return SafeJSONResponse({"status": "ok" if ready else "unavailable", "checks": checks},
                         200 if ready else 503)

@@ -6,12 +6,24 @@ from __future__ import annotations
 import codecs
 import io
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable
 
 _READ_SIZE = 1 << 16
 DRAIN_TIMEOUT_S = 2.0
+_PREFIX = b"\x00selfbox-drain-"
+_MARKER = re.compile(rb"\x00selfbox-drain-[0-9a-f]{16}\x00")
+_MARKER_LEN = len(_PREFIX) + 17
+
+
+def _could_start_marker(tail: bytes) -> bool:
+    """Whether ``tail`` (starting at a NUL) may be the first bytes of a drain marker."""
+    if len(tail) <= len(_PREFIX):
+        return _PREFIX.startswith(tail)
+    return tail.startswith(_PREFIX) and re.fullmatch(rb"[0-9a-f]*\x00?", tail[len(_PREFIX):]) \
+        is not None
 
 
 class StreamCapture:
@@ -55,7 +67,7 @@ class StreamCapture:
         A random marker goes through the pipe behind the pending data (one write below
         PIPE_BUF is atomic); when the pump sees it, all earlier bytes have been emitted.
         """
-        marker = b"\x00selfbox-drain-" + os.urandom(8).hex().encode() + b"\x00"
+        marker = _PREFIX + os.urandom(8).hex().encode() + b"\x00"
         with self._lock:
             self._marker = marker
             self._drained.clear()
@@ -75,18 +87,24 @@ class StreamCapture:
             if not chunk:
                 return
             pending += chunk
-            with self._lock:
-                marker = self._marker
-            if marker and marker in pending:
-                before, _, after = pending.partition(marker)
-                self._forward(before, final=True)
+            # Every drain marker is taken out, the current one and stale ones alike: a
+            # marker whose drain timed out (a busy sandbox: a fork bomb) arrives later, and
+            # must not reach the user's output then.
+            while True:
+                found = _MARKER.search(pending)
+                if found is None:
+                    break
+                self._forward(pending[:found.start()], final=True)
+                pending = pending[found.end():]
                 with self._lock:
-                    self._marker = b""
-                self._drained.set()
-                pending = after
+                    current = self._marker
+                if found.group(0) == current:
+                    with self._lock:
+                        self._marker = b""
+                    self._drained.set()
             # Hold back a tail that could be the start of a marker split across reads.
-            hold = pending.rfind(b"\x00")
-            if hold != -1 and b"\x00selfbox-drain-".startswith(pending[hold:hold + 15][:15]):
+            hold = pending.rfind(b"\x00", max(len(pending) - _MARKER_LEN, 0))
+            if hold != -1 and _could_start_marker(pending[hold:]):
                 self._forward(pending[:hold])
                 pending = pending[hold:]
             else:

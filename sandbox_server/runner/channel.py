@@ -34,7 +34,14 @@ class Channel:
         if self.tap is not None:
             self.tap(message)
         data = json.dumps(message, ensure_ascii=False, separators=(",", ":"), default=repr)
-        payload = data.encode("utf-8", "backslashreplace") + b"\n"
+        try:
+            payload = data.encode("utf-8") + b"\n"
+        except UnicodeEncodeError:
+            # A lone surrogate (a non-UTF-8 file name from os.listdir, say): sent as the
+            # visible text "\\udcff" rather than as a JSON escape the host cannot render.
+            data = json.dumps(_escape_surrogates(message), ensure_ascii=False,
+                              separators=(",", ":"), default=repr)
+            payload = data.encode("utf-8", "backslashreplace") + b"\n"
         with self._lock:
             view = memoryview(payload)
             while view:
@@ -54,3 +61,17 @@ class Channel:
                 continue
             if isinstance(message, dict):
                 yield message
+
+
+def _escape_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {_escape_surrogates(str(k)): _escape_surrogates(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_escape_surrogates(v) for v in value]
+    return value

@@ -23,10 +23,13 @@ from .bash import BashSession
 from .capture import Captures
 from .channel import Channel
 from .outbox import Outbox
-from .protocol import PROTOCOL_VERSION, Msg, Op, error_reply
+from .protocol import PROTOCOL_VERSION, ErrorCode, Msg, Op, error_reply
 
 OpHandler = Callable[[dict[str, Any]], dict[str, Any] | None]
 DEFAULT_OUTPUT_LIMIT = 1 << 20
+DEFAULT_RESULT_LIMIT = 16 << 20
+DEFAULT_MESSAGE_LIMIT = 8 << 20
+MESSAGE_OVERHEAD = 64 << 10  # the frame around a bundle, and JSON escapes
 HOME = os.environ.get("HOME", "/tmp")
 
 
@@ -56,8 +59,24 @@ class Context:
 class Current:
     id: str
     limit: int
+    result_limit: int = DEFAULT_RESULT_LIMIT
+    message_limit: int = DEFAULT_MESSAGE_LIMIT
+    token: str = ""  # the host's proof that a "done" is ours (see _finish)
     sent: int = 0
+    result_sent: int = 0
     truncated: bool = False
+    results_truncated: bool = False
+
+    def room_for_result(self, data: dict[str, Any]) -> bool:
+        """Spend the execution's result budget on one bundle, if it fits."""
+        size = sum(len(v) if isinstance(v, str) else len(repr(v)) for v in data.values())
+        # A bundle larger than one message would be dropped by the host unread.
+        too_big = size > self.message_limit - MESSAGE_OVERHEAD
+        if too_big or self.results_truncated or self.result_sent + size > self.result_limit:
+            self.results_truncated = True
+            return False
+        self.result_sent += size
+        return True
 
 
 class Kernel:
@@ -99,10 +118,11 @@ class Kernel:
         current = self.current
         if current is None:
             return
-        self.channel.send(
-            {"type": Msg.RESULT, "id": current.id, "data": display.bundle(value),
-             "is_main_result": main}
-        )
+        data = display.bundle(value)
+        if not current.room_for_result(data):
+            return
+        self.channel.send({"type": Msg.RESULT, "id": current.id, "data": data,
+                           "is_main_result": main})
 
     def show(self, *values: Any, raw: bool = False, **_ignored: Any) -> None:
         """IPython's ``display()``: each value as a result (``raw``: each is a MIME bundle)."""
@@ -119,6 +139,8 @@ class Kernel:
             return
         bundle = {str(k): v for k, v in data.items() if isinstance(v, (str, dict, list))}
         bundle.setdefault("text/plain", "")
+        if not current.room_for_result(bundle):
+            return
         self.channel.send({"type": Msg.RESULT, "id": current.id, "data": bundle,
                            "is_main_result": False})
 
@@ -200,10 +222,21 @@ class Kernel:
                         waiter[1].append(message)
                         waiter[0].set()
                 else:
-                    threading.Thread(target=self._run_op, args=(message,), daemon=True).start()
+                    self._start_op(message)
             except Exception as exc:  # one bad message never stops the runner
                 self.channel.send({"type": Msg.LOG, "level": "error", "text": repr(exc)})
         self._executions.put(None)
+
+    def _start_op(self, message: dict[str, Any]) -> None:
+        try:
+            threading.Thread(target=self._run_op, args=(message,), daemon=True).start()
+        except RuntimeError as exc:
+            # No thread (every pid of the sandbox is taken, by a fork bomb say): answer
+            # now, so the host can tell its client instead of waiting for a reply.
+            self.channel.send({"type": Msg.REPLY, "req": message.get("req"), "ok": False,
+                               "error": {"code": ErrorCode.BUSY, "name": type(exc).__name__,
+                                         "value": f"the sandbox cannot start a thread ({exc}); "
+                                         "its processes may hold every pid (the pids limit)"}})
 
     def _run_op(self, message: dict[str, Any]) -> None:
         op, reply_to = str(message.get("op")), message.get("req")
@@ -296,7 +329,7 @@ class Kernel:
         threading.Thread(target=self.control_loop, name="control", daemon=True).start()
         threading.Thread(target=self.watchdog, name="watchdog", daemon=True).start()
         self.channel.send({"type": Msg.READY, "protocol": PROTOCOL_VERSION, "pid": os.getpid(),
-                           "python": sys.version.split()[0]})
+                           "python": sys.version.split()[0], "done_token": True})
         while True:
             try:
                 message = self._executions.get()
@@ -310,11 +343,14 @@ class Kernel:
         execution_id = str(message.get("id"))
         context = self.contexts.get(str(message.get("context") or "default"))
         limit = int(message.get("output_limit_bytes") or DEFAULT_OUTPUT_LIMIT)
+        result_limit = int(message.get("result_limit_bytes") or DEFAULT_RESULT_LIMIT)
+        message_limit = int(message.get("max_message_bytes") or DEFAULT_MESSAGE_LIMIT)
         timeout = message.get("timeout_s")
         self.outbox.begin(execution_id, float(timeout) if isinstance(timeout, (int, float))
                           else None)
         with self._current_lock:
-            self.current = Current(execution_id, limit)
+            self.current = Current(execution_id, limit, result_limit, message_limit,
+                                   str(message.pop("token", "") or ""))
         if context is None:
             self._send_error(execution_id, "ContextNotFound",
                              f"no context {message.get('context')!r}", "")
@@ -352,9 +388,14 @@ class Kernel:
             self._flush()
             self._emit_figures()
             ok, value = display.plain_json(answer.value)
+            data = display.bundle(answer.value)
+            current = self.current
+            if current is not None and not current.room_for_result(
+                    {"value": repr(value) if ok else "", **data}):
+                ok, value, data = False, None, {"text/plain": "<final answer over the result "
+                                                "limit (result_limit_bytes)>"}
             self.channel.send({"type": Msg.FINAL_ANSWER, "id": execution_id,
-                               "value": value if ok else None, "is_json": ok,
-                               "data": display.bundle(answer.value)})
+                               "value": value if ok else None, "is_json": ok, "data": data})
         except BaseException as exc:
             self._executing = False
             self._flush()
@@ -400,11 +441,14 @@ class Kernel:
     def _finish(self, execution_id: str, context: Context | None, status: str,
                 interrupted: bool = False) -> None:
         with self._current_lock:
-            truncated = self.current.truncated if self.current else False
-            self.current = None
+            current, self.current = self.current, None
+        # The token came with the execute op and is written nowhere else: a "done" that
+        # other code in the sandbox forges (through /proc/1/fd/1, say) lacks it.
         self.channel.send({
             "type": Msg.DONE, "id": execution_id, "status": status, "interrupted": interrupted,
-            "truncated": truncated,
+            "truncated": current.truncated if current else False,
+            "results_truncated": current.results_truncated if current else False,
+            "token": current.token if current else "",
             "execution_count": context.execution_count if context else None,
         })
 

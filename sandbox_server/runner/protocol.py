@@ -30,7 +30,10 @@ __all__ = [
 ]
 
 # "major.minor": a server talks only to runners of its own major version.
-PROTOCOL_VERSION: Final = "1.1"  # 1.1: heartbeat, state_put, resync, ack (re-adoption)
+# 1.1: heartbeat, state_put, resync, ack (re-adoption); a "done" carries the token of its
+# execute op (the hello says ``done_token``); a replied op the runner cannot even start is
+# answered ``busy``.
+PROTOCOL_VERSION: Final = "1.1"
 # The one line the watchdog relay (relay.py) consumes instead of passing it to the runner.
 HEARTBEAT_LINE: Final = b'{"op":"heartbeat"}'
 
@@ -120,6 +123,7 @@ class ErrorCode(StrEnum):
     NO_SPACE = "no_space"  # the sandbox's disk (tmpfs) is full
     LIMIT_REACHED = "limit_reached"  # a runner-side cap (processes, watchers)
     NOT_WRITABLE = "not_writable"  # a process without stdin or PTY
+    BUSY = "busy"  # the runner cannot start on the op (no thread: the pids are exhausted)
     INTERNAL = "internal"
 
 
@@ -141,6 +145,7 @@ class Ready(TypedDict):
     protocol: str
     pid: int
     python: NotRequired[str]
+    done_token: NotRequired[bool]  # "done" echoes the execute op's token (1.1)
 
 
 # Order matters: subclasses before their bases (all but the first rows are OSErrors).
@@ -158,12 +163,36 @@ _BY_TYPE: Final[tuple[tuple[type[BaseException], ErrorCode], ...]] = (
     (OverflowError, ErrorCode.LIMIT_REACHED),
 )
 _NO_SPACE_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
+# An OSError whose class says nothing (EROFS is a plain OSError): its errno does.
+_BY_ERRNO: Final[dict[int, ErrorCode]] = {
+    errno.EROFS: ErrorCode.PERMISSION_DENIED,
+    errno.EACCES: ErrorCode.PERMISSION_DENIED,
+    errno.EPERM: ErrorCode.PERMISSION_DENIED,
+    errno.ENOENT: ErrorCode.NOT_FOUND,
+    errno.EEXIST: ErrorCode.ALREADY_EXISTS,
+    errno.ENOTDIR: ErrorCode.INVALID_ARGUMENT,
+    errno.EISDIR: ErrorCode.INVALID_ARGUMENT,
+    errno.EINVAL: ErrorCode.INVALID_ARGUMENT,
+    errno.ENAMETOOLONG: ErrorCode.INVALID_ARGUMENT,
+    errno.ELOOP: ErrorCode.INVALID_ARGUMENT,
+    errno.EXDEV: ErrorCode.INVALID_ARGUMENT,
+    errno.ENOTEMPTY: ErrorCode.INVALID_ARGUMENT,
+    errno.EBUSY: ErrorCode.INVALID_ARGUMENT,
+    errno.ETXTBSY: ErrorCode.INVALID_ARGUMENT,
+    errno.EFBIG: ErrorCode.LIMIT_REACHED,
+    errno.EMFILE: ErrorCode.LIMIT_REACHED,
+    errno.ENFILE: ErrorCode.LIMIT_REACHED,
+    errno.ENOMEM: ErrorCode.LIMIT_REACHED,
+    errno.EAGAIN: ErrorCode.LIMIT_REACHED,
+}
 
 
 def error_code_of(exc: BaseException) -> ErrorCode:
     """The code of an op's failure, from the exception's type and errno."""
     if isinstance(exc, OSError) and exc.errno in _NO_SPACE_ERRNOS:
         return ErrorCode.NO_SPACE
+    if type(exc) is OSError and isinstance(exc.errno, int) and exc.errno in _BY_ERRNO:
+        return _BY_ERRNO[exc.errno]
     for kind, code in _BY_TYPE:
         if isinstance(exc, kind):
             return code

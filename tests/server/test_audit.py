@@ -21,7 +21,8 @@ def test_check_passes_against_a_hardened_server(server: LiveServer) -> None:
     lines = out.stdout.splitlines()
     assert not [line for line in lines if line.startswith("FAIL")]
     for name in ("non-root user", "no capabilities", "read-only root file system", "no network",
-                 "pids cap", "memory cap", "cpu quota", "no Docker socket"):
+                 "pids cap", "memory cap", "cpu quota", "no Docker socket",
+                 "seccomp profile (no io_uring)"):
         assert any(line.startswith("PASS") and name in line for line in lines), name
 
 
@@ -46,4 +47,4 @@ def test_judge_flags_a_weak_sandbox() -> None:
     assert failed == {"non-root user", "no capabilities", "no-new-privileges",
                       "read-only root file system", "writable space capped", "no network",
                       "no Docker socket", "pids cap", "memory cap", "cpu quota",
-                      "no secrets in the environment"}
+                      "no secrets in the environment", "seccomp profile (no io_uring)"}

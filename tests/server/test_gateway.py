@@ -304,7 +304,8 @@ def test_e2b_adapter_renders_typed_errors_as_connect_codes() -> None:
     capped = to_connect(RunnerOpError("No space left (a message is never read)",
                                       code=ErrorCode.LIMIT_REACHED, op="proc_start"), sandbox)
     assert (capped.code, http_status(capped)) == ("resource_exhausted", 429)
-    assert to_connect(RunnerTimeout("slow"), sandbox).code == "deadline_exceeded"
+    # A runner that does not answer is the sandbox's state: 409, not envd's 504.
+    assert to_connect(RunnerTimeout("slow"), sandbox).code == "aborted"
     gone = to_connect(SandboxGone("x"), sandbox)
     assert (gone.code, http_status(gone)) == ("unavailable", 502)
     assert to_connect(Conflict("paused"), sandbox).code == "failed_precondition"
