@@ -51,6 +51,32 @@ _RETRY_STATUSES = (409, 502, 503, 504)
 # A 404 is final after this long (a busy sandbox is adopted a little after the server starts;
 # a run that no restart cut off, e.g. a dropped connection to a live server, is never known).
 NOT_FOUND_GRACE_S = 10.0
+
+
+class _Recovery:
+    """What sync and async share when a stream broke mid-run and the next server is asked
+    for the execution's result: which answers are final, and when to give up (no I/O)."""
+
+    def __init__(self, cause: BaseException | None) -> None:
+        self.cause = cause
+        self.deadline = time.monotonic() + RECOVER_WINDOW_S
+        self._first_404 = 0.0
+
+    def final(self, status: int) -> bool:
+        """Whether an answer other than 200 is final (checked as an error) or worth a retry;
+        a 404 is retried for NOT_FOUND_GRACE_S (the new server may still be adopting)."""
+        if status == 404:
+            self._first_404 = self._first_404 or time.monotonic()
+        return status not in _RETRY_STATUSES and not (
+            self._first_404 and time.monotonic() - self._first_404 < NOT_FOUND_GRACE_S)
+
+    def give_up_when_late(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise SandboxConnectionError(
+                f"the execution stream broke and no server answered for it within "
+                f"{RECOVER_WINDOW_S:g} s: {self.cause}")
+
+
 URL_ENV = "SELFBOX_URL"
 KEY_ENV = "SELFBOX_API_KEY"
 
@@ -234,24 +260,18 @@ class DockerExecutor(_DockerCommon, Executor):
         """The stream broke mid-run (the server restarted): ask the next server for the
         result, ``status="interrupted"``; give up after RECOVER_WINDOW_S."""
         url = self._path(f"/executions/{folder.execution_id}")
-        deadline, first_404 = time.monotonic() + RECOVER_WINDOW_S, 0.0
+        recovery = _Recovery(cause)
         while True:
             try:
                 response = self._http.get(url, params={"wait_s": 30}, timeout=60)
             except httpx.HTTPError as exc:
-                cause = exc
+                recovery.cause = exc
             else:
                 if response.status_code == 200:
                     return folder.recovered(response.json())
-                if response.status_code == 404:
-                    first_404 = first_404 or time.monotonic()
-                if response.status_code not in _RETRY_STATUSES and not (
-                        first_404 and time.monotonic() - first_404 < NOT_FOUND_GRACE_S):
+                if recovery.final(response.status_code):
                     _check(response, "asking for an interrupted execution")
-            if time.monotonic() > deadline:
-                raise SandboxConnectionError(
-                    f"the execution stream broke and no server answered for it within "
-                    f"{RECOVER_WINDOW_S:g} s: {cause}")
+            recovery.give_up_when_late()
             time.sleep(RECOVER_POLL_S)
 
     def _answer(self, call: ToolCall) -> None:
@@ -386,24 +406,18 @@ class AsyncDockerExecutor(_DockerCommon, AsyncExecutor):
     async def _recover(self, folder: EventFolder, cause: BaseException | None) -> Execution:
         """As :meth:`DockerExecutor._recover`."""
         url = self._path(f"/executions/{folder.execution_id}")
-        deadline, first_404 = time.monotonic() + RECOVER_WINDOW_S, 0.0
+        recovery = _Recovery(cause)
         while True:
             try:
                 response = await self._http.get(url, params={"wait_s": 30}, timeout=60)
             except httpx.HTTPError as exc:
-                cause = exc
+                recovery.cause = exc
             else:
                 if response.status_code == 200:
                     return folder.recovered(response.json())
-                if response.status_code == 404:
-                    first_404 = first_404 or time.monotonic()
-                if response.status_code not in _RETRY_STATUSES and not (
-                        first_404 and time.monotonic() - first_404 < NOT_FOUND_GRACE_S):
+                if recovery.final(response.status_code):
                     await _acheck(response, "asking for an interrupted execution")
-            if time.monotonic() > deadline:
-                raise SandboxConnectionError(
-                    f"the execution stream broke and no server answered for it within "
-                    f"{RECOVER_WINDOW_S:g} s: {cause}")
+            recovery.give_up_when_late()
             await asyncio.sleep(RECOVER_POLL_S)
 
     async def _answer(self, call: ToolCall) -> None:
