@@ -4,6 +4,7 @@ the host as ``stream`` messages, capped per execution."""
 from __future__ import annotations
 
 import codecs
+import contextlib
 import io
 import os
 import re
@@ -114,7 +115,10 @@ class StreamCapture:
     def _forward(self, data: bytes, final: bool = False) -> None:
         text = self._decoder.decode(data, final=final)
         if text:
-            self._emit(self.name, text)
+            # The pump must outlive one failed send: if it stopped, the fd's pipe would fill
+            # and every later write in the sandbox would block.
+            with contextlib.suppress(Exception):
+                self._emit(self.name, text)
 
 
 class Captures:

@@ -27,22 +27,21 @@ class Channel:
         os.dup2(null, 0)
         os.close(null)
         self._lock = threading.Lock()
-        # Sees every message before it is written (the outbox numbers and keeps some).
-        self.tap: Callable[[dict[str, Any]], None] | None = None
+        # Sees every message before it is written; numbers those of the latest run (the
+        # outbox keeps them for a server that attaches again) and says the number.
+        self.tap: Callable[[dict[str, Any]], int | None] | None = None
 
     def send(self, message: dict[str, Any]) -> None:
-        if self.tap is not None:
-            self.tap(message)
-        data = json.dumps(message, ensure_ascii=False, separators=(",", ":"), default=repr)
-        try:
-            payload = data.encode("utf-8") + b"\n"
-        except UnicodeEncodeError:
-            # A lone surrogate (a non-UTF-8 file name from os.listdir, say): sent as the
-            # visible text "\\udcff" rather than as a JSON escape the host cannot render.
-            data = json.dumps(_escape_surrogates(message), ensure_ascii=False,
-                              separators=(",", ":"), default=repr)
-            payload = data.encode("utf-8", "backslashreplace") + b"\n"
+        # Encoded outside the lock: ``default=repr`` may run user code (a tool call's
+        # arguments), which may itself send. Numbered and written under it: the server drops
+        # a number it has already passed, so two threads (the stdout and stderr pumps) must
+        # write in the order they were numbered. The number goes last: the server judges a
+        # large frame by its head (``{"type":...,"id":...``).
+        payload = _encode(message)
         with self._lock:
+            seq = self.tap(message) if self.tap is not None else None
+            if seq is not None:
+                payload = payload[:-2] + b',"seq":%d}\n' % seq
             view = memoryview(payload)
             while view:
                 written = os.write(self._out_fd, view)
@@ -61,6 +60,18 @@ class Channel:
                 continue
             if isinstance(message, dict):
                 yield message
+
+
+def _encode(message: dict[str, Any]) -> bytes:
+    data = json.dumps(message, ensure_ascii=False, separators=(",", ":"), default=repr)
+    try:
+        return data.encode("utf-8") + b"\n"
+    except UnicodeEncodeError:
+        # A lone surrogate (a non-UTF-8 file name from os.listdir, say): sent as the
+        # visible text "\\udcff" rather than as a JSON escape the host cannot render.
+        data = json.dumps(_escape_surrogates(message), ensure_ascii=False,
+                          separators=(",", ":"), default=repr)
+        return data.encode("utf-8", "backslashreplace") + b"\n"
 
 
 def _escape_surrogates(value: Any) -> Any:

@@ -36,27 +36,29 @@ class Outbox:
                          "started_at": time.time(), "messages": [], "bytes": 0, "seq": 0,
                          "finished": False, "dropped": 0}
 
-    def tap(self, message: dict[str, Any]) -> None:
-        """Called for every message the runner sends (numbering the latest run's)."""
+    def tap(self, message: dict[str, Any]) -> int | None:
+        """Called for every message the runner sends: the number of one of the latest run's
+        (kept, with its number, for a replay), else None."""
         if message.get("type") not in EXECUTION_MESSAGES:
-            return
+            return None
         data = message.get("data")
         size = len(str(message.get("text") or message.get("value") or "")) + (
             sum(len(str(v)) for v in data.values()) if isinstance(data, dict) else 0)
         with self._lock:
             run = self._run
             if run is None or message.get("id") != run["id"]:
-                return
+                return None
             run["seq"] += 1
-            message["seq"] = run["seq"]
+            seq: int = run["seq"]
             ends = message["type"] in ENDING_MESSAGES
             if run["bytes"] + size > MAX_KEPT_BYTES and not ends:
                 run["dropped"] += 1
-                return
+                return seq
             run["bytes"] += size
-            run["messages"].append(dict(message))
+            run["messages"].append({**message, "seq": seq})
             if message["type"] == Msg.DONE:
                 run["finished"] = True
+            return seq
 
     def ack(self, execution_id: object) -> None:
         """The server delivered this run to its caller: no need to replay it."""

@@ -5,6 +5,7 @@ after which no sandbox keeps running past the orphan grace period."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -199,7 +200,10 @@ def test_readme_flow_metrics_restart_and_down(stack: Stack) -> None:
     assert "selfbox_sandboxes_created_total" in metrics
     assert 'selfbox_http_errors_total{kind="unauthorized",status="401"} 1.0' in metrics
     logs = stack.compose("logs", "--no-color", "server").stdout
-    assert '"request_id": "compose-1"' in logs and '"status": 401' in logs
+    records = [json.loads(line.split("| ", 1)[1]) for line in logs.splitlines()
+               if "| {" in line]
+    assert any(record.get("request_id") == "compose-1" and record.get("status") == 401
+               for record in records)
 
     # Sandboxes outlive the server: through a restart of the server, a restart of the socket
     # proxy (every attach stream drops) and an upgrade (a changed server image, recreated).
