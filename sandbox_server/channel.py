@@ -24,6 +24,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
+
 from .inbound import OVERLONG, ChannelLimits, LineSplitter, TokenBucket, parse_frame
 from .runner.protocol import Msg, Op
 from .tasks import BackgroundTasks
@@ -38,6 +40,19 @@ BIG_LINE_BYTES = 64 * 1024  # larger lines are looked at (_wanted) before they a
 _HEAD = re.compile(rb'\{\s*"type"\s*:\s*"(\w{1,32})"\s*,\s*"(id|req)"\s*:\s*"([^"\\]{1,128})"')
 LINE_COST_BYTES = 16 * 1024  # what one line costs at least, of a sandbox's read budget
 DROPPED_REPORT_EVERY_S = 10.0
+
+def encode_op(message: dict[str, Any]) -> bytes:
+    """One NDJSON line for the runner. orjson when its line reads back the same (it writes a
+    non-finite float as null, so a line with a null in it is written again by the standard
+    library, which also takes what orjson refuses: big integers, lone surrogates)."""
+    try:
+        data = orjson.dumps(message, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:
+        data = b"null"
+    if b"null" in data:
+        data = json.dumps(message, separators=(",", ":")).encode() + b"\n"
+    return data
+
 
 class Inbox(asyncio.Queue[dict[str, Any]]):
     """A subscriber's queue. Its bound holds up the read loop (which waits for room); what
@@ -121,7 +136,7 @@ class RunnerChannel:
                 raise ChannelInterrupted(f"channel to {self.name} is being attached again")
         if self._writer is None or self.closed.is_set():
             raise ChannelClosed(f"channel to {self.name} is closed")
-        data = json.dumps(message, separators=(",", ":")).encode() + b"\n"
+        data = encode_op(message)
         async with self._write_lock:
             try:
                 self._writer.write(data)

@@ -30,7 +30,7 @@ from .auth import owner_of
 from .e2b.auth import sandbox_for
 from .e2b.interpreter import END_OF_EXECUTION, ExecuteBody, render_event
 from .errors import sandbox_error_response
-from .jsonsafe import SafeJSONResponse
+from .jsonsafe import dumps_bytes
 from .routers.executions import run_to_end
 from .schemas import ExecuteRequest
 
@@ -38,6 +38,7 @@ __all__ = ["ExecuteFastPath"]
 
 _PATH = re.compile(r"/v1/sandboxes/([^/]+)/execute")
 _JSON = (b"application/json", b"application/json; charset=utf-8")
+_JSON_TYPE = (b"content-type", b"application/json")
 _STREAM_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store"),
                    (b"x-accel-buffering", b"no")]
 
@@ -88,10 +89,14 @@ class ExecuteFastPath:
         try:
             execution = await run_to_end(state.manager, sandbox, request)
         except SandboxError as exc:
-            response = sandbox_error_response(exc, scope["method"], scope["path"])
-        else:
-            response = SafeJSONResponse(execution)
-        await response(scope, receive, send)
+            await sandbox_error_response(exc, scope["method"], scope["path"])(
+                scope, receive, send)
+            return
+        # What SafeJSONResponse(execution) sends, without building one.
+        body = dumps_bytes(execution)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"%d" % len(body)), _JSON_TYPE]})
+        await send({"type": "http.response.body", "body": body})
 
 
     async def _e2b(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -16,10 +16,13 @@ sends and bounded in memory, whatever it sends:
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from .jsonsafe import may_hold_surrogates, scrub
 from .settings import Settings
@@ -116,14 +119,31 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# A run of 19 digits may be an integer beyond 64 bits, which orjson would read as a float.
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
 def parse_frame(line: bytes) -> dict[str, Any] | None:
-    """One runner line as a JSON object, or None if it is not one."""
+    """One runner line as a JSON object, or None if it is not one.
+
+    The standard library decides: orjson reads a line only when it cannot differ from it (no
+    surrogate, no integer beyond 64 bits), and anything orjson refuses (NaN, a number out of
+    range, bad UTF-8, deep nesting) is read again by the standard library."""
     if not line or line[:1] != b"{":
         return None
     try:
-        parsed: object = json.loads(line, parse_constant=_no_constant)
-        if isinstance(parsed, dict) and may_hold_surrogates(line):
-            parsed = scrub(parsed)
+        parsed: object = None
+        if may_hold_surrogates(line):
+            parsed = json.loads(line, parse_constant=_no_constant)
+            if isinstance(parsed, dict):
+                parsed = scrub(parsed)
+        elif _LONG_DIGITS.search(line) is None:
+            try:
+                parsed = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                parsed = json.loads(line, parse_constant=_no_constant)
+        else:
+            parsed = json.loads(line, parse_constant=_no_constant)
     except (ValueError, RecursionError):
         return None
     if not isinstance(parsed, dict):

@@ -9,9 +9,9 @@ Strings that come from the runner are scrubbed once, where they enter the server
 fail on text that slipped past (it escapes instead). They are also the hot path's encoder:
 orjson writes what it can encode exactly (NaN as null, as :func:`scrub` does) and the standard
 library takes the rest (integers beyond 64 bits, lone surrogates), so the bytes a client gets
-mean the same whichever encoder ran. Decoding stays with the standard library: orjson reads a
+mean the same whichever encoder ran. Decoding follows the standard library: orjson reads a
 big integer as a float and refuses lone surrogates, and what a sandbox sends must come back as
-sent.
+sent, so :func:`~.inbound.parse_frame` gives orjson only the lines it reads the same way.
 """
 
 from __future__ import annotations

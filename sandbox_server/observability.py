@@ -201,15 +201,21 @@ class Metrics:
             "selfbox_http_errors", "HTTP error responses, by status and error_code.",
             ["status", "kind"], registry=self.registry)
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._execution_children: dict[str, tuple[Any, Any]] = {}
 
     # The manager's observers hook: called synchronously from the event loop.
     def observe(self, event: str, fields: dict[str, Any]) -> None:
         if event == "executed":
             execution = fields.get("execution")
             status = str(getattr(execution, "status", "unknown"))
-            self.executions.labels(status).inc()
-            self.execution_seconds.labels(status).observe(
-                float(getattr(execution, "duration_s", 0.0)))
+            children = self._execution_children.get(status)
+            if children is None:  # statuses are a handful: keep their children
+                children = (self.executions.labels(status),
+                            self.execution_seconds.labels(status))
+                if len(self._execution_children) < 64:
+                    self._execution_children[status] = children
+            children[0].inc()
+            children[1].observe(float(getattr(execution, "duration_s", 0.0)))
         elif event == "ended":
             self.sandboxes_ended.labels(str(fields.get("state", "unknown"))).inc()
 
