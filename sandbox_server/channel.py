@@ -77,6 +77,7 @@ _Routed = tuple[Inbox, dict[str, Any]]
 
 REATTACH_WINDOW_S = 60.0  # how long a dropped channel to a running container is retried
 SEND_WAIT_S = 30.0  # how long a send waits for a channel that is being re-attached
+DEFERRED_FLUSH_S = 1.0  # the longest an op sent with send_soon waits for the next write
 
 
 class ChannelClosed(Exception):
@@ -121,6 +122,10 @@ class RunnerChannel:
         self.reattached = 0
         self._seq: dict[str, int] = {}  # the last numbered message delivered per key
         self._tasks: BackgroundTasks | None = None
+        self._deferred = b""  # ops from send_soon, written before the next op
+        self._soon_count = 0  # ops given to send_soon so far ...
+        self._soon_confirmed = 0  # ... and how many of them a later reply shows were read
+        self._flush_timer: asyncio.TimerHandle | None = None
 
     async def start(self, tasks: BackgroundTasks) -> None:
         self._reader, self._writer = await asyncio.open_connection(sock=self._sock)
@@ -138,11 +143,34 @@ class RunnerChannel:
             raise ChannelClosed(f"channel to {self.name} is closed")
         data = encode_op(message)
         async with self._write_lock:
+            if self._deferred:
+                data, self._deferred = self._deferred + data, b""
             try:
                 self._writer.write(data)
                 await self._writer.drain()
             except (ConnectionError, OSError) as exc:
                 raise ChannelClosed(f"channel to {self.name} broke: {exc}") from exc
+
+    def send_soon(self, message: dict[str, Any]) -> None:
+        """Send an op that nothing waits for (an execution's ack) with the next op written,
+        or within DEFERRED_FLUSH_S: back-to-back executions save a write, and the runner a
+        wake-up, each. Lost, like any op, if the connection drops first."""
+        if self.closed.is_set():
+            return
+        self._deferred += encode_op(message)
+        self._soon_count += 1
+        if self._flush_timer is None:
+            self._flush_timer = asyncio.get_running_loop().call_later(
+                DEFERRED_FLUSH_S, self._flush_deferred)
+
+    def _flush_deferred(self) -> None:
+        self._flush_timer = None
+        data, self._deferred = self._deferred, b""
+        if data and self._writer is not None and self.connected.is_set() \
+                and not self.closed.is_set():
+            # Whole lines only: a send holding the write lock has written all of its own.
+            with contextlib.suppress(Exception):
+                self._writer.write(data)
 
     async def request(self, op: str, timeout_s: float | None = 30.0,
                       **fields: Any) -> dict[str, Any]:
@@ -155,9 +183,18 @@ class RunnerChannel:
         self._requests[req] = future
         try:
             await self.send({"op": op, "req": req, **fields})
-            return await asyncio.wait_for(future, timeout_s)
+            # The runner reads ops in order: a reply means what went before was read too.
+            sent_after = self._soon_count
+            reply = await asyncio.wait_for(future, timeout_s)
+            self._soon_confirmed = max(self._soon_confirmed, sent_after)
+            return reply
         finally:
             self._requests.pop(req, None)
+
+    @property
+    def unconfirmed(self) -> bool:
+        """Whether an op given to :meth:`send_soon` may not have been read by the runner."""
+        return self._soon_count > self._soon_confirmed
 
     def subscribe(self, key: str, maxsize: int = 0,
                   wants: Callable[[str], bool] | None = None) -> asyncio.Queue[dict[str, Any]]:
@@ -190,6 +227,9 @@ class RunnerChannel:
 
     async def close(self) -> None:
         self.reconnect = None  # a close on purpose is not a drop
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+        self._flush_deferred()  # a detaching server's last acks still go
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 self._writer.close()
@@ -367,6 +407,9 @@ class RunnerChannel:
             return
         self.connected.clear()
         self.closed.set()
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
         for queue in self._subscribers.values():
             queue.force_put(EOF_MESSAGE)
         for future in self._requests.values():

@@ -10,7 +10,8 @@ translated once:
 * :meth:`RunnerGateway.follow` -- a keyed op (an execution, a process stream, a directory
   watch): the runner's messages under one key, until a terminal message, the end of the
   channel, or a deadline.
-* :meth:`RunnerGateway.send` -- a fire-and-forget op (interrupt, tool replies).
+* :meth:`RunnerGateway.send` -- a fire-and-forget op (interrupt, tool replies);
+  :meth:`RunnerGateway.send_soon` one that may wait for the next write (an ack).
 """
 
 from __future__ import annotations
@@ -110,6 +111,12 @@ class RunnerGateway:
         except ChannelClosed:
             return False
         return True
+
+    def send_soon(self, sandbox: Sandbox, op: Op, **fields: Any) -> None:
+        """Send an op nobody answers with the channel's next write (see
+        :meth:`RunnerChannel.send_soon`); nothing if the channel is gone."""
+        if sandbox.channel is not None:
+            sandbox.channel.send_soon({"op": op, **fields})
 
     def follow(self, sandbox: Sandbox, op: Op, key: str, deadline: float | None, *,
                idle_s: float | None = None, terminal: Callable[[Message], bool] | None = None,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 import socket
@@ -58,6 +59,7 @@ T = TypeVar("T")
 
 TOMBSTONE_S = 600.0  # how long a dead or expired sandbox still answers with its fate
 SWEEP_EVERY_S = 30.0
+PAUSE_ACK_WAIT_S = 2.0  # the longest a pause waits for the runner to read a pending ack
 HEARTBEAT_MESSAGE = {"op": Op.HEARTBEAT}  # serialises to the relay's HEARTBEAT_LINE
 
 
@@ -174,11 +176,12 @@ class SandboxManager:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(channel.send(HEARTBEAT_MESSAGE), 2.0)
 
-    async def save_record(self, sandbox: Sandbox) -> None:
-        """Hand the runner the signed record a restarted server adopts it by."""
+    async def save_record(self, sandbox: Sandbox, fields: dict[str, Any] | None = None) -> None:
+        """Hand the runner the signed record a restarted server adopts it by (``fields``:
+        the record to sign, if not the sandbox's as it is now)."""
         if sandbox.channel is None or not self.state_secret:
             return
-        record = sign(self.state_secret, record_of(sandbox, self.settings.deployment))
+        record = sign(self.state_secret, fields or record_of(sandbox, self.settings.deployment))
         await self.gateway.request(sandbox, Op.STATE_PUT, record=record)
 
     def save_record_soon(self, sandbox: Sandbox) -> None:
@@ -356,20 +359,31 @@ class SandboxManager:
         # Renamed out of the pool before anyone may run code in it: a new server believes a
         # "pool" record only under a pool name (see records.py). Registered first (still
         # owned by the pool, so no one can reach it) so that a sweep leaves it alone.
+        # The rename (an engine round trip) and the runner's new record and deadline go at
+        # once; the owner is set, and the answer sent, only when all three are done. A crash
+        # in between leaves a record and a name that disagree, or a container not yet
+        # claimed: adoption removes the first and pools the second (no code ran in it).
         self._sandboxes[sandbox.id] = sandbox
+        claimed = dataclasses.replace(sandbox, owner=owner, metadata=dict(request.metadata),
+                                      created_at=time.time(), expires_at=expires_at)
+        rename = asyncio.ensure_future(
+            self._call(self.driver.rename, sandbox.container_id, f"selfbox-{sandbox.id}"))
         try:
-            await self._call(self.driver.rename, sandbox.container_id, f"selfbox-{sandbox.id}")
-        except ServerError:
-            self._sandboxes.pop(sandbox.id, None)
-            await self._end(sandbox, "dead", "could not be claimed from the pool")
-            raise
+            with contextlib.suppress(ServerError):
+                await asyncio.gather(
+                    self.save_record(sandbox, record_of(claimed, self.settings.deployment)),
+                    self.gateway.request(sandbox, Op.SET_DEADLINE, unix=expires_at + 60))
+        finally:
+            try:
+                await rename
+            except ServerError:
+                self._sandboxes.pop(sandbox.id, None)
+                await self._end(sandbox, "dead", "could not be claimed from the pool")
+                raise
         sandbox.owner = owner
-        sandbox.metadata = dict(request.metadata)
-        sandbox.created_at = time.time()
+        sandbox.metadata = claimed.metadata
+        sandbox.created_at = claimed.created_at
         sandbox.expires_at = expires_at
-        with contextlib.suppress(ServerError):
-            await self.save_record(sandbox)
-            await self.gateway.request(sandbox, Op.SET_DEADLINE, unix=expires_at + 60)
         self.counters["created"] += 1
         self._notify("created", sandbox=sandbox)
         return sandbox
@@ -557,6 +571,11 @@ class SandboxManager:
     async def pause(self, sandbox: Sandbox) -> None:
         if sandbox.state != "running":
             raise Conflict(f"sandbox {sandbox.id} is {sandbox.state}, not running")
+        if sandbox.channel is not None and sandbox.channel.unconfirmed:
+            # The last execution's ack (sent with the next write) must be read before the
+            # runner freezes: a server adopting the paused sandbox would find that run.
+            with contextlib.suppress(ServerError):
+                await self.gateway.request(sandbox, Op.PING, timeout_s=PAUSE_ACK_WAIT_S)
         await self._call(self.driver.pause, sandbox.container_id)
         sandbox.state = "paused"
 

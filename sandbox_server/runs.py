@@ -107,8 +107,9 @@ class Runs:
             # Finished: free the sandbox before the last yield, so that a consumer that stops
             # reading after the final event does not look like one that walked away mid-run.
             stream.close()
-            # Delivered: the runner's outbox need not keep it for a next server.
-            await self.gateway.send(sandbox, Op.ACK, id=stream.key)
+            # Delivered: the runner's outbox need not keep it for a next server. With the next
+            # op (the next execute replaces the outbox's run anyway) or within a second.
+            self.gateway.send_soon(sandbox, Op.ACK, id=stream.key)
             sandbox.lock.release()
             released = True
             yield {"type": "execution", "execution": execution.to_dict()}
