@@ -39,6 +39,7 @@ _HEADER = struct.Struct(">BxxxI")
 BIG_LINE_BYTES = 64 * 1024  # larger lines are looked at (_wanted) before they are parsed
 _HEAD = re.compile(rb'\{\s*"type"\s*:\s*"(\w{1,32})"\s*,\s*"(id|req)"\s*:\s*"([^"\\]{1,128})"')
 LINE_COST_BYTES = 16 * 1024  # what one line costs at least, of a sandbox's read budget
+YIELD_BYTES = 64 * 1024  # of that cost, read from the buffer between two yields at most
 DROPPED_REPORT_EVERY_S = 10.0
 
 def encode_op(message: dict[str, Any]) -> bytes:
@@ -256,6 +257,7 @@ class RunnerChannel:
         assert self._reader is not None
         # A line cut by a dropped connection is not continued by the next one.
         self._lines = LineSplitter(self.limits.max_message_bytes)
+        unyielded = 0
         try:
             while True:
                 header = await self._reader.readexactly(_HEADER.size)
@@ -273,11 +275,16 @@ class RunnerChannel:
                     # A sandbox that sends faster than its budget waits here: Docker's
                     # buffers fill and its own writes block; other sandboxes do not notice.
                     # Each line costs at least LINE_COST_BYTES (parsing many small frames
-                    # costs more than their bytes say). Always yield: buffered data never
-                    # holds the event loop.
+                    # costs more than their bytes say). Yield at least every YIELD_BYTES of
+                    # that cost: buffered data never holds the event loop, and the frames of
+                    # one short burst (a result and its "done") reach their reader together.
                     lines = self._lines.lines - lines_before
                     cost = len(payload) + lines * LINE_COST_BYTES
-                    await asyncio.sleep(self._read_budget.debt_s(cost))
+                    debt_s = self._read_budget.debt_s(cost)
+                    unyielded += cost
+                    if debt_s > 0 or unyielded >= YIELD_BYTES:
+                        unyielded = 0
+                        await asyncio.sleep(debt_s)
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             return True
 
