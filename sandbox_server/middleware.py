@@ -33,18 +33,20 @@ class _TooLarge(HTTPException):
                               "(SELFBOX_MAX_REQUEST_BODY_BYTES)")
 
 
-def _header(scope: Scope, name: bytes) -> bytes | None:
+def _framing(scope: Scope) -> tuple[bytes | None, bool, bytes | None]:
+    """The first Content-Length, whether there is a Transfer-Encoding, and the first Expect
+    (one pass over the headers)."""
+    length = expect = None
+    chunked = False
     for key, value in scope.get("headers", []):
-        if key == name:
-            return bytes(value)
-    return None
-
-
-def _has_body(scope: Scope) -> bool:
-    length = _header(scope, b"content-length")
-    if length is not None:
-        return length.strip() not in (b"", b"0")
-    return _header(scope, b"transfer-encoding") is not None
+        if key == b"content-length":
+            if length is None:
+                length = bytes(value)
+        elif key == b"transfer-encoding":
+            chunked = True
+        elif key == b"expect" and expect is None:
+            expect = bytes(value)
+    return length, chunked, expect
 
 
 class BodySizeLimit:
@@ -56,10 +58,11 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        length, chunked, expect = _framing(scope)
+        has_body = length.strip() not in (b"", b"0") if length is not None else chunked
         # A client waiting for "100 Continue" has sent nothing yet; reading would invite
         # the body, so an early answer goes out at once.
-        body_done = not _has_body(scope) or (
-            (_header(scope, b"expect") or b"").lower() == b"100-continue")
+        body_done = not has_body or (expect or b"").lower() == b"100-continue"
         received = 0
         started = False
 
@@ -86,7 +89,6 @@ class BodySizeLimit:
                             *message.get("headers", []), (b"connection", b"close")]}
             await send(message)
 
-        length = _header(scope, b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             await self._reject(draining_send)
             return

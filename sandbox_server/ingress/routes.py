@@ -69,9 +69,10 @@ class IngressHosts:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket") and self.settings.ingress_enabled:
-            host = next((v.decode("latin-1") for k, v in scope.get("headers", [])
-                         if k == b"host"), "")
-            matched = match_host(host, self.settings.e2b_sandbox_domain)
+            raw = next((v for k, v in scope.get("headers", []) if k == b"host"), b"")
+            # Every sandbox host has a "-" ({port}-{id}); the API's own hosts mostly do not.
+            matched = match_host(raw.decode("latin-1"), self.settings.e2b_sandbox_domain) \
+                if b"-" in raw else None
             if matched is not None:
                 port, sandbox_id = matched
                 path = f"{INTERNAL_PREFIX}/{sandbox_id}/{port}{scope['path']}"
