@@ -328,7 +328,9 @@ class SandboxManager:
     def resolve(self, request: SandboxSpec) -> tuple[str, Limits, float]:
         return resolve_request(self.settings, request)
 
-    async def create(self, owner: str, request: SandboxSpec) -> Sandbox:
+    async def create(self, owner: str, request: SandboxSpec,
+                     extra: dict[str, Any] | None = None) -> Sandbox:
+        """A new sandbox; ``extra`` goes into its first record (an API adapter's fields)."""
         template, limits, timeout_s = self.resolve(request)
         egress = resolve_egress(self.settings, limits.network, request.egress)
         check_caps(self.settings, self._sandboxes.values(), owner)
@@ -336,11 +338,11 @@ class SandboxManager:
         if self.pool is not None and self.pool.matches(template, limits, request.env):
             pooled = self.pool.take()
             if pooled is not None:
-                return await self._claim(pooled, owner, request, now + timeout_s)
+                return await self._claim(pooled, owner, request, now + timeout_s, extra or {})
         sandbox = Sandbox(
             id=secrets.token_hex(10), owner=owner, template=template, limits=limits,
             metadata=dict(request.metadata), env=dict(request.env), created_at=now,
-            expires_at=now + timeout_s, egress=egress,
+            expires_at=now + timeout_s, egress=egress, extra=dict(extra or {}),
         )
         self._sandboxes[sandbox.id] = sandbox  # reserves the slot against the caps
         try:
@@ -355,7 +357,7 @@ class SandboxManager:
         return sandbox
 
     async def _claim(self, sandbox: Sandbox, owner: str, request: SandboxSpec,
-                     expires_at: float) -> Sandbox:
+                     expires_at: float, extra: dict[str, Any]) -> Sandbox:
         # Renamed out of the pool before anyone may run code in it: a new server believes a
         # "pool" record only under a pool name (see records.py). Registered first (still
         # owned by the pool, so no one can reach it) so that a sweep leaves it alone.
@@ -365,7 +367,8 @@ class SandboxManager:
         # claimed: adoption removes the first and pools the second (no code ran in it).
         self._sandboxes[sandbox.id] = sandbox
         claimed = dataclasses.replace(sandbox, owner=owner, metadata=dict(request.metadata),
-                                      created_at=time.time(), expires_at=expires_at)
+                                      created_at=time.time(), expires_at=expires_at,
+                                      extra={**sandbox.extra, **extra})
         rename = asyncio.ensure_future(
             self._call(self.driver.rename, sandbox.container_id, f"selfbox-{sandbox.id}"))
         try:
@@ -384,6 +387,7 @@ class SandboxManager:
         sandbox.metadata = claimed.metadata
         sandbox.created_at = claimed.created_at
         sandbox.expires_at = expires_at
+        sandbox.extra = claimed.extra
         self.counters["created"] += 1
         self._notify("created", sandbox=sandbox)
         return sandbox

@@ -24,7 +24,7 @@ from ..network import resolve_egress
 from ..routers.deps import IdempotencyKey, Idempotent, Manager, Owner
 from ..runner.protocol import Op
 from ..sandbox import Sandbox
-from .auth import issue_token
+from .auth import ISSUED_KEY, issue_token
 from .runner_ops import call_op
 from .schemas import (
     DEFAULT_TEMPLATES,
@@ -79,8 +79,7 @@ async def create(body: NewSandbox, request: Request, owner: Owner, manager: Mana
             timeout_s=float(body.timeout) if body.timeout else None,
             network=network, env=dict(body.env_vars or {}),
             metadata=dict(body.metadata or {}), egress=egress,
-        ))
-        sandbox.extra["e2b_template"] = alias
+        ), extra={"e2b_template": alias, ISSUED_KEY: True})  # in its first record
         return sandbox_created(sandbox, issue_token(request, sandbox),
                                manager.settings.e2b_sandbox_domain)
 
