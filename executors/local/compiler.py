@@ -17,6 +17,7 @@ from typing import Any, cast
 from .budget import Budget
 from .compiler_support import annotate
 from .errors import UNCATCHABLE, SecurityError, UnsupportedSyntaxError
+from .exprgen import fuse
 from .frame import BREAK, CONTINUE, MISSING, RETURN, Frame
 from .guards import Guards
 from .nodes_call import CallMixin
@@ -33,6 +34,8 @@ __all__ = ["Compiler", "Fn", "annotate"]
 
 Fn = Callable[[Frame], Any]
 Store = Callable[[Frame, Any], None]
+
+FUSE_DEFAULT = True  # fused expressions (exprgen.py); False only to compare speed
 
 READABLE_NAMES = frozenset({"__name__"})
 
@@ -375,6 +378,10 @@ class Compiler(ExprMixin, CallMixin, StmtMixin, ExcMixin, DefMixin, CompMixin):
         return fn
 
     def expr(self, node: ast.expr, sc: Scope) -> Fn:
+        if FUSE_DEFAULT:
+            fused = fuse(self, node, sc)
+            if fused is not None:
+                return fused
         method = getattr(self, "e_" + type(node).__name__, None)
         if method is None:
             raise self.unsupported(node)

@@ -28,13 +28,13 @@ def annotate(exc: BaseException, pos: tuple[int, int, str]) -> None:
 
 
 def is_user_function(fn: Any) -> bool:
-    from .nodes_expr import USER_CODES
+    from .rules import USER_CODE_IDS
 
     t = type(fn)
     if t is _FunctionType:
-        return fn.__code__ in USER_CODES
+        return id(fn.__code__) in USER_CODE_IDS
     if t is _MethodType:
-        return type(fn.__func__) is _FunctionType and fn.__func__.__code__ in USER_CODES
+        return type(fn.__func__) is _FunctionType and id(fn.__func__.__code__) in USER_CODE_IDS
     return False
 
 

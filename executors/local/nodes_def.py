@@ -13,10 +13,9 @@ from .compiler_support import annotate, invoke
 from .errors import InterpreterError, RecursionLimitExceeded, SecurityError
 from .frame import BREAK, CONTINUE, RETURN, ClassCell, Frame
 from .host_effects import HOST_ROOTS, home_root
-from .nodes_expr import USER_CODES
 from .nodes_gen import GenMixin
 from .nodes_match import MatchMixin
-from .rules import USER_MARK, USER_MARK_NAME, is_dunder
+from .rules import USER_MARK, USER_MARK_NAME, add_user_code, is_dunder
 
 if TYPE_CHECKING:
     from .budget import Budget
@@ -303,7 +302,7 @@ def _fixed_arity_function(
 
 
 for _factory in (_function, _generator_function):
-    USER_CODES.add(_factory(None, None, (), {}, None, None, None, False).__code__)  # type: ignore[arg-type]
+    add_user_code(_factory(None, None, (), {}, None, None, None, False).__code__)  # type: ignore[arg-type]
 
 
 class DefMixin(GenMixin, MatchMixin):
