@@ -29,6 +29,7 @@ from .nodes_stmt import StmtMixin
 from .policy import Policy
 from .rules import CLASS_DUNDERS, USER_MARK, USER_MARK_NAME, is_dunder
 from .scope import Scope
+from .stmtgen import fuse_block
 
 __all__ = ["Compiler", "Fn", "annotate"]
 
@@ -326,6 +327,10 @@ class Compiler(ExprMixin, CallMixin, StmtMixin, ExcMixin, DefMixin, CompMixin):
 
     # -- blocks ----------------------------------------------------------------------------
     def block(self, stmts: list[ast.stmt], sc: Scope) -> Fn:
+        if FUSE_DEFAULT:
+            fused = fuse_block(self, stmts, sc, tick=True)
+            if fused is not None:
+                return fused
         fns = [self.stmt(s, sc) for s in stmts]
         return self.make_block(fns)
 
@@ -368,14 +373,22 @@ class Compiler(ExprMixin, CallMixin, StmtMixin, ExcMixin, DefMixin, CompMixin):
         return block
 
     def stmt(self, node: ast.stmt, sc: Scope) -> Fn:
-        method = getattr(self, "s_" + type(node).__name__, None)
-        if method is None:
-            raise self.unsupported(node)
-        fn: Fn = method(node, sc)
+        return self.plain_stmt(node, sc, fusing=FUSE_DEFAULT)
+
+    def plain_stmt(self, node: ast.stmt, sc: Scope, fusing: bool = False) -> Fn:
+        """The closure of one statement (``fusing``: a loop or branch may be generated code)."""
+        fn: Any = None
+        if fusing and isinstance(node, (ast.For, ast.While, ast.If)):
+            fn = fuse_block(self, [node], sc, tick=False)
+        if fn is None:
+            method = getattr(self, "s_" + type(node).__name__, None)
+            if method is None:
+                raise self.unsupported(node)
+            fn = method(node, sc)
         if not hasattr(fn, "sb_pos") or getattr(fn, "sb_shared", False):
             fn = _own(fn)
-        fn.sb_pos = (node.lineno, node.col_offset, sc.name)  # type: ignore[attr-defined]
-        return fn
+        fn.sb_pos = (node.lineno, node.col_offset, sc.name)
+        return cast(Fn, fn)
 
     def expr(self, node: ast.expr, sc: Scope) -> Fn:
         if FUSE_DEFAULT:

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["fuse"]
 
 _MAX_DEPTH = 12  # deeper subtrees start a fused function of their own (indentation stays small)
-_MAX_NODES = 60
+_MAX_NODES = 60  # per expression
+_MAX_INDENT = 60  # CPython's tokenizer allows 100 levels
 
 _CMP_TEXT = {
     ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
@@ -72,6 +73,10 @@ def _is_fusable(node: ast.AST, sc: Scope) -> bool:
         return isinstance(node.ctx, ast.Load)  # type: ignore[attr-defined]
     if t is ast.Subscript:
         return isinstance(node.ctx, ast.Load)  # type: ignore[attr-defined]
+    if t is ast.BoolOp:
+        return len(node.values) <= 8  # type: ignore[attr-defined]
+    if t is ast.Compare:
+        return len(node.ops) <= 8  # type: ignore[attr-defined]
     return t in _SIMPLE
 
 
@@ -124,15 +129,18 @@ class _Gen:
         self.lines.append("    " * self.indent + line)
 
     def build(self, result: str) -> Fn:
+        return self.build_lines([*self.lines, f"    return {result}"])
+
+    def build_lines(self, lines: list[str]) -> Fn:
         head = ["def node(f):"]
         if self.uses_l:
             head.append("    l = f.l")
-        source = "\n".join([*head, *self.lines, f"    return {result}", ""])
+        source = "\n".join([*head, *lines, ""])
         ns = dict(self.ns)
         ns.update(
             type=type, int=int, float=float, slice=slice, KeyError=KeyError, M=MISSING,
-            FT=types.FunctionType, codes=USER_CODE_IDS, id=id, PLAIN=PLAIN_TYPES, WATCHED=WATCHED_PLAIN,
-            BIG=_BIG, unbound_local=_unbound_local, call_slow=_call_slow,
+            FT=types.FunctionType, codes=USER_CODE_IDS, id=id, PLAIN=PLAIN_TYPES,
+            WATCHED=WATCHED_PLAIN, BIG=_BIG, unbound_local=_unbound_local, call_slow=_call_slow,
             getattr=getattr,
         )  # fmt: skip
         code = _CODES.get(source)
@@ -148,7 +156,12 @@ class _Gen:
     # -- nodes -----------------------------------------------------------------------------
     def value(self, node: ast.expr, depth: int) -> str:
         """Emit the evaluation of ``node``; return an atom (temporary or parameter) naming it."""
-        if depth > _MAX_DEPTH or self.nodes >= _MAX_NODES or not _is_fusable(node, self.sc):
+        if (
+            depth > _MAX_DEPTH
+            or self.nodes >= _MAX_NODES
+            or self.indent > _MAX_INDENT
+            or not _is_fusable(node, self.sc)
+        ):
             return self.child(node)
         self.nodes += 1
         method = getattr(self, "v_" + type(node).__name__)

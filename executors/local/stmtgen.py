@@ -1,0 +1,233 @@
+"""Fused blocks: statements (and the loops and branches they nest) written into one generated
+function, with the expressions fused by ``exprgen``.
+
+The generated text performs the steps of the per-statement closures (``compiler.make_block``,
+``nodes_stmt``): the same operation ticks per block, the same iteration ticks per loop turn, the
+same stores and guarded operators, and the same error positions (``p`` names the innermost
+running statement, as the nested blocks' ``annotate`` calls would). Any statement outside the
+shapes below is called as its ordinary compiled closure, and its control signals are honoured.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import TYPE_CHECKING
+
+from .compiler_support import annotate
+from .exprgen import _Gen
+from .frame import BREAK, CONTINUE, RETURN
+
+if TYPE_CHECKING:
+    from .compiler import Compiler, Fn
+    from .scope import Scope
+
+__all__ = ["fuse_block"]
+
+_MAX_STMT_INDENT = 36
+_MAX_LOOPS = 6  # CPython allows 20 statically nested blocks (loops and try)
+_FUSABLE = (ast.Assign, ast.AugAssign, ast.Expr, ast.If, ast.Return, ast.For, ast.While)
+
+
+def fuse_block(comp: Compiler, stmts: list[ast.stmt], sc: Scope, *, tick: bool) -> Fn | None:
+    """One generated function running ``stmts`` (ticking the block when ``tick``), or None."""
+    if not any(isinstance(s, _FUSABLE) for s in stmts):
+        return None
+    gen = _BlockGen(comp, sc)
+    gen.emit("p = None")
+    n = len(stmts)
+    if tick:
+        gen.tick(n)
+    gen.emit("try:")
+    gen.indent += 1
+    gen.stmts(stmts)
+    gen.indent -= 1
+    gen.emit("except BaseException as e:")
+    gen.emit("    if p is not None:")
+    gen.emit("        annotate(e, p)")
+    gen.emit("    raise")
+    gen.ns.update(b=comp.b, annotate=annotate, BREAK=BREAK, CONTINUE=CONTINUE, RETURN=RETURN)
+    gen.ns["NUM"] = (int, float)
+    return gen.build_lines([*gen.lines, "    return None"])
+
+
+class _BlockGen(_Gen):
+    def __init__(self, comp: Compiler, sc: Scope) -> None:
+        super().__init__(comp, sc)
+        self.loops: list[str] = []  # per enclosing generated loop: the line `continue` needs
+
+    def tick(self, n: int) -> None:
+        self.emit(f"b.left -= {n}")
+        self.emit("if b.left < 0:")
+        self.emit("    b.refill()")
+
+    def root(self, node: ast.expr) -> str:
+        self.nodes = 0
+        return self.value(node, 0)
+
+    def stmts(self, stmts: list[ast.stmt]) -> None:
+        for s in stmts:
+            self.emit(f"p = {self.param((s.lineno, s.col_offset, self.sc.name), 'Q')}")
+            method = getattr(self, "s_" + type(s).__name__, None)
+            if method is None or self.indent > _MAX_STMT_INDENT or not method(s):
+                self.child_stmt(s)
+
+    def child_stmt(self, s: ast.stmt) -> None:
+        fn = self.comp.plain_stmt(s, self.sc)
+        r = self.tmp()
+        self.emit(f"{r} = {self.param(fn, 'S')}(f)")
+        if isinstance(s, (ast.Expr, ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Pass)):
+            return  # never a control signal
+        self.emit(f"if {r} is not None:")
+        if self.loops:
+            self.emit(f"    if {r} is BREAK:")
+            self.emit("        break")
+            self.emit(f"    if {r} is CONTINUE:")
+            self.emit(f"        {self.loops[-1]}")
+            self.emit("        continue")
+        self.emit(f"    return {r}")
+
+    def _name_target(self, target: ast.expr) -> tuple[str, str] | None:
+        """(namespace, key) atoms for a local or global plain name, else None."""
+        if not isinstance(target, ast.Name):
+            return None
+        name = target.id
+        kind = self.sc.resolve(name)[0]
+        if kind not in ("local", "global"):
+            return None
+        self.comp.check_name(target, name, self.sc, store=True)
+        if kind == "local":
+            self.uses_l = True
+            return "l", self.param(name, "k")
+        return self.param(self.comp.g, "G"), self.param(name, "k")
+
+    # -- statements (each returns False when it is left to its ordinary closure) ------------
+    def s_Expr(self, s: ast.Expr) -> bool:
+        self.root(s.value)
+        return True
+
+    def s_Pass(self, s: ast.Pass) -> bool:
+        return True
+
+    def s_Assign(self, s: ast.Assign) -> bool:
+        if len(s.targets) != 1 or not isinstance(s.targets[0], ast.Name):
+            return False
+        kind = self.sc.resolve(s.targets[0].id)[0]
+        if kind not in ("local", "global"):
+            return False
+        v = self.root(s.value)
+        ns, k = self._name_target(s.targets[0])  # type: ignore[misc]
+        self.emit(f"{ns}[{k}] = {v}")
+        return True
+
+    def s_AugAssign(self, s: ast.AugAssign) -> bool:
+        target = s.target
+        if not isinstance(s.op, (ast.Add, ast.Sub)) or not isinstance(target, ast.Name):
+            return False
+        if self.sc.resolve(target.id)[0] not in ("local", "global"):
+            return False
+        op = self.param(self.comp.inplace_op(s.op), "O")
+        outer, self.lines = self.lines, []
+        v = self.root(s.value)  # compiled in the order of nodes_stmt, emitted after the load
+        value_lines, self.lines = self.lines, outer
+        load = self.param(self.comp.load_name(target, target.id, self.sc), "L")
+        ns, k = self._name_target(target)  # type: ignore[misc]
+        a = self.tmp()
+        # aug_number: the current value first, then the operand
+        self.emit(f"if {k} in {ns}:")
+        self.emit(f"    {a} = {ns}[{k}]")
+        self.emit("else:")
+        self.emit(f"    {a} = {load}(f)")
+        self.lines.extend(value_lines)
+        sign = "+" if isinstance(s.op, ast.Add) else "-"
+        self.emit(f"if type({a}) in NUM and type({v}) in NUM:")
+        self.emit(f"    {ns}[{k}] = {a} {sign} {v}")
+        self.emit("else:")
+        self.emit(f"    {ns}[{k}] = {op}({a}, {v})")
+        return True
+
+    def s_If(self, s: ast.If) -> bool:
+        t = self.root(s.test)
+        self.emit(f"if {t}:")
+        self.indent += 1
+        self.tick(len(s.body))
+        self.stmts(s.body)
+        self.indent -= 1
+        if s.orelse:
+            self.emit("else:")
+            self.indent += 1
+            self.tick(len(s.orelse))
+            self.stmts(s.orelse)
+            self.indent -= 1
+        return True
+
+    def s_Return(self, s: ast.Return) -> bool:
+        if self.sc.kind != "function":
+            return False  # the ordinary closure raises the SyntaxError
+        v = self.root(s.value) if s.value is not None else "None"
+        self.emit(f"f.ret = {v}")
+        self.emit("return RETURN")
+        return True
+
+    def s_Break(self, s: ast.Break) -> bool:
+        self.emit("break" if self.loops else "return BREAK")
+        return True
+
+    def s_Continue(self, s: ast.Continue) -> bool:
+        if self.loops:
+            self.emit(self.loops[-1])
+            self.emit("continue")
+        else:
+            self.emit("return CONTINUE")
+        return True
+
+    def s_For(self, s: ast.For) -> bool:
+        target = s.target
+        if (
+            len(self.loops) >= _MAX_LOOPS
+            or not isinstance(target, ast.Name)
+            or self.sc.resolve(target.id)[0] not in ("local", "global")
+        ):
+            return False
+        here = f"p = {self.param((s.lineno, s.col_offset, self.sc.name), 'Q')}"
+        it = self.root(s.iter)
+        ns, k = self._name_target(target)  # type: ignore[misc]
+        x = self.tmp()
+        self.emit(f"for {x} in {it}:")
+        self.indent += 1
+        self.emit("b.iters -= 1")
+        self.emit("if b.iters < 0:")
+        self.emit("    b.iterations_exceeded()")
+        self.emit(f"{ns}[{k}] = {x}")
+        self.tick(len(s.body))
+        self.loops.append(here)
+        self.stmts(s.body)
+        self.loops.pop()
+        self.emit(here)  # next() runs as the for statement
+        self.indent -= 1
+        if s.orelse:
+            self.emit("else:")
+            self.indent += 1
+            self.tick(len(s.orelse))
+            self.stmts(s.orelse)
+            self.indent -= 1
+        return True
+
+    def s_While(self, s: ast.While) -> bool:
+        if s.orelse or len(self.loops) >= _MAX_LOOPS:
+            return False
+        here = f"p = {self.param((s.lineno, s.col_offset, self.sc.name), 'Q')}"
+        self.emit("while True:")
+        self.indent += 1
+        self.emit(here)
+        t = self.root(s.test)
+        self.emit(f"if not {t}:")
+        self.emit("    break")
+        self.emit("b.iters -= 1")
+        self.emit("if b.iters < 0:")
+        self.emit("    b.iterations_exceeded()")
+        self.tick(len(s.body))
+        self.loops.append("pass")
+        self.stmts(s.body)
+        self.loops.pop()
+        self.indent -= 1
+        return True
