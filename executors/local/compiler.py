@@ -15,7 +15,7 @@ from itertools import islice
 from typing import Any, cast
 
 from .budget import Budget
-from .compiler_support import annotate
+from .compiler_support import annotate, store_slice
 from .errors import UNCATCHABLE, SecurityError, UnsupportedSyntaxError
 from .exprgen import fuse
 from .frame import BREAK, CONTINUE, MISSING, RETURN, Frame
@@ -270,14 +270,7 @@ class Compiler(ExprMixin, CallMixin, StmtMixin, ExcMixin, DefMixin, CompMixin):
                 o = obj(f)
                 k = key(f)
                 if type(k) is slice:
-                    # x[:] = iterator is consumed natively (no budget), and x[n:] = x doubles
-                    if type(v) not in _SIZED_VALUES and hasattr(type(v), "__iter__"):
-                        v = list(iterate(v))
-                    o[k] = v
-                    if type(o) in _SIZED_VALUES and len(o) > max_size:
-                        n = len(o)
-                        o.clear()
-                        raise too_big(type(o).__name__, n)
+                    store_slice(o, k, v, iterate, too_big, max_size)
                     return
                 o[k] = v
 

@@ -16,6 +16,7 @@ import ast
 import types
 from typing import TYPE_CHECKING, Any
 
+from .exprgen_calls import CALL_NAMES, CallGen, is_fusable_call
 from .frame import MISSING
 from .nodes_call import _call_slow
 from .nodes_expr import _UNARY
@@ -57,13 +58,7 @@ def _is_fusable(node: ast.AST, sc: Scope) -> bool:
         return isinstance(node.ctx, ast.Load)  # type: ignore[attr-defined]
     if t is ast.Call:
         assert isinstance(node, ast.Call)
-        return (
-            isinstance(node.func, ast.Name)
-            and node.func.id != "super"
-            and not node.keywords
-            and len(node.args) <= 3
-            and not any(isinstance(a, ast.Starred) for a in node.args)
-        )
+        return is_fusable_call(node)
     if t is ast.List or t is ast.Tuple:
         return isinstance(node.ctx, ast.Load) and not any(  # type: ignore[attr-defined]
             isinstance(e, ast.Starred)
@@ -104,7 +99,7 @@ def fuse(comp: Compiler, node: ast.expr, sc: Scope) -> Fn | None:
     return gen.build(result)
 
 
-class _Gen:
+class _Gen(CallGen):
     def __init__(self, comp: Compiler, sc: Scope) -> None:
         self.comp = comp
         self.sc = sc
@@ -137,6 +132,7 @@ class _Gen:
             head.append("    l = f.l")
         source = "\n".join([*head, *lines, ""])
         ns = dict(self.ns)
+        ns.update(CALL_NAMES)
         ns.update(
             type=type, int=int, float=float, slice=slice, KeyError=KeyError, M=MISSING,
             FT=types.FunctionType, codes=USER_CODE_IDS, id=id, PLAIN=PLAIN_TYPES,
@@ -244,7 +240,7 @@ class _Gen:
                 self.emit(f"{t} = {a} * {c}")
             elif const is not MISSING:
                 small = type(const) is int and abs(const) < 2**31
-                limit = g.max_bits - 32
+                limit = self.param(g.max_bits - 32, "c")
                 if small:
                     self.emit(f"if type({a}) is int and {a}.bit_length() < {limit}:")
                     self.emit(f"    {t} = {a} * {c}")
@@ -255,9 +251,10 @@ class _Gen:
             else:
                 self.emit(f"if type({a}) is float and (type({c}) is float or type({c}) is int):")
                 self.emit(f"    {t} = {a} * {c}")
+                bits = self.param(g.max_bits, "c")
                 self.emit(
                     f"elif type({a}) is int and type({c}) is int and "
-                    f"{a}.bit_length() + {c}.bit_length() < {g.max_bits}:"
+                    f"{a}.bit_length() + {c}.bit_length() < {bits}:"
                 )
                 self.emit(f"    {t} = {a} * {c}")
                 self.emit("else:")
@@ -329,17 +326,6 @@ class _Gen:
             self.emit(f"{t} = {self._cmp(op, a, b, chain, isinstance(right, ast.Constant))}")
             a = b
         self.indent -= opened
-        return t
-
-    def v_Call(self, node: ast.Call, depth: int) -> str:
-        fn = self.value(node.func, depth)
-        args = ", ".join(self.value(a, depth) for a in node.args)
-        t = self.tmp()
-        native = self.param(self.comp.guards.call_native, "C")
-        self.emit(f"if type({fn}) is FT and id({fn}.__code__) in codes:")
-        self.emit(f"    {t} = {fn}({args})")
-        self.emit("else:")
-        self.emit(f"    {t} = call_slow({fn}, [{args}], None, {native})")
         return t
 
     def v_List(self, node: ast.List, depth: int) -> str:

@@ -11,11 +11,13 @@ shapes below is called as its ordinary compiled closure, and its control signals
 from __future__ import annotations
 
 import ast
+from itertools import islice
 from typing import TYPE_CHECKING
 
-from .compiler_support import annotate
+from .compiler_support import annotate, store_slice
 from .exprgen import _Gen
 from .frame import BREAK, CONTINUE, RETURN
+from .rules import USER_MARK, USER_MARK_NAME, is_dunder
 
 if TYPE_CHECKING:
     from .compiler import Compiler, Fn
@@ -46,8 +48,25 @@ def fuse_block(comp: Compiler, stmts: list[ast.stmt], sc: Scope, *, tick: bool) 
     gen.emit("        annotate(e, p)")
     gen.emit("    raise")
     gen.ns.update(b=comp.b, annotate=annotate, BREAK=BREAK, CONTINUE=CONTINUE, RETURN=RETURN)
-    gen.ns["NUM"] = (int, float)
+    gen.ns.update(
+        NUM=(int, float),
+        MARKNAME=USER_MARK_NAME,
+        MARK=USER_MARK,
+        store_slice=store_slice,
+        islice=islice,
+        unpack_error=_unpack_error,
+        tuple=tuple,
+        list=list,
+        iter=iter,
+        setattr=setattr,
+    )
     return gen.build_lines([*gen.lines, "    return None"])
+
+
+def _unpack_error(vals: list[object], n: int) -> None:
+    if len(vals) > n:
+        raise ValueError(f"too many values to unpack (expected {n})")
+    raise ValueError(f"not enough values to unpack (expected {n}, got {len(vals)})")
 
 
 class _BlockGen(_Gen):
@@ -109,15 +128,83 @@ class _BlockGen(_Gen):
         return True
 
     def s_Assign(self, s: ast.Assign) -> bool:
-        if len(s.targets) != 1 or not isinstance(s.targets[0], ast.Name):
+        if len(s.targets) != 1 or not self._storable(s.targets[0], unpack=True):
             return False
-        kind = self.sc.resolve(s.targets[0].id)[0]
-        if kind not in ("local", "global"):
-            return False
-        v = self.root(s.value)
-        ns, k = self._name_target(s.targets[0])  # type: ignore[misc]
-        self.emit(f"{ns}[{k}] = {v}")
+        v = self.root(s.value) if not self._parallel(s) else ""
+        self.store(s.targets[0], v, s.value)
         return True
+
+    def _storable(self, target: ast.expr, unpack: bool) -> bool:
+        if isinstance(target, ast.Name):
+            return self.sc.resolve(target.id)[0] in ("local", "global")
+        if isinstance(target, (ast.Attribute, ast.Subscript)):
+            return True
+        if unpack and isinstance(target, (ast.Tuple, ast.List)):
+            return all(self._storable(e, unpack=False) for e in target.elts)
+        return False
+
+    def _parallel(self, s: ast.Assign) -> bool:
+        """``a, b = b, a + b``: the values go to the names without building the tuple."""
+        target, value = s.targets[0], s.value
+        return (
+            isinstance(target, (ast.Tuple, ast.List))
+            and isinstance(value, ast.Tuple)
+            and len(value.elts) == len(target.elts)
+            and not any(isinstance(e, ast.Starred) for e in value.elts)
+        )
+
+    def store(self, target: ast.expr, v: str, value: ast.expr | None = None) -> None:
+        comp = self.comp
+        if isinstance(target, ast.Name):
+            ns, k = self._name_target(target)  # type: ignore[misc]
+            self.emit(f"{ns}[{k}] = {v}")
+        elif isinstance(target, ast.Attribute):
+            attr = target.attr
+            if is_dunder(attr):
+                raise comp.security(
+                    target, f"assignment of dunder attribute {attr!r} is not allowed"
+                )
+            o = self.root(target.value)
+            k = self.param(attr, "k")
+            set_attr = self.param(comp.p.set_attr, "E")
+            # the sandbox's own instance (the name was checked above), else the policy
+            self.emit(f"if getattr(type({o}), MARKNAME, None) is MARK:")
+            self.emit(f"    setattr({o}, {k}, {v})")
+            self.emit("else:")
+            self.emit(f"    {set_attr}({o}, {k}, {v})")
+        elif isinstance(target, ast.Subscript):
+            o = self.root(target.value)
+            k = self.root(target.slice)
+            g = comp.guards
+            parts = (comp.b.iterate, g.too_big, g.max_size)
+            extra = ", ".join(self.param(x, "c") for x in parts)
+            self.emit(f"if type({k}) is slice:")
+            self.emit(f"    store_slice({o}, {k}, {v}, {extra})")
+            self.emit("else:")
+            self.emit(f"    {o}[{k}] = {v}")
+        else:
+            assert isinstance(target, (ast.Tuple, ast.List))
+            self._unpack(target, v, value)
+
+    def _unpack(self, target: ast.Tuple | ast.List, v: str, value: ast.expr | None) -> None:
+        n = len(target.elts)
+        if isinstance(value, ast.Tuple) and v == "":
+            atoms = [self.root(e) for e in value.elts]  # evaluated first, stored in order
+        else:
+            vals = self.tmp()
+            self.emit(f"if type({v}) is tuple or type({v}) is list:")
+            self.emit(f"    {vals} = {v}")
+            self.emit("else:")
+            self.emit(f"    {vals} = list(islice(iter({v}), {n + 1}))")
+            self.emit(f"if len({vals}) != {n}:")
+            self.emit(f"    unpack_error({vals}, {n})")
+            atoms = []
+            for i in range(n):
+                x = self.tmp()
+                self.emit(f"{x} = {vals}[{i}]")
+                atoms.append(x)
+        for e, x in zip(target.elts, atoms, strict=True):
+            self.store(e, x)
 
     def s_AugAssign(self, s: ast.AugAssign) -> bool:
         target = s.target
