@@ -15,6 +15,7 @@ from itertools import islice
 from typing import Any, cast
 
 from .budget import Budget
+from .compgen import COMPREHENSIONS, fuse_comprehension
 from .compiler_support import annotate, store_slice
 from .errors import UNCATCHABLE, SecurityError, UnsupportedSyntaxError
 from .exprgen import fuse
@@ -385,7 +386,10 @@ class Compiler(ExprMixin, CallMixin, StmtMixin, ExcMixin, DefMixin, CompMixin):
 
     def expr(self, node: ast.expr, sc: Scope) -> Fn:
         if FUSE_DEFAULT:
-            fused = fuse(self, node, sc)
+            if isinstance(node, COMPREHENSIONS):
+                fused = fuse_comprehension(self, node, sc)
+            else:
+                fused = fuse(self, node, sc)
             if fused is not None:
                 return fused
         method = getattr(self, "e_" + type(node).__name__, None)
