@@ -65,6 +65,11 @@ class Compiler(ExprMixin, CallMixin, StmtMixin, ExcMixin, DefMixin, CompMixin):
         self.protected = protected
         self.scopes = scopes
 
+    @property
+    def fusing(self) -> bool:
+        """Generated code for expressions, blocks and functions (exprgen/stmtgen/fngen)."""
+        return FUSE_DEFAULT
+
     # -- errors ----------------------------------------------------------------------------
     def unsupported(self, node: ast.AST, what: str | None = None) -> UnsupportedSyntaxError:
         what = what or type(node).__name__

@@ -126,11 +126,8 @@ class _Gen(CallGen):
     def build(self, result: str) -> Fn:
         return self.build_lines([*self.lines, f"    return {result}"])
 
-    def build_lines(self, lines: list[str]) -> Fn:
-        head = ["def node(f):"]
-        if self.uses_l:
-            head.append("    l = f.l")
-        source = "\n".join([*head, *lines, ""])
+    def namespace(self) -> dict[str, Any]:
+        """The globals of the generated function: its parameters and the fixed helpers."""
         ns = dict(self.ns)
         ns.update(CALL_NAMES)
         ns.update(
@@ -139,6 +136,14 @@ class _Gen(CallGen):
             WATCHED=WATCHED_PLAIN, BIG=_BIG, unbound_local=_unbound_local, call_slow=_call_slow,
             getattr=getattr,
         )  # fmt: skip
+        return ns
+
+    def build_lines(self, lines: list[str]) -> Fn:
+        head = ["def node(f):"]
+        if self.uses_l:
+            head.append("    l = f.l")
+        source = "\n".join([*head, *lines, ""])
+        ns = self.namespace()
         code = _CODES.get(source)
         if code is None:
             module = compile(source, "<fused>", "exec")  # fixed templates; see the module doc
@@ -188,14 +193,15 @@ class _Gen(CallGen):
             self.emit("except KeyError:")
             self.emit(f"    raise unbound_local({k}) from None")
             return t
-        g_get = self.param(comp.g.get, "G")
+        g = self.param(comp.g, "G")  # a plain dict: g[k] is g.get(k) when k is bound
         b_get = self.param(comp.builtins.get, "B")
         missing = self.param(comp.name_missing, "N")
-        self.emit(f"{t} = {g_get}({k}, M)")
-        self.emit(f"if {t} is M:")
+        self.emit("try:")
+        self.emit(f"    {t} = {g}[{k}]")
+        self.emit("except KeyError:")
         self.emit(f"    {t} = {b_get}({k}, M)")
-        self.emit(f"    if {t} is M:")
-        self.emit(f"        {t} = {missing}({k})")
+        self.emit(f"if {t} is M:")  # raised outside the handler: no chained KeyError
+        self.emit(f"    {t} = {missing}({k})")
         return t
 
     def v_BinOp(self, node: ast.BinOp, depth: int) -> str:

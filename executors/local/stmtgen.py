@@ -35,31 +35,7 @@ def fuse_block(comp: Compiler, stmts: list[ast.stmt], sc: Scope, *, tick: bool) 
     if not any(isinstance(s, _FUSABLE) for s in stmts):
         return None
     gen = _BlockGen(comp, sc)
-    gen.emit("p = None")
-    n = len(stmts)
-    if tick:
-        gen.tick(n)
-    gen.emit("try:")
-    gen.indent += 1
-    gen.stmts(stmts)
-    gen.indent -= 1
-    gen.emit("except BaseException as e:")
-    gen.emit("    if p is not None:")
-    gen.emit("        annotate(e, p)")
-    gen.emit("    raise")
-    gen.ns.update(b=comp.b, annotate=annotate, BREAK=BREAK, CONTINUE=CONTINUE, RETURN=RETURN)
-    gen.ns.update(
-        NUM=(int, float),
-        MARKNAME=USER_MARK_NAME,
-        MARK=USER_MARK,
-        store_slice=store_slice,
-        islice=islice,
-        unpack_error=_unpack_error,
-        tuple=tuple,
-        list=list,
-        iter=iter,
-        setattr=setattr,
-    )
+    gen.block_body(stmts, tick)
     return gen.build_lines([*gen.lines, "    return None"])
 
 
@@ -70,9 +46,32 @@ def _unpack_error(vals: list[object], n: int) -> None:
 
 
 class _BlockGen(_Gen):
-    def __init__(self, comp: Compiler, sc: Scope) -> None:
+    def __init__(self, comp: Compiler, sc: Scope, fn_mode: bool = False) -> None:
         super().__init__(comp, sc)
         self.loops: list[str] = []  # per enclosing generated loop: the line `continue` needs
+        # fn_mode: the block is a function's body inlined in its generated function (fngen):
+        # ``return v`` returns at once instead of signalling RETURN to the caller's template.
+        self.fn_mode = fn_mode
+        self.ns.update(
+            b=comp.b, annotate=annotate, BREAK=BREAK, CONTINUE=CONTINUE, RETURN=RETURN,
+            NUM=(int, float), MARKNAME=USER_MARK_NAME, MARK=USER_MARK, store_slice=store_slice,
+            islice=islice, unpack_error=_unpack_error, tuple=tuple, list=list, iter=iter,
+            setattr=setattr,
+        )  # fmt: skip
+
+    def block_body(self, stmts: list[ast.stmt], tick: bool) -> None:
+        """The steps of ``make_block``: tick, run, annotate the innermost running statement."""
+        self.emit("p = None")
+        if tick:
+            self.tick(len(stmts))
+        self.emit("try:")
+        self.indent += 1
+        self.stmts(stmts)
+        self.indent -= 1
+        self.emit("except BaseException as e:")
+        self.emit("    if p is not None:")
+        self.emit("        annotate(e, p)")
+        self.emit("    raise")
 
     def tick(self, n: int) -> None:
         self.emit(f"b.left -= {n}")
@@ -103,7 +102,10 @@ class _BlockGen(_Gen):
             self.emit(f"    if {r} is CONTINUE:")
             self.emit(f"        {self.loops[-1]}")
             self.emit("        continue")
-        self.emit(f"    return {r}")
+        if self.fn_mode:
+            self.emit(f"    return f.ret if {r} is RETURN else None")
+        else:
+            self.emit(f"    return {r}")
 
     def _name_target(self, target: ast.expr) -> tuple[str, str] | None:
         """(namespace, key) atoms for a local or global plain name, else None."""
@@ -251,6 +253,9 @@ class _BlockGen(_Gen):
         if self.sc.kind != "function":
             return False  # the ordinary closure raises the SyntaxError
         v = self.root(s.value) if s.value is not None else "None"
+        if self.fn_mode:
+            self.emit(f"return {v}")
+            return True
         self.emit(f"f.ret = {v}")
         self.emit("return RETURN")
         return True
