@@ -7,7 +7,9 @@ For the node kinds below, :func:`fuse` writes the *same* steps the per-node clos
 paths, the same evaluation order) into the body of one function, and calls the ordinary
 compiled closure for any other node. The generated source is fixed host text: user names,
 constants and sub-closures enter it only as generated identifiers (``k0``, ``c1``, ``F2``)
-bound in the function's namespace, never as text.
+bound in the function's namespace, never as text -- except attribute names that are plain ASCII
+identifiers (checked by ``attr_text``), written as ``o.name`` so that CPython specialises the
+read; the attribute rules were applied to them at compile time as for any attribute.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import ast
 import types
 from typing import TYPE_CHECKING, Any
 
-from .exprgen_calls import CALL_NAMES, CallGen, is_fusable_call
+from .exprgen_calls import CALL_NAMES, CallGen, attr_text, is_fusable_call
 from .frame import MISSING
 from .nodes_call import _call_slow
 from .nodes_expr import _UNARY
@@ -230,6 +232,13 @@ class _Gen(CallGen):
                     f"if (type({a}) is int or type({a}) is float) and type({c}) in (int, float):"
                 )
                 self.emit(f"    {t} = {a} + {c}")
+                # short text: Guards.add's size check passes (max_collection_size and memory)
+                short = self.param(min(g.max_size, 100_000), "c")
+                self.emit(
+                    f"elif type({a}) is str and type({c}) is str and "
+                    f"len({a}) + len({c}) <= {short}:"
+                )
+                self.emit(f"    {t} = {a} + {c}")
                 self.emit("else:")
                 self.emit(f"    {t} = {add}({a}, {c})")
         elif op is ast.Mod:
@@ -378,7 +387,7 @@ class _Gen(CallGen):
         p = self.comp.p
         k = self.param(name, "k")
         hook, guard = self.param(p.plain_hook, "H"), self.param(p.guard_slow, "S")
-        self.emit(f"{t} = getattr({o}, {k})")
+        self.emit(f"{t} = {attr_text(o, name, k)}")
         self.emit(f"if type({t}) in PLAIN:")
         self.emit(f"    if type({t}) in WATCHED:")
         self.emit(f"        {t} = {hook}({o}, {t}, type({t}))")

@@ -10,6 +10,7 @@ other callee goes through ``call_value`` (``call_native``) exactly as before.
 from __future__ import annotations
 
 import ast
+import keyword
 import types
 from typing import TYPE_CHECKING, Any
 
@@ -26,13 +27,13 @@ from .host_effects import CallOnly
 from .nodes_call import _called_here
 from .nodes_expr import _METHOD_FAST_TYPES
 from .policy import WATCHED_PLAIN
-from .rules import PLAIN_TYPES, USER_CODE_IDS
+from .rules import PLAIN_TYPES
 
 if TYPE_CHECKING:
     from .compiler import Compiler
     from .scope import Scope
 
-__all__ = ["CALL_NAMES", "CallGen", "is_fusable_call"]
+__all__ = ["CALL_NAMES", "CallGen", "attr_text", "is_fusable_call"]
 
 _FunctionType = types.FunctionType
 _MethodType = types.MethodType
@@ -47,6 +48,9 @@ CALL_NAMES: dict[str, Any] = {
     "GROWING": _GROWING,
     "SIZED": _SIZED_RESULT_TYPES,
     "len": len,
+    "CallOnly": CallOnly,
+    "called_here": _called_here,
+    "MT": _MethodType,
 }
 
 
@@ -68,27 +72,30 @@ def is_fusable_call(node: ast.Call) -> bool:
     return False
 
 
-def _method_lookup(guard_slow: Any, hook: Any) -> Any:
-    """The attribute policy of ``method_call_fast`` for an owner that is not a builtin."""
+def _method_policy(guard_slow: Any, hook: Any) -> Any:
+    """The attribute policy of ``method_call_fast`` for a value that is not a sandbox method
+    of an owner that is not a builtin value."""
 
-    def lookup(o: Any, name: str) -> tuple[Any, Any]:
+    def policy(o: Any, m: Any, name: str) -> Any:
         try:
-            m = getattr(o, name)
             tm = type(m)
             if tm not in PLAIN_TYPES:
-                m = guard_slow(m)
-            elif tm is _MethodType:
-                func = m.__func__
-                if type(func) is _FunctionType and id(func.__code__) in USER_CODE_IDS:
-                    return m, func  # a sandbox method: called directly
-                m = hook(o, m, tm)
-            elif tm in WATCHED_PLAIN:
-                m = hook(o, m, tm)
+                return guard_slow(m)
+            if tm is _MethodType or tm in WATCHED_PLAIN:
+                return hook(o, m, tm)
+            return m
         except CallOnly as e:
-            m = _called_here(e, name)  # os.listdir(...): a host function, called now
-        return m, None
+            return _called_here(e, name)  # os.listdir(...): a host function, called now
 
-    return lookup
+    return policy
+
+
+def attr_text(o: str, name: str, k: str) -> str:
+    """``o.name`` (an attribute name the parser accepted is an identifier: safe as text, and
+    CPython specialises the read), else ``getattr(o, k)``."""
+    if name.isidentifier() and not keyword.iskeyword(name) and name.isascii():
+        return f"{o}.{name}"
+    return f"getattr({o}, {k})"
 
 
 class CallGen:
@@ -113,7 +120,11 @@ class CallGen:
         args = ", ".join(argv)
         t = self.tmp()
         native = self.param(self.comp.guards.call_native, "C")
-        self.emit(f"if type({fn}) is FT and id({fn}.__code__) in codes:")
+        seen = self.param([None], "J")  # the sandbox function this call site last checked
+        self.emit(f"if {fn} is {seen}[0]:")
+        self.emit(f"    {t} = {fn}({args})")
+        self.emit(f"elif type({fn}) is FT and id({fn}.__code__) in codes:")
+        self.emit(f"    {seen}[0] = {fn}")
         self.emit(f"    {t} = {fn}({args})")
         pure = [f"id({fn}) in PURE", *(f"type({a}) in NOITER" for a in argv)]
         if argv:
@@ -130,14 +141,28 @@ class CallGen:
         comp.attr_getter(func, name)  # the compile-time checks of method_call
         o = self.value(func.value, depth)
         k = self.param(name, "k")
-        lookup = self.param(_method_lookup(comp.p.guard_slow, comp.p.plain_hook), "W")
+        policy = self.param(_method_policy(comp.p.guard_slow, comp.p.plain_hook), "W")
         m, u, bo = self.tmp(), self.tmp(), self.tmp()
         self.emit(f"{bo} = type({o}) in MFAST")
+        self.emit(f"{u} = None")
         self.emit(f"if {bo}:")
-        self.emit(f"    {m} = getattr({o}, {k})")
-        self.emit(f"    {u} = None")
+        self.emit(f"    {m} = {attr_text(o, name, k)}")
         self.emit("else:")
-        self.emit(f"    {m}, {u} = {lookup}({o}, {k})")
+        self.indent += 1
+        # the lookup of method_call_fast; a sandbox method (the usual case) written inline
+        self.emit("try:")
+        self.emit(f"    {m} = {attr_text(o, name, k)}")
+        self.emit("except CallOnly as e:")
+        self.emit(f"    {m} = called_here(e, {k})  # os.listdir(...): called now, never kept")
+        self.emit("else:")
+        self.emit(
+            f"    if type({m}) is MT and type({m}.__func__) is FT and "
+            f"id({m}.__func__.__code__) in codes:"
+        )
+        self.emit(f"        {u} = {m}.__func__")
+        self.emit("    else:")
+        self.emit(f"        {m} = {policy}({o}, {m}, {k})")
+        self.indent -= 1
         argv = [self.value(a, depth) for a in node.args]
         args = ", ".join(argv)
         a_list = f"[{args}]"
