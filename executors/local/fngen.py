@@ -13,6 +13,7 @@ bounded and never evicted, and a shape beyond it takes the ordinary template.
 from __future__ import annotations
 
 import ast
+import re
 import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ __all__ = ["fuse_function"]
 _MAX_SHAPES = 2048
 _FACTORIES: dict[str, types.CodeType] = {}
 _NA = object()
+_FRAME_REF = re.compile(r"(?<![\w.])f(?!\w)")  # the identifier ``f`` (attribute names excluded)
 
 
 def fuse_function(
@@ -59,6 +61,9 @@ def fuse_function(
         else:
             gen.block_body(body, tick=True)
             cost, mark = 1, mark_open
+    # A body whose every step is generated code reads its locals from ``l`` only: no frame
+    # object is built for it (a frame is for sub-closures, nested functions, super()).
+    uses_frame = any(_FRAME_REF.search(line) for line in gen.lines)
     n = len(params)
     fd = n - n_defaults
     names = [f"a{i}" for i in range(n)]
@@ -74,17 +79,23 @@ def fuse_function(
         "            b.refill()",
         f"        if {f'a{fd - 1} is not NA and ' if fd else ''}not args and not kwargs:",
         *(f"            if a{i} is NA:\n                a{i} = d{i}" for i in range(fd, n)),
-        "            f = new_frame(Frame)",
         f"            l = {{{', '.join(f'{k}: {a}' for k, a in zip(keys, names, strict=True))}}}",
-        "            f.l = l",
-        "            f.up = UP",
-        "            f.cls = CLS",
-        "            f.ret = None",
+        *(
+            [
+                "            f = new_frame(Frame)",
+                "            f.l = l",
+                "            f.up = UP",
+                "            f.cls = CLS",
+                "            f.ret = None",
+            ]
+            if uses_frame
+            else []
+        ),
         "        else:",
         f"            given = tuple(a for a in ({''.join(f'{a}, ' for a in names)}) "
         "if a is not NA)",
-        "            f = Frame(BINDER((*given, *args), kwargs, DEFAULTS, KWDEFAULTS), UP, CLS)",
-        "            l = f.l",
+        "            l = BINDER((*given, *args), kwargs, DEFAULTS, KWDEFAULTS)",
+        *(["            f = Frame(l, UP, CLS)"] if uses_frame else []),
         "        b.depth += 1",
         "        if b.depth > b.max_depth:",
         "            b.depth -= 1",

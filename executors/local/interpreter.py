@@ -151,7 +151,8 @@ class Interpreter:
         except (RecursionError, MemoryError):
             raise SourceLimitExceeded("source is too deeply nested to parse") from None
         _check_depth(tree, self.limits.max_nesting_depth * 5)
-        _check_loops(tree)
+        if "break" in code or "continue" in code:  # else the tree has no Break/Continue
+            _check_loops(tree)
         module_scope, scopes = analyze(tree)
         compiler = Compiler(
             budget=self.budget,
