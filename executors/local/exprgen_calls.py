@@ -154,12 +154,16 @@ class CallGen:
         self.emit(f"    {m} = {attr_text(o, name, k)}")
         self.emit("except CallOnly as e:")
         self.emit(f"    {m} = called_here(e, {k})  # os.listdir(...): called now, never kept")
+        seen = self.param([None], "J")  # the sandbox method this call site last checked
         self.emit("else:")
-        self.emit(
-            f"    if type({m}) is MT and type({m}.__func__) is FT and "
-            f"id({m}.__func__.__code__) in codes:"
-        )
+        self.emit(f"    if type({m}) is MT:")
         self.emit(f"        {u} = {m}.__func__")
+        self.emit(f"        if {u} is not {seen}[0]:")
+        self.emit(f"            if type({u}) is FT and id({u}.__code__) in codes:")
+        self.emit(f"                {seen}[0] = {u}")
+        self.emit("            else:")
+        self.emit(f"                {u} = None")
+        self.emit(f"                {m} = {policy}({o}, {m}, {k})")
         self.emit("    else:")
         self.emit(f"        {m} = {policy}({o}, {m}, {k})")
         self.indent -= 1
