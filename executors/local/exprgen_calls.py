@@ -25,9 +25,9 @@ from .guards import (
 )
 from .host_effects import CallOnly
 from .nodes_call import _called_here
-from .nodes_expr import _METHOD_FAST_TYPES
+from .nodes_expr import _METHOD_FAST_TYPES, _NO_ITER_ARGS
 from .policy import WATCHED_PLAIN
-from .rules import PLAIN_TYPES
+from .rules import PLAIN_TYPES, USER_MARK_NAME
 
 if TYPE_CHECKING:
     from .compiler import Compiler
@@ -49,6 +49,9 @@ CALL_NAMES: dict[str, Any] = {
     "SIZED": _SIZED_RESULT_TYPES,
     "len": len,
     "CallOnly": CallOnly,
+    "NOITERARGS": _NO_ITER_ARGS,
+    "MARKNAME": USER_MARK_NAME,
+    "issubclass": issubclass,
     "called_here": _called_here,
     "MT": _MethodType,
 }
@@ -131,6 +134,13 @@ class CallGen:
             pure.append(f"({fn} not in TEXTF or type({argv[0]}) not in TEXTC)")
         self.emit(f"elif {' and '.join(pure)}:")
         self.emit(f"    {t} = {fn}({args})  # len(), str()...: call_native's pure branch")
+        # a sandbox class with plain arguments: __init__ is interpreted (call_value's first case)
+        plain = "".join(f" and type({a}) in NOITERARGS" for a in argv)
+        self.emit(
+            f"elif type({fn}) is type and MARKNAME in {fn}.__dict__ and "
+            f"not issubclass({fn}, type){plain}:"
+        )
+        self.emit(f"    {t} = {fn}({args})")
         self.emit("else:")
         self.emit(f"    {t} = call_slow({fn}, [{args}], None, {native})")
         return t

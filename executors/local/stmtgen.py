@@ -130,8 +130,13 @@ class _BlockGen(_Gen):
         return True
 
     def s_Assign(self, s: ast.Assign) -> bool:
-        if len(s.targets) != 1 or not self._storable(s.targets[0], unpack=True):
+        if not all(self._storable(t, unpack=True) for t in s.targets):
             return False
+        if len(s.targets) > 1:  # a = b = v: one value, stored target by target
+            v = self.root(s.value)
+            for target in s.targets:
+                self.store(target, v)
+            return True
         v = self.root(s.value) if not self._parallel(s) else ""
         self.store(s.targets[0], v, s.value)
         return True
