@@ -69,7 +69,8 @@ FUSED_SNIPPETS: list[str] = [
     "class P:\n    pass\np = P()\np.x = 1\np.x += 5\np.x",
     "a = b = [1]\na.append(2)\n[a is b, b]",
     "class P:\n    pass\np = P()\np.a = p.b = 3\n[p.a, p.b]",
-    "class P:\n    def __init__(self, xs, n=0):\n        self.xs = xs\n[P([1, 2]).xs, P((1,), n=2).xs]",
+    "class P:\n    def __init__(self, xs, n=0):\n        self.xs = xs\n"
+    "[P([1, 2]).xs, P((1,), n=2).xs]",
     "class M(type):\n    pass\nclass A(metaclass=M):\n    pass\ntype(A()).__name__",
     # loops: break, continue, else, nested, while, return from inside a loop
     "out = []\nfor i in range(10):\n    if i == 2:\n        continue\n    if i == 5:\n"
