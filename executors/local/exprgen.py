@@ -111,12 +111,22 @@ class _Gen(CallGen):
         self.temps = 0
         self.nodes = 0
         self.uses_l = False
+        # fngen: the function's locals as Python locals (name -> variable), when nothing but
+        # this generated code can see its namespace
+        self.fast: dict[str, str] | None = None
 
     # -- emission --------------------------------------------------------------------------
     def param(self, obj: Any, prefix: str) -> str:
         name = f"{prefix}{len(self.ns)}"
         self.ns[name] = obj
         return name
+
+    def local_var(self, name: str) -> str:
+        assert self.fast is not None
+        var = self.fast.get(name)
+        if var is None:
+            var = self.fast[name] = f"v{len(self.fast)}"
+        return var
 
     def tmp(self) -> str:
         self.temps += 1
@@ -134,6 +144,7 @@ class _Gen(CallGen):
         ns.update(CALL_NAMES)
         ns.update(
             type=type, int=int, float=float, slice=slice, KeyError=KeyError, M=MISSING,
+            UnboundLocalError=UnboundLocalError,
             FT=types.FunctionType, codes=USER_CODE_IDS, id=id, PLAIN=PLAIN_TYPES,
             WATCHED=WATCHED_PLAIN, BIG=_BIG, unbound_local=_unbound_local, call_slow=_call_slow,
             getattr=getattr,
@@ -188,6 +199,12 @@ class _Gen(CallGen):
         comp.check_name(node, name, sc, store=False)
         k = self.param(name, "k")
         t = self.tmp()
+        if kind == "local" and self.fast is not None:
+            self.emit("try:")
+            self.emit(f"    {t} = {self.local_var(name)}")
+            self.emit("except UnboundLocalError:")
+            self.emit(f"    raise unbound_local({k}) from None")
+            return t
         if kind == "local":
             self.uses_l = True
             self.emit("try:")

@@ -45,29 +45,37 @@ def fuse_function(
 ) -> Callable[..., Any] | None:
     """A factory ``(binder, body, defaults, kwdefaults, up, cls, b, expr_body) -> function``
     for ``node``, or None (then the caller compiles it the ordinary way)."""
-    mark_open, annotating = marks
-    gen = _BlockGen(comp, fsc, fn_mode=True)
-    gen.indent = 3
-    if isinstance(node, ast.Lambda):
-        gen.emit(f"return {gen.root(node.body)}")
-        cost, mark = 1, mark_open
-    else:
+
+    def generate(fast: bool) -> tuple[_BlockGen, int, Callable[[BaseException], None]]:
+        mark_open, annotating = marks
+        gen = _BlockGen(comp, fsc, fn_mode=True)
+        gen.indent = 3
+        if fast:
+            gen.fast = {p: f"a{i}" for i, p in enumerate(params)}
+        if isinstance(node, ast.Lambda):
+            gen.emit(f"return {gen.root(node.body)}")
+            return gen, 1, mark_open
         body = node.body
         ret = body[0]
         if len(body) == 1 and isinstance(ret, ast.Return) and ret.value is not None:
             # evaluated like a lambda body; errors at the return's position
             gen.emit(f"return {gen.root(ret.value)}")
-            cost, mark = 2, annotating((ret.lineno, ret.col_offset, fsc.name))
-        else:
-            gen.block_body(body, tick=True)
-            cost, mark = 1, mark_open
-    # A body whose every step is generated code reads its locals from ``l`` only: no frame
-    # object is built for it (a frame is for sub-closures, nested functions, super()).
+            return gen, 2, annotating((ret.lineno, ret.col_offset, fsc.name))
+        gen.block_body(body, tick=True)
+        return gen, 1, mark_open
+
+    gen, cost, mark = generate(fast=False)
+    # A body whose every step is generated code is the only reader of its namespace: no frame
+    # object is built for it (a frame is for sub-closures, nested functions, super()), and its
+    # locals become Python locals (``v0``; the parameters stay ``a0``...).
     uses_frame = any(_FRAME_REF.search(line) for line in gen.lines)
+    if not uses_frame:
+        gen, cost, mark = generate(fast=True)
     n = len(params)
     fd = n - n_defaults
     names = [f"a{i}" for i in range(n)]
     keys = [gen.param(p, "k") for p in params]
+    pairs = ", ".join(f"{k}: {a}" for k, a in zip(keys, names, strict=True))
     head = [
         "def factory(BINDER, BODY, DEFAULTS, KWDEFAULTS, UP, CLS, B, EXPR_BODY):",
         f"    ({''.join(f'd{i}, ' for i in range(fd, n))}) = DEFAULTS"
@@ -78,8 +86,9 @@ def fuse_function(
         "        if b.left < 0:",
         "            b.refill()",
         f"        if {f'a{fd - 1} is not NA and ' if fd else ''}not args and not kwargs:",
+        "            pass",
         *(f"            if a{i} is NA:\n                a{i} = d{i}" for i in range(fd, n)),
-        f"            l = {{{', '.join(f'{k}: {a}' for k, a in zip(keys, names, strict=True))}}}",
+        *([f"            l = {{{pairs}}}"] if uses_frame else []),
         *(
             [
                 "            f = new_frame(Frame)",
@@ -96,6 +105,7 @@ def fuse_function(
         "if a is not NA)",
         "            l = BINDER((*given, *args), kwargs, DEFAULTS, KWDEFAULTS)",
         *(["            f = Frame(l, UP, CLS)"] if uses_frame else []),
+        *(f"            {a} = l[{k}]" for k, a in zip(keys, names, strict=True) if not uses_frame),
         "        b.depth += 1",
         "        if b.depth > b.max_depth:",
         "            b.depth -= 1",

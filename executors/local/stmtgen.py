@@ -107,19 +107,20 @@ class _BlockGen(_Gen):
         else:
             self.emit(f"    return {r}")
 
-    def _name_target(self, target: ast.expr) -> tuple[str, str] | None:
-        """(namespace, key) atoms for a local or global plain name, else None."""
-        if not isinstance(target, ast.Name):
-            return None
+    def _name_target(self, target: ast.expr) -> tuple[str, str, str]:
+        """For a local or global plain name: (kind, key atom, assignable text)."""
+        assert isinstance(target, ast.Name)
         name = target.id
         kind = self.sc.resolve(name)[0]
-        if kind not in ("local", "global"):
-            return None
+        assert kind in ("local", "global")
         self.comp.check_name(target, name, self.sc, store=True)
-        if kind == "local":
-            self.uses_l = True
-            return "l", self.param(name, "k")
-        return self.param(self.comp.g, "G"), self.param(name, "k")
+        k = self.param(name, "k")
+        if kind == "global":
+            return kind, k, f"{self.param(self.comp.g, 'G')}[{k}]"
+        if self.fast is not None:
+            return kind, k, self.local_var(name)
+        self.uses_l = True
+        return kind, k, f"l[{k}]"
 
     # -- statements (each returns False when it is left to its ordinary closure) ------------
     def s_Expr(self, s: ast.Expr) -> bool:
@@ -163,8 +164,8 @@ class _BlockGen(_Gen):
     def store(self, target: ast.expr, v: str, value: ast.expr | None = None) -> None:
         comp = self.comp
         if isinstance(target, ast.Name):
-            ns, k = self._name_target(target)  # type: ignore[misc]
-            self.emit(f"{ns}[{k}] = {v}")
+            lv = self._name_target(target)[2]
+            self.emit(f"{lv} = {v}")
         elif isinstance(target, ast.Attribute):
             attr = target.attr
             if is_dunder(attr):
@@ -224,19 +225,28 @@ class _BlockGen(_Gen):
         v = self.root(s.value)  # compiled in the order of nodes_stmt, emitted after the load
         value_lines, self.lines = self.lines, outer
         load = self.param(self.comp.load_name(target, target.id, self.sc), "L")
-        ns, k = self._name_target(target)  # type: ignore[misc]
+        kind, k, lv = self._name_target(target)
         a = self.tmp()
         # aug_number: the current value first, then the operand
-        self.emit(f"if {k} in {ns}:")
-        self.emit(f"    {a} = {ns}[{k}]")
-        self.emit("else:")
-        self.emit(f"    {a} = {load}(f)")
+        if kind == "local" and self.fast is not None:
+            self.emit("try:")
+            self.emit(f"    {a} = {lv}")
+            self.emit("except UnboundLocalError:")
+            self.emit(f"    raise unbound_local({k}) from None")
+        else:
+            ns = lv[: -len(f"[{k}]")]
+            self.emit(f"if {k} in {ns}:")
+            self.emit(f"    {a} = {lv}")
+            self.emit("else:")
+            # a missing local: load_local's UnboundLocalError; a global: load_global's lookup
+            missing = f"raise unbound_local({k})" if kind == "local" else f"{a} = {load}(f)"
+            self.emit(f"    {missing}")
         self.lines.extend(value_lines)
         sign = "+" if isinstance(s.op, ast.Add) else "-"
         self.emit(f"if type({a}) in NUM and type({v}) in NUM:")
-        self.emit(f"    {ns}[{k}] = {a} {sign} {v}")
+        self.emit(f"    {lv} = {a} {sign} {v}")
         self.emit("else:")
-        self.emit(f"    {ns}[{k}] = {op}({a}, {v})")
+        self.emit(f"    {lv} = {op}({a}, {v})")
         return True
 
     def s_If(self, s: ast.If) -> bool:
@@ -287,14 +297,14 @@ class _BlockGen(_Gen):
             return False
         here = f"p = {self.param((s.lineno, s.col_offset, self.sc.name), 'Q')}"
         it = self.root(s.iter)
-        ns, k = self._name_target(target)  # type: ignore[misc]
+        lv = self._name_target(target)[2]
         x = self.tmp()
         self.emit(f"for {x} in {it}:")
         self.indent += 1
         self.emit("b.iters -= 1")
         self.emit("if b.iters < 0:")
         self.emit("    b.iterations_exceeded()")
-        self.emit(f"{ns}[{k}] = {x}")
+        self.emit(f"{lv} = {x}")
         self.tick(len(s.body))
         self.loops.append(here)
         self.stmts(s.body)
