@@ -64,13 +64,14 @@ def fuse_function(
         gen.block_body(body, tick=True)
         return gen, 1, mark_open
 
-    gen, cost, mark = generate(fast=False)
     # A body whose every step is generated code is the only reader of its namespace: no frame
     # object is built for it (a frame is for sub-closures, nested functions, super()), and its
-    # locals become Python locals (``v0``; the parameters stay ``a0``...).
+    # locals are Python locals (``v0``; the parameters stay ``a0``...). Otherwise the body is
+    # generated again with the namespace in the frame.
+    gen, cost, mark = generate(fast=True)
     uses_frame = any(_FRAME_REF.search(line) for line in gen.lines)
-    if not uses_frame:
-        gen, cost, mark = generate(fast=True)
+    if uses_frame:
+        gen, cost, mark = generate(fast=False)
     n = len(params)
     fd = n - n_defaults
     names = [f"a{i}" for i in range(n)]
