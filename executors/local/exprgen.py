@@ -212,14 +212,15 @@ class _Gen(CallGen):
             self.emit("except KeyError:")
             self.emit(f"    raise unbound_local({k}) from None")
             return t
-        g = self.param(comp.g, "G")  # a plain dict: g[k] is g.get(k) when k is bound
-        b_get = self.param(comp.builtins.get, "B")
+        # load_global: the globals, then the builtins (both plain dicts), then name_missing
+        g = self.param(comp.g, "G")
+        builtins = self.param(comp.builtins, "B")
         missing = self.param(comp.name_missing, "N")
-        self.emit("try:")
+        self.emit(f"if {k} in {g}:")
         self.emit(f"    {t} = {g}[{k}]")
-        self.emit("except KeyError:")
-        self.emit(f"    {t} = {b_get}({k}, M)")
-        self.emit(f"if {t} is M:")  # raised outside the handler: no chained KeyError
+        self.emit(f"elif {k} in {builtins}:")
+        self.emit(f"    {t} = {builtins}[{k}]")
+        self.emit("else:")
         self.emit(f"    {t} = {missing}({k})")
         return t
 

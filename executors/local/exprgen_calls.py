@@ -124,15 +124,20 @@ class CallGen:
         t = self.tmp()
         native = self.param(self.comp.guards.call_native, "C")
         seen = self.param([None], "J")  # the sandbox function this call site last checked
+        seen_pure = self.param([None], "J")  # the pure builtin it last called
+        plain_args = [*(f"type({a}) in NOITER" for a in argv)]
+        if argv:
+            plain_args.append(f"({fn} not in TEXTF or type({argv[0]}) not in TEXTC)")
+        checks = "".join(f" and {c}" for c in plain_args)
         self.emit(f"if {fn} is {seen}[0]:")
+        self.emit(f"    {t} = {fn}({args})")
+        self.emit(f"elif {fn} is {seen_pure}[0]{checks}:")
         self.emit(f"    {t} = {fn}({args})")
         self.emit(f"elif type({fn}) is FT and id({fn}.__code__) in codes:")
         self.emit(f"    {seen}[0] = {fn}")
         self.emit(f"    {t} = {fn}({args})")
-        pure = [f"id({fn}) in PURE", *(f"type({a}) in NOITER" for a in argv)]
-        if argv:
-            pure.append(f"({fn} not in TEXTF or type({argv[0]}) not in TEXTC)")
-        self.emit(f"elif {' and '.join(pure)}:")
+        self.emit(f"elif id({fn}) in PURE{checks}:")
+        self.emit(f"    {seen_pure}[0] = {fn}")
         self.emit(f"    {t} = {fn}({args})  # len(), str()...: call_native's pure branch")
         # a sandbox class with plain arguments: __init__ is interpreted (call_value's first case)
         plain = "".join(f" and type({a}) in NOITERARGS" for a in argv)
