@@ -23,7 +23,7 @@ from .frame import MISSING
 from .nodes_call import _call_slow
 from .nodes_expr import _UNARY
 from .policy import WATCHED_PLAIN
-from .rules import PLAIN_TYPES, USER_CODE_IDS, is_dunder
+from .rules import PLAIN_TYPES, USER_CODE_IDS, USER_MARK, USER_MARK_NAME, is_dunder
 
 if TYPE_CHECKING:
     from .compiler import Compiler, Fn
@@ -147,7 +147,7 @@ class _Gen(CallGen):
             UnboundLocalError=UnboundLocalError,
             FT=types.FunctionType, codes=USER_CODE_IDS, id=id, PLAIN=PLAIN_TYPES,
             WATCHED=WATCHED_PLAIN, BIG=_BIG, unbound_local=_unbound_local, call_slow=_call_slow,
-            getattr=getattr,
+            getattr=getattr, isinstance=isinstance, MARKNAME=USER_MARK_NAME, MARK=USER_MARK,
         )  # fmt: skip
         return ns
 
@@ -391,7 +391,11 @@ class _Gen(CallGen):
         guard = self.param(self.comp.p.guard_slow, "S")
         self.emit(f"{t} = {o}[{k}]")
         self.emit(f"if type({t}) not in PLAIN:")
-        self.emit(f"    {t} = {guard}({t})")
+        # an instance of a sandbox class passes guard_slow's first test: kept as it is
+        self.emit(
+            f"    if getattr(type({t}), MARKNAME, None) is not MARK or isinstance({t}, type):"
+        )
+        self.emit(f"        {t} = {guard}({t})")
         return t
 
     def v_Attribute(self, node: ast.Attribute, depth: int) -> str:

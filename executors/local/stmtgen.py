@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from .compiler_support import annotate, store_slice
 from .exprgen import _Gen
+from .exprgen_calls import attr_text
 from .frame import BREAK, CONTINUE, RETURN
 from .rules import USER_MARK, USER_MARK_NAME, is_dunder
 
@@ -177,7 +178,7 @@ class _BlockGen(_Gen):
             set_attr = self.param(comp.p.set_attr, "E")
             # the sandbox's own instance (the name was checked above), else the policy
             self.emit(f"if getattr(type({o}), MARKNAME, None) is MARK:")
-            self.emit(f"    setattr({o}, {k}, {v})")
+            self.emit(f"    {attr_text(o, attr, k)} = {v}")
             self.emit("else:")
             self.emit(f"    {set_attr}({o}, {k}, {v})")
         elif isinstance(target, ast.Subscript):
