@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .frame import RETURN, Frame
 from .rules import add_user_code
-from .stmtgen import _BlockGen
+from .stmtgen import _BlockGen, small_enough
 
 if TYPE_CHECKING:
     from .scope import Scope
@@ -45,6 +45,9 @@ def fuse_function(
 ) -> Callable[..., Any] | None:
     """A factory ``(binder, body, defaults, kwdefaults, up, cls, b, expr_body) -> function``
     for ``node``, or None (then the caller compiles it the ordinary way)."""
+
+    if not isinstance(node, ast.Lambda) and not small_enough(node.body):
+        return None
 
     def generate(fast: bool) -> tuple[_BlockGen, int, Callable[[BaseException], None]]:
         mark_open, annotating = marks

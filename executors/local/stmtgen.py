@@ -24,16 +24,29 @@ if TYPE_CHECKING:
     from .compiler import Compiler, Fn
     from .scope import Scope
 
-__all__ = ["fuse_block"]
+__all__ = ["fuse_block", "small_enough"]
 
 _MAX_STMT_INDENT = 36
+_MAX_FUSED_NODES = 1500  # syntax-tree nodes in one generated function
 _MAX_LOOPS = 6  # CPython allows 20 statically nested blocks (loops and try)
 _FUSABLE = (ast.Assign, ast.AugAssign, ast.Expr, ast.If, ast.Return, ast.For, ast.While)
 
 
+def small_enough(stmts: list[ast.stmt]) -> bool:
+    """CPython's compiler is superlinear on huge functions: a long body keeps its closures
+    (its statements and expressions are still generated one by one)."""
+    n = 0
+    for s in stmts:
+        for _ in ast.walk(s):
+            n += 1
+            if n > _MAX_FUSED_NODES:
+                return False
+    return True
+
+
 def fuse_block(comp: Compiler, stmts: list[ast.stmt], sc: Scope, *, tick: bool) -> Fn | None:
     """One generated function running ``stmts`` (ticking the block when ``tick``), or None."""
-    if not any(isinstance(s, _FUSABLE) for s in stmts):
+    if not any(isinstance(s, _FUSABLE) for s in stmts) or not small_enough(stmts):
         return None
     gen = _BlockGen(comp, sc)
     gen.block_body(stmts, tick)
