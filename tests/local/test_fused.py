@@ -163,3 +163,14 @@ def test_fusing_is_on_by_default() -> None:
     interp = Interpreter(big_stack=False)
     interp.run("def f(x):\n    return x + 1\n")
     assert interp.globals["f"].__code__.co_filename == "<fused>"
+
+
+def test_large_bodies_keep_their_closures() -> None:
+    # CPython compiles huge generated functions slowly: above the size bound, a body keeps the
+    # closure template (its statements are still generated one by one) and works the same.
+    body = "".join(f"    x{i} = {i} + 1\n" for i in range(400))
+    interp = Interpreter(big_stack=False)
+    interp.run("def f():\n" + body + "    return x399\ndef g():\n    return 1\n")
+    assert interp.globals["f"].__code__.co_filename != "<fused>"
+    assert interp.globals["g"].__code__.co_filename == "<fused>"
+    assert interp.run("f()").text == "400"
