@@ -216,6 +216,18 @@ class _Gen(CallGen):
         g = self.param(comp.g, "G")
         builtins = self.param(comp.builtins, "B")
         missing = self.param(comp.name_missing, "N")
+        root = sc
+        while root.parent is not None:
+            root = root.parent
+        if name in root.bound or name in comp.g:
+            # a global of the program (or of an earlier run): the read that is fast on a hit
+            self.emit("try:")
+            self.emit(f"    {t} = {g}[{k}]")
+            self.emit("except KeyError:")
+            self.emit(f"    {t} = {builtins}.get({k}, M)")
+            self.emit(f"if {t} is M:")  # raised outside the handler: no chained KeyError
+            self.emit(f"    {t} = {missing}({k})")
+            return t
         self.emit(f"if {k} in {g}:")
         self.emit(f"    {t} = {g}[{k}]")
         self.emit(f"elif {k} in {builtins}:")
