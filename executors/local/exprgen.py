@@ -114,6 +114,7 @@ class _Gen(CallGen):
         # fngen: the function's locals as Python locals (name -> variable), when nothing but
         # this generated code can see its namespace
         self.fast: dict[str, str] | None = None
+        self.rebound: frozenset[str] = frozenset()  # (fast) names the body assigns
 
     # -- emission --------------------------------------------------------------------------
     def param(self, obj: Any, prefix: str) -> str:
@@ -200,6 +201,9 @@ class _Gen(CallGen):
         k = self.param(name, "k")
         t = self.tmp()
         if kind == "local" and self.fast is not None:
+            var = self.local_var(name)
+            if var[0] == "a" and name not in self.rebound:
+                return var  # a parameter never assigned in the body: always bound
             self.emit("try:")
             self.emit(f"    {t} = {self.local_var(name)}")
             self.emit("except UnboundLocalError:")

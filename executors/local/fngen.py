@@ -33,6 +33,13 @@ _NA = object()
 _FRAME_REF = re.compile(r"(?<![\w.])f(?!\w)")  # the identifier ``f`` (attribute names excluded)
 
 
+def _assigned(node: ast.FunctionDef | ast.Lambda) -> frozenset[str]:
+    """Names stored or deleted anywhere in the function (its nested scopes included)."""
+    return frozenset(
+        n.id for n in ast.walk(node) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)
+    )
+
+
 def fuse_function(
     comp: Any,
     node: ast.FunctionDef | ast.Lambda,
@@ -55,6 +62,7 @@ def fuse_function(
         gen.indent = 3
         if fast:
             gen.fast = {p: f"a{i}" for i, p in enumerate(params)}
+            gen.rebound = _assigned(node)
         if isinstance(node, ast.Lambda):
             gen.emit(f"return {gen.root(node.body)}")
             return gen, 1, mark_open
