@@ -147,7 +147,8 @@ class _Gen(CallGen):
             type=type, int=int, float=float, slice=slice, KeyError=KeyError, M=MISSING,
             UnboundLocalError=UnboundLocalError,
             FT=types.FunctionType, codes=USER_CODE_IDS, id=id, PLAIN=PLAIN_TYPES,
-            WATCHED=WATCHED_PLAIN, BIG=_BIG, unbound_local=_unbound_local, call_slow=_call_slow,
+            WATCHED=WATCHED_PLAIN, BIG=_BIG, NBIG=-_BIG, unbound_local=_unbound_local,
+            call_slow=_call_slow,
             getattr=getattr, isinstance=isinstance, MARKNAME=USER_MARK_NAME, MARK=USER_MARK,
         )  # fmt: skip
         return ns
@@ -254,7 +255,7 @@ class _Gen(CallGen):
             c = self.value(right, depth)
             post = self.param(g.post, "P")
             self.emit(f"{t} = {a} {_POST_BINOPS[op]} {c}")
-            self.emit(f"if not (type({t}) is float or (type({t}) is int and -BIG < {t} < BIG)):")
+            self.emit(f"if not (type({t}) is float or (type({t}) is int and NBIG < {t} < BIG)):")
             self.emit(f"    {t} = {post}({t})")
         elif op is ast.Add:
             c = self.value(right, depth)
@@ -289,8 +290,15 @@ class _Gen(CallGen):
                 self.emit(f"{t} = {a} * {c}")
             elif const is not MISSING:
                 small = type(const) is int and abs(const) < 2**31
-                limit = self.param(g.max_bits - 32, "c")
-                if small:
+                limit = g.max_bits - 32
+                if small and limit >= 1:
+                    # |a| < 2**(limit-1) is exactly a.bit_length() < limit, without the calls
+                    h, nh = self.param(1 << (limit - 1), "c"), self.param(-(1 << (limit - 1)), "c")
+                    self.emit(f"if type({a}) is int and {nh} < {a} < {h}:")
+                    self.emit(f"    {t} = {a} * {c}")
+                    self.emit("else:")
+                    self.emit(f"    {t} = {mul}({a}, {c})")
+                elif small:
                     self.emit(f"if type({a}) is int and {a}.bit_length() < {limit}:")
                     self.emit(f"    {t} = {a} * {c}")
                     self.emit("else:")
@@ -300,10 +308,13 @@ class _Gen(CallGen):
             else:
                 self.emit(f"if type({a}) is float and (type({c}) is float or type({c}) is int):")
                 self.emit(f"    {t} = {a} * {c}")
-                bits = self.param(g.max_bits, "c")
+                # both below 2**((max_bits-1)//2): their bit lengths add up below max_bits (a
+                # subset of the closures' test; the rest takes the guarded product)
+                bound = 1 << (max(g.max_bits, 1) - 1) // 2
+                h, nh = self.param(bound, "c"), self.param(-bound, "c")
                 self.emit(
                     f"elif type({a}) is int and type({c}) is int and "
-                    f"{a}.bit_length() + {c}.bit_length() < {bits}:"
+                    f"{nh} < {a} < {h} and {nh} < {c} < {h}:"
                 )
                 self.emit(f"    {t} = {a} * {c}")
                 self.emit("else:")
