@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .frame import RETURN, Frame
 from .rules import add_user_code
-from .stmtgen import _BlockGen, small_enough
+from .stmtgen import _MAX_FUSED_NODES, _BlockGen, scan
 
 if TYPE_CHECKING:
     from .scope import Scope
@@ -31,13 +31,6 @@ _MAX_SHAPES = 2048
 _FACTORIES: dict[str, types.CodeType] = {}
 _NA = object()
 _FRAME_REF = re.compile(r"(?<![\w.])f(?!\w)")  # the identifier ``f`` (attribute names excluded)
-
-
-def _assigned(node: ast.FunctionDef | ast.Lambda) -> frozenset[str]:
-    """Names stored or deleted anywhere in the function (its nested scopes included)."""
-    return frozenset(
-        n.id for n in ast.walk(node) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)
-    )
 
 
 def fuse_function(
@@ -53,7 +46,8 @@ def fuse_function(
     """A factory ``(binder, body, defaults, kwdefaults, up, cls, b, expr_body) -> function``
     for ``node``, or None (then the caller compiles it the ordinary way)."""
 
-    if not isinstance(node, ast.Lambda) and not small_enough(node.body):
+    size, stored = scan([node])  # the names stored include the nested scopes' (a superset)
+    if size > _MAX_FUSED_NODES:
         return None
 
     def generate(fast: bool) -> tuple[_BlockGen, int, Callable[[BaseException], None]]:
@@ -62,7 +56,7 @@ def fuse_function(
         gen.indent = 3
         if fast:
             gen.fast = {p: f"a{i}" for i, p in enumerate(params)}
-            gen.rebound = _assigned(node)
+            gen.rebound = stored
         if isinstance(node, ast.Lambda):
             gen.emit(f"return {gen.root(node.body)}")
             return gen, 1, mark_open
@@ -80,7 +74,7 @@ def fuse_function(
     # locals are Python locals (``v0``; the parameters stay ``a0``...). Otherwise the body is
     # generated again with the namespace in the frame.
     gen, cost, mark = generate(fast=True)
-    uses_frame = any(_FRAME_REF.search(line) for line in gen.lines)
+    uses_frame = _FRAME_REF.search("\n".join(gen.lines)) is not None
     if uses_frame:
         gen, cost, mark = generate(fast=False)
     n = len(params)

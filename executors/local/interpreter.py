@@ -409,13 +409,22 @@ def _check_loops(tree: ast.AST) -> None:
 
 
 def _check_depth(tree: ast.AST, limit: int) -> None:
+    # ast.iter_child_nodes, written out (two generators per node were most of the cost)
     stack = [(tree, 0)]
+    pop, push, node_type = stack.pop, stack.append, ast.AST
     while stack:
-        node, d = stack.pop()
+        node, d = pop()
         if d > limit:
             raise SourceLimitExceeded(f"syntax tree deeper than {limit} levels (max_nesting_depth)")
-        for child in ast.iter_child_nodes(node):
-            stack.append((child, d + 1))
+        d += 1
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if isinstance(value, node_type):
+                push((value, d))
+            elif isinstance(value, list):
+                for item in value:
+                    if isinstance(item, node_type):
+                        push((item, d))
 
 
 def _make_tool(name: str, fn: Callable[..., Any], interp: Interpreter) -> Any:

@@ -11,6 +11,7 @@ shapes below is called as its ordinary compiled closure, and its control signals
 from __future__ import annotations
 
 import ast
+from collections.abc import Sequence
 from itertools import islice
 from typing import TYPE_CHECKING
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from .compiler import Compiler, Fn
     from .scope import Scope
 
-__all__ = ["fuse_block", "small_enough"]
+__all__ = ["fuse_block", "scan", "small_enough"]
 
 _MAX_STMT_INDENT = 36
 _MAX_FUSED_NODES = 1500  # syntax-tree nodes in one generated function
@@ -35,13 +36,31 @@ _FUSABLE = (ast.Assign, ast.AugAssign, ast.Expr, ast.If, ast.Return, ast.For, as
 def small_enough(stmts: list[ast.stmt]) -> bool:
     """CPython's compiler is superlinear on huge functions: a long body keeps its closures
     (its statements and expressions are still generated one by one)."""
+    return scan(stmts)[0] <= _MAX_FUSED_NODES
+
+
+def scan(roots: Sequence[ast.AST]) -> tuple[int, frozenset[str]]:
+    """(number of syntax-tree nodes, capped just above the bound; names stored or deleted)."""
+    stack: list[ast.AST] = list(roots)
+    pop, push, node_type = stack.pop, stack.append, ast.AST
+    stored: set[str] = set()
     n = 0
-    for s in stmts:
-        for _ in ast.walk(s):
-            n += 1
-            if n > _MAX_FUSED_NODES:
-                return False
-    return True
+    while stack:
+        node = pop()
+        n += 1
+        if n > _MAX_FUSED_NODES:
+            break
+        if isinstance(node, ast.Name) and type(node.ctx) is not ast.Load:
+            stored.add(node.id)
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if isinstance(value, node_type):
+                push(value)
+            elif isinstance(value, list):
+                for item in value:
+                    if isinstance(item, node_type):
+                        push(item)
+    return n, frozenset(stored)
 
 
 def fuse_block(comp: Compiler, stmts: list[ast.stmt], sc: Scope, *, tick: bool) -> Fn | None:
