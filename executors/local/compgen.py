@@ -12,6 +12,7 @@ import ast
 from typing import TYPE_CHECKING
 
 from .exprgen import _Gen
+from .fngen import _FRAME_REF
 from .frame import Frame
 
 if TYPE_CHECKING:
@@ -31,7 +32,25 @@ def fuse_comprehension(
     if any(g.is_async for g in gens) or len(gens) > _MAX_LEVELS:
         return None  # the ordinary closure raises "not supported" / handles deep nesting
     csc = comp.scopes[id(node)]
+    # As in fngen: when nothing but the generated loop reads the comprehension's namespace, its
+    # variables are Python locals and no frame is built; otherwise generated again with one.
+    fused, uses_frame = _generate(comp, node, sc, csc, fast=True)
+    if uses_frame:
+        fused, _ = _generate(comp, node, sc, csc, fast=False)
+    return fused
+
+
+def _generate(
+    comp: Compiler,
+    node: ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp,
+    sc: Scope,
+    csc: Scope,
+    fast: bool,
+) -> tuple[Fn, bool]:
+    gens = node.generators
     gen = _Gen(comp, csc)
+    if fast:
+        gen.fast = {}
     first = gen.param(comp.expr(gens[0].iter, sc), "F")
     up = gen.param(comp._frame_up(sc), "U")
     gen.ns.update(Frame=Frame, b=comp.b, iter=iter, len=len)
@@ -39,12 +58,14 @@ def fuse_comprehension(
     flat = len(gens) == 1
     if is_gen:
         gen.emit(f"it = iter({first}(f))")
-        gen.emit(f"cf = Frame({{}}, {up}(f), f.cls)")
+        if not fast:
+            gen.emit(f"cf = Frame({{}}, {up}(f), f.cls)")
         gen.emit("def run(f, it):")
         gen.indent += 1
     else:
         gen.emit(f"it = {first}(f)")
-        gen.emit(f"f = Frame({{}}, {up}(f), f.cls)")
+        if not fast:
+            gen.emit(f"f = Frame({{}}, {up}(f), f.cls)")
         out = (
             "set()"
             if isinstance(node, ast.SetComp)
@@ -53,7 +74,9 @@ def fuse_comprehension(
             else "[]"
         )
         gen.emit(f"out = {out}")
-    gen.emit("l = f.l")
+    if not fast:
+        gen.emit("l = f.l")
+    body_start = len(gen.lines)
     base = gen.indent
     for i, g in enumerate(gens):
         it = "it" if i == 0 else gen.value(g.iter, 0)
@@ -69,7 +92,10 @@ def fuse_comprehension(
         target = g.target
         if isinstance(target, ast.Name) and csc.resolve(target.id)[0] == "local":
             comp.check_name(target, target.id, csc, store=True)
-            gen.emit(f"l[{gen.param(target.id, 'k')}] = {x}")
+            if fast:
+                gen.emit(f"{gen.local_var(target.id)} = {x}")
+            else:
+                gen.emit(f"l[{gen.param(target.id, 'k')}] = {x}")
         else:
             gen.emit(f"{gen.param(comp.store(target, csc), 'T')}(f, {x})")
         for cond in g.ifs:
@@ -90,14 +116,15 @@ def fuse_comprehension(
             if is_gen
             else f"out.{'add' if isinstance(node, ast.SetComp) else 'append'}({e})"
         )
+    uses_frame = _FRAME_REF.search("\n".join(gen.lines[body_start:])) is not None
     gen.indent = base
     if is_gen:
         gen.indent -= 1
-        return gen.build("run(cf, it)")
+        return gen.build("run(None, it)" if fast else "run(cf, it)"), uses_frame
     check = gen.param(comp.guards.check_size, "V")
     if flat:
         gen.emit("if len(out) > 100_000:")
         gen.emit(f"    {check}('comprehension result', len(out))")
     else:
         gen.emit(f"{check}('comprehension result', len(out))")
-    return gen.build("out")
+    return gen.build("out"), uses_frame
