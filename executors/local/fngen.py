@@ -39,7 +39,6 @@ def fuse_function(
     fsc: Scope,
     params: tuple[str, ...],
     n_defaults: int,
-    binder: Any,
     marks: tuple[Callable[[BaseException], None], Callable[..., Any]],
     too_deep: Callable[..., BaseException],
 ) -> Callable[..., Any] | None:
@@ -143,6 +142,5 @@ def fuse_function(
         NA=_NA, new_frame=object.__new__, Frame=Frame, too_deep=too_deep, MARK_EXC=mark,
         RETURN=RETURN, tuple=tuple,
     )  # fmt: skip
-    _ = binder
     factory: Callable[..., Any] = types.FunctionType(code, ns, "factory")
     return factory

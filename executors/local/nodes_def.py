@@ -358,7 +358,7 @@ class DefMixin(GenMixin, MatchMixin):
         fused = None
         if self.fusing and not fsc.has_yield and params is not None and len(params) <= MAX_ARITY:
             fused = fuse_function(
-                self, node, fsc, params, len(args.defaults), binder,
+                self, node, fsc, params, len(args.defaults),
                 (_mark_open, _annotating), _too_deep,
             )  # fmt: skip
         if fused is not None:
