@@ -87,6 +87,8 @@ class Adoption:
         manager = self.manager
         container_id = container["Id"]
         state = container.get("State")
+        if state == "starting":  # a Swarm task another API replica is creating right now
+            return
         if state not in ("running", "paused"):
             await self._remove(container_id, report)
             return

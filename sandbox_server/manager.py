@@ -37,7 +37,7 @@ from .exceptions import (
 from .gateway import RunnerGateway, check_hello
 from .inbound import ChannelLimits
 from .lease import DeploymentLease, LeaseHeld
-from .limits import SandboxSpec, check_caps, resolve_request
+from .limits import SandboxSpec, check_caps, check_counts, resolve_request
 from .network.gateway import EgressGateway
 from .network.policy import EgressPolicy
 from .network.resolve import resolve_egress
@@ -47,6 +47,7 @@ from .runner.protocol import Op
 from .runs import Lifecycle, Runs
 from .sandbox import Limits, Sandbox
 from .settings import Settings
+from .swarm import ClusterSync, SwarmDriver
 from .tasks import BackgroundTasks
 
 __all__ = ["SandboxManager", "SandboxSpec"]
@@ -61,16 +62,22 @@ SWEEP_EVERY_S = 30.0
 HEARTBEAT_MESSAGE = {"op": Op.HEARTBEAT}  # serialises to the relay's HEARTBEAT_LINE
 
 
-def relay_command(orphan_grace_s: float) -> tuple[str, ...]:
+def relay_command(orphan_grace_s: float, wait_for_server: bool = False) -> tuple[str, ...]:
     """The container's command: the watchdog relay, which starts the runner."""
+    wait = ("--wait-for-server",) if wait_for_server else ()
     return ("python3", "-m", "selfbox_runner.relay", "--orphan-grace-s", f"{orphan_grace_s:g}",
-            "--", "python3", "-m", "selfbox_runner")
+            *wait, "--", "python3", "-m", "selfbox_runner")
 
 
 class SandboxManager:
-    def __init__(self, settings: Settings, driver: DockerDriver | None = None) -> None:
+    def __init__(self, settings: Settings,
+                 driver: DockerDriver | SwarmDriver | None = None) -> None:
         self.settings = settings
-        self.driver = driver or DockerDriver()
+        self.driver: DockerDriver | SwarmDriver = driver or (
+            SwarmDriver(settings) if settings.backend == "swarm" else DockerDriver())
+        # On Swarm, sandboxes are services shared by every API replica (swarm/sync.py).
+        self.cluster: ClusterSync | None = (
+            ClusterSync(self) if isinstance(self.driver, SwarmDriver) else None)
         self.instance_id = secrets.token_hex(6)
         self._sandboxes: dict[str, Sandbox] = {}
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="docker")
@@ -93,7 +100,8 @@ class SandboxManager:
         # The egress gateway, for sandboxes with a network policy (started on first use).
         self.egress: EgressGateway | None = (
             EgressGateway(settings, self.driver, self._call)
-            if settings.egress_mode != "none" else None)
+            if settings.egress_mode != "none" and isinstance(self.driver, DockerDriver)
+            else None)
 
     # -- plumbing -------------------------------------------------------------------------
     async def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -121,7 +129,8 @@ class SandboxManager:
         self.state_secret = await self._call(load_secret, self.settings)
         pooled: list[Sandbox] = []
         try:
-            await self._take_lease()
+            if self.cluster is None:  # on Swarm, replicas share the deployment: no lease
+                await self._take_lease()
             report = await self.adoption.adopt_all()
             pooled = report.pool
             logger.info("adopted %d sandboxes and %d pooled ones in %.2f s (%d still busy, "
@@ -133,7 +142,9 @@ class SandboxManager:
             logger.error("taking over the deployment at start failed: %s", exc)
         self._reaper = self.tasks.spawn(self._reap_forever(), name="reaper")
         self._heartbeats = self.tasks.spawn(self._beat_forever(), name="heartbeats")
-        if self.settings.warm_pool_size > 0:
+        if self.cluster is not None:
+            self.cluster.start()
+        if self.settings.warm_pool_size > 0 and self.cluster is None:
             template, limits, _ = self.resolve(SandboxSpec())
             self.pool = WarmPool(self.settings.warm_pool_size, template, limits,
                                  self._start_in_time, self._end, self.tasks,
@@ -148,6 +159,7 @@ class SandboxManager:
             await self.sweep()  # after the pool took its adopted sandboxes
 
     async def _take_lease(self) -> None:
+        assert isinstance(self.driver, DockerDriver)
         lease = DeploymentLease(self.driver, self.settings.deployment,
                                 self.settings.runtime_image, self.instance_id)
         try:
@@ -284,6 +296,8 @@ class SandboxManager:
 
     async def sweep(self, everything: bool = False) -> int:
         """Remove this deployment's containers that no live sandbox of ours owns."""
+        if self.cluster is not None:  # another replica's sandboxes are not strays
+            return await self.cluster.sweep()
         containers = await self._call(
             self.driver.list, {label("deployment"): self.settings.deployment}
         )
@@ -329,6 +343,9 @@ class SandboxManager:
         template, limits, timeout_s = self.resolve(request)
         egress = resolve_egress(self.settings, limits.network, request.egress)
         check_caps(self.settings, self._sandboxes.values(), owner)
+        if self.cluster is not None:  # the caps hold cluster-wide, counted from Swarm
+            mine, total = await self.cluster.counts(owner)
+            check_counts(self.settings, mine, total)
         now = time.time()
         if self.pool is not None and self.pool.matches(template, limits, request.env):
             pooled = self.pool.take()
@@ -412,7 +429,8 @@ class SandboxManager:
             memory_mb=sandbox.limits.memory_mb, pids=sandbox.limits.pids,
             disk_mb=sandbox.limits.disk_mb, network=network, env=sandbox.env,
             runtime=self.settings.docker_runtime, read_only_files=files,
-            command=relay_command(self.settings.orphan_grace_s),
+            command=relay_command(self.settings.orphan_grace_s,
+                              wait_for_server=self.cluster is not None),
         )
         prefix = POOL_NAME_PREFIX if sandbox.owner == POOL_OWNER else "selfbox-"
         creating = asyncio.ensure_future(
@@ -430,6 +448,10 @@ class SandboxManager:
         sandbox.channel = channel
         await channel.start(self.tasks)
         await self._call(self.driver.start, sandbox.container_id)
+        if self.cluster is not None:
+            # Swarm started the task before the attach: its relay waits for a first line
+            # (--wait-for-server) before the runner says hello.
+            await channel.send(HEARTBEAT_MESSAGE)
         ready = asyncio.create_task(channel.ready.wait())
         closed = asyncio.create_task(channel.closed.wait())
         await asyncio.wait({ready, closed}, return_when=asyncio.FIRST_COMPLETED)
@@ -457,7 +479,9 @@ class SandboxManager:
         try:
             info = await self._call(self.driver.inspect, sandbox.container_id)
             state = info.get("State", {})
-            if state.get("OOMKilled"):
+            if state.get("Reason"):  # the Swarm back end names the node or the task's end
+                reason = str(state["Reason"])
+            elif state.get("OOMKilled"):
                 reason = (f"it ran out of memory (memory_mb={sandbox.limits.memory_mb}) and "
                           "was killed")
                 sandbox.extra["oom"] = True
@@ -490,6 +514,8 @@ class SandboxManager:
     # -- look-ups -------------------------------------------------------------------------
     def get(self, owner: str, sandbox_id: str, *, alive: bool = True) -> Sandbox:
         sandbox = self._sandboxes.get(sandbox_id)
+        if sandbox is None and self.cluster is not None:
+            self.cluster.wanted(sandbox_id)  # another replica's: adopted at the next sync
         if sandbox is None or sandbox.owner != owner:
             raise NotFound(f"sandbox {sandbox_id!r} not found", sandbox_id=sandbox_id)
         if alive and not sandbox.alive:
@@ -528,6 +554,8 @@ class SandboxManager:
             self.tasks.quietly(self.gateway.request(sandbox, Op.SET_DEADLINE,
                                                     unix=sandbox.expires_at + 60))
             self.save_record_soon(sandbox)
+        if self.cluster is not None:
+            self.cluster.save_expiry_soon(sandbox)
         return sandbox
 
     async def set_egress(self, owner: str, sandbox_id: str, policy: EgressPolicy) -> Sandbox:

@@ -454,6 +454,8 @@ cmd_deploy() {
         keys="sbxsw-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
         echo "$keys" >"$DIR/api-key"
     fi
+    [ -s "$DIR/state-secret" ] || head -c 36 /dev/urandom | base64 | tr -d '\n' >"$DIR/state-secret"
+    SELFBOX_STATE_SECRET="${SELFBOX_STATE_SECRET:-$(cat "$DIR/state-secret")}" SELFBOX_STACK_NAME="$STACK" \
     SELFBOX_PROXY_CONFIG_NAME="selfbox_proxy_$(sha256sum "$REPO_ROOT/images/socket-proxy/haproxy-swarm.cfg" | cut -c1-12)" \
     SELFBOX_API_KEYS="$keys" SELFBOX_API_PORT="$API_PORT" SELFBOX_API_REPLICAS="$WORKERS" \
         docker stack deploy --detach=true --resolve-image never \
@@ -491,5 +493,6 @@ case "${1:-}" in
     down) cmd_down ;;
     status) cmd_status ;;
     deploy) cmd_deploy ;;
-    *) echo "usage: $0 up|deploy|status|down" >&2; exit 2 ;;
+    load) need_root; images_up ;;  # (re)load SBX_SWARM_IMAGES into the workers
+    *) echo "usage: $0 up|deploy|load|status|down" >&2; exit 2 ;;
 esac

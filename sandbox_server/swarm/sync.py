@@ -1,0 +1,142 @@
+"""Swarm's services as the one list of sandboxes that every API replica shares.
+
+Each replica reads the deployment's sandbox services every ``SELFBOX_SWARM_SYNC_S``:
+
+- a running one it does not hold is adopted (attached through its node's proxy, ``resync``,
+  its signed record verified: :mod:`..adoption`), so any replica serves any sandbox and a
+  replica that dies loses none (the others already hold them and keep their watchdogs fed);
+- one it holds whose task ended, or whose node is down or drained, ends as ``dead`` with the
+  reason naming the node (not re-created: ``RestartPolicy none``);
+- one it holds whose service is gone was killed through another replica.
+
+The caps are counted from the same list, so they hold cluster-wide (two replicas creating at
+the same instant can both pass: the count is read, not locked).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..adoption import AdoptionReport
+from ..driver import label
+from ..exceptions import ServerError
+from ..sandbox import Sandbox
+from .driver import SwarmDriver
+
+if TYPE_CHECKING:
+    from ..manager import SandboxManager
+
+__all__ = ["ClusterSync"]
+
+logger = logging.getLogger("selfbox.swarm")
+
+ADOPT_CONCURRENCY = 8
+
+
+class ClusterSync:
+    def __init__(self, manager: SandboxManager) -> None:
+        self.manager = manager
+        self._wake = asyncio.Event()
+        self._adopting: set[str] = set()
+        self._gate = asyncio.Semaphore(ADOPT_CONCURRENCY)
+        self.last: list[dict[str, Any]] = []
+
+    @property
+    def driver(self) -> SwarmDriver:
+        driver = self.manager.driver
+        assert isinstance(driver, SwarmDriver)
+        return driver
+
+    def start(self) -> None:
+        self.manager.tasks.spawn(self._forever(), name="swarm-sync")
+
+    def wanted(self, sandbox_id: str) -> None:
+        """A request named a sandbox this replica does not hold: look at Swarm now."""
+        self._wake.set()
+
+    async def _forever(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.manager.settings.swarm_sync_s)
+            self._wake.clear()
+            try:
+                await self.sync()
+            except ServerError as exc:
+                logger.warning("reading the sandbox services from Swarm failed: %s", exc)
+            except Exception:
+                logger.exception("swarm sync failed")
+
+    async def _entries(self) -> list[dict[str, Any]]:
+        manager = self.manager
+        entries = await manager._call(
+            self.driver.list, {label("deployment"): manager.settings.deployment})
+        self.last = entries
+        return entries
+
+    async def sync(self) -> None:
+        manager = self.manager
+        entries = await self._entries()
+        by_id = {(e.get("Labels") or {}).get(label("sandbox-id"), ""): e for e in entries}
+        for sandbox in list(manager._sandboxes.values()):
+            if sandbox.state not in ("running", "paused"):
+                continue  # being created here (its service may not exist yet), or ended
+            entry = by_id.get(sandbox.id)
+            if entry is None:
+                await manager._end(sandbox, "dead", "its service was removed (killed through "
+                                   "another API replica, or from outside)")
+            elif entry["State"] == "exited":
+                manager.counters["died"] += 1
+                await manager._end(sandbox, "dead", str(entry.get("Reason") or "its task ended"))
+        for sandbox_id, entry in by_id.items():
+            if (entry["State"] == "running" and sandbox_id not in manager._sandboxes
+                    and entry["Id"] not in manager.adoption.pending
+                    and entry["Id"] not in self._adopting):
+                self._adopting.add(entry["Id"])
+                manager.tasks.spawn(self._adopt(entry), name=f"adopt-{entry['Id']}")
+
+    async def _adopt(self, entry: dict[str, Any]) -> None:
+        try:
+            async with self._gate:
+                await self.manager.adoption._adopt(entry, AdoptionReport())
+        except Exception as exc:  # one sandbox never stops the others
+            logger.warning("could not adopt %s: %s", entry["Id"], exc)
+        finally:
+            self._adopting.discard(entry["Id"])
+
+    async def counts(self, owner: str) -> tuple[int, int]:
+        """Live sandbox services: the caller's, and all of the deployment's."""
+        live = [e for e in await self._entries() if e["State"] != "exited"]
+        mine = sum(1 for e in live if (e.get("Labels") or {}).get(label("owner")) == owner)
+        return mine, len(live)
+
+    async def sweep(self) -> int:
+        """Remove the services no replica will end: a task that ended and that this replica
+        does not hold, or a lifetime long past (no replica fed its watchdog)."""
+        manager = self.manager
+        grace = manager.settings.orphan_grace_s
+        removed = 0
+        for entry in await self._entries():
+            labels = entry.get("Labels") or {}
+            if labels.get(label("sandbox-id"), "") in manager._sandboxes:
+                continue
+            try:
+                expires_at = float(labels.get(label("expires-at"), "0"))
+            except ValueError:
+                expires_at = 0.0
+            old = time.time() - float(entry.get("Created") or 0) > 120
+            if (entry["State"] == "exited" and old) or time.time() > expires_at + grace:
+                with contextlib.suppress(ServerError):
+                    await manager._call(self.driver.remove, entry["Id"])
+                    removed += 1
+        manager._last_sweep = time.monotonic()
+        return removed
+
+    def save_expiry_soon(self, sandbox: Sandbox) -> None:
+        """The lifetime in the service's labels, for every replica (and the sweep)."""
+        self.manager.tasks.quietly(self.manager._call(
+            self.driver.set_labels, sandbox.container_id,
+            {label("expires-at"): f"{sandbox.expires_at:.0f}"}), name=f"expiry-{sandbox.id}")
