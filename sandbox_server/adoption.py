@@ -78,6 +78,11 @@ class Adoption:
 
     async def _remove(self, container_id: str, report: AdoptionReport | None = None) -> None:
         self.pending.pop(container_id, None)
+        if self.manager.cluster is not None:
+            # On Swarm another API replica may be creating it right now (no record yet):
+            # what no replica can adopt is removed by the cluster's sweep, by its labels.
+            self.manager.cluster.refused(container_id)
+            return
         with contextlib.suppress(ServerError):
             await self.manager._call(self.manager.driver.remove, container_id)
         if report is not None:

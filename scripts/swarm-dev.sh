@@ -116,9 +116,13 @@ write_daemon_json() {  # $1: file, $2: worker index
     elif [ -n "${SBX_SWARM_GVISOR:-}" ]; then
         die "SBX_SWARM_GVISOR is set but runsc is not installed"
     fi
+    # selfbox's own seccomp profile (Docker's default minus io_uring and the like, as a
+    # single-node sandbox gets it): a service cannot name one, so the node's default is it.
+    cp "$REPO_ROOT/images/seccomp/selfbox.json" "$(dirname "$1")/seccomp.json"
     cat >"$1" <<EOF
 {
   "no-new-privileges": true,
+  "seccomp-profile": "$(dirname "$1")/seccomp.json",
   "default-ulimits": {"nofile": {"Name": "nofile", "Soft": 4096, "Hard": 4096}},
   "default-ipc-mode": "private",
   "default-cgroupns-mode": "private",

@@ -35,6 +35,7 @@ __all__ = ["ClusterSync"]
 logger = logging.getLogger("selfbox.swarm")
 
 ADOPT_CONCURRENCY = 8
+REFUSED_S = 2.0
 
 
 class ClusterSync:
@@ -42,6 +43,7 @@ class ClusterSync:
         self.manager = manager
         self._wake = asyncio.Event()
         self._adopting: set[str] = set()
+        self._refused: dict[str, float] = {}  # service -> when adoption last failed
         self._gate = asyncio.Semaphore(ADOPT_CONCURRENCY)
         self.last: list[dict[str, Any]] = []
 
@@ -94,7 +96,8 @@ class ClusterSync:
         for sandbox_id, entry in by_id.items():
             if (entry["State"] == "running" and sandbox_id not in manager._sandboxes
                     and entry["Id"] not in manager.adoption.pending
-                    and entry["Id"] not in self._adopting):
+                    and entry["Id"] not in self._adopting
+                    and time.monotonic() - self._refused.get(entry["Id"], 0.0) > REFUSED_S):
                 self._adopting.add(entry["Id"])
                 manager.tasks.spawn(self._adopt(entry), name=f"adopt-{entry['Id']}")
 
@@ -106,6 +109,14 @@ class ClusterSync:
             logger.warning("could not adopt %s: %s", entry["Id"], exc)
         finally:
             self._adopting.discard(entry["Id"])
+
+    def refused(self, name: str) -> None:
+        """Adoption failed (a record not yet saved by the replica creating it, say): try
+        again after a while, never remove it for that."""
+        self._refused[name] = time.monotonic()
+        if len(self._refused) > 10_000:  # bounded: forget the oldest half
+            for old in sorted(self._refused, key=self._refused.__getitem__)[:5_000]:
+                del self._refused[old]
 
     async def counts(self, owner: str) -> tuple[int, int]:
         """Live sandbox services: the caller's, and all of the deployment's."""
