@@ -475,6 +475,9 @@ class SandboxManager:
         await channel.closed.wait()
         if not sandbox.alive or self._detaching:
             return
+        if self.cluster is not None:  # Swarm tells why, once it knows (a node's heartbeats)
+            await self.cluster.channel_lost(sandbox)
+            return
         reason = "its container exited"
         try:
             info = await self._call(self.driver.inspect, sandbox.container_id)
@@ -494,7 +497,10 @@ class SandboxManager:
         self.counters["died"] += 1
         await self._end(sandbox, "dead", reason)
 
-    async def _end(self, sandbox: Sandbox, state: str, reason: str) -> None:
+    async def _end(self, sandbox: Sandbox, state: str, reason: str, *,
+                   remove: bool = True) -> None:
+        """``remove=False`` leaves the container (a Swarm service whose task already ended,
+        kept a little while so that every replica reads why: swarm/sync.py)."""
         if not sandbox.alive:
             return
         sandbox.state = state  # type: ignore[assignment]
@@ -504,7 +510,7 @@ class SandboxManager:
             await sandbox.channel.close()
         if self.egress is not None and sandbox.egress is not None:
             await self.egress.detach(sandbox.id)
-        if sandbox.container_id:
+        if sandbox.container_id and remove:
             try:
                 await self._call(self.driver.remove, sandbox.container_id)
             except ServerError as exc:

@@ -5,7 +5,10 @@
 ARG BASE=selfbox/runtime:latest
 FROM ${BASE}
 USER root
+# Not /home/user: the builder (and the engine, for a task) creates the working directory.
+WORKDIR /
 RUN rm -rf /opt/selfbox/selfbox_runner && rmdir /home/user
 COPY sandbox_server/runner/ /opt/selfbox/selfbox_runner/
-RUN python3 -m compileall -q /opt/selfbox/selfbox_runner && chmod -R a+rX /opt/selfbox
+RUN python3 -m compileall -q /opt/selfbox/selfbox_runner && chmod -R a+rX /opt/selfbox \
+    && test ! -e /home/user
 USER 1000:1000

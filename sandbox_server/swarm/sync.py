@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..adoption import AdoptionReport
 from ..driver import label
-from ..exceptions import ServerError
+from ..exceptions import NotFound, ServerError
 from ..sandbox import Sandbox
 from .driver import SwarmDriver
 
@@ -36,6 +36,10 @@ logger = logging.getLogger("selfbox.swarm")
 
 ADOPT_CONCURRENCY = 8
 REFUSED_S = 2.0
+EXITED_KEPT_S = 10.0  # an ended task's service stays this long: every replica reads why
+LOST_POLL_S = 2.0
+LOST_PATIENCE_S = 90.0  # a channel lost while Swarm still says "running" (node heartbeats)
+REMOVED = "its service was removed (killed through another API replica, or from outside)"
 
 
 class ClusterSync:
@@ -44,6 +48,7 @@ class ClusterSync:
         self._wake = asyncio.Event()
         self._adopting: set[str] = set()
         self._refused: dict[str, float] = {}  # service -> when adoption last failed
+        self._exited: dict[str, float] = {}  # service -> when first seen ended
         self._gate = asyncio.Semaphore(ADOPT_CONCURRENCY)
         self.last: list[dict[str, Any]] = []
 
@@ -88,11 +93,11 @@ class ClusterSync:
                 continue  # being created here (its service may not exist yet), or ended
             entry = by_id.get(sandbox.id)
             if entry is None:
-                await manager._end(sandbox, "dead", "its service was removed (killed through "
-                                   "another API replica, or from outside)")
+                await manager._end(sandbox, "dead", REMOVED, remove=False)
             elif entry["State"] == "exited":
                 manager.counters["died"] += 1
-                await manager._end(sandbox, "dead", str(entry.get("Reason") or "its task ended"))
+                await manager._end(sandbox, "dead", str(entry.get("Reason") or "its task ended"),
+                                   remove=False)
         for sandbox_id, entry in by_id.items():
             if (entry["State"] == "running" and sandbox_id not in manager._sandboxes
                     and entry["Id"] not in manager.adoption.pending
@@ -109,6 +114,45 @@ class ClusterSync:
             logger.warning("could not adopt %s: %s", entry["Id"], exc)
         finally:
             self._adopting.discard(entry["Id"])
+
+    async def channel_lost(self, sandbox: Sandbox) -> None:
+        """A sandbox's channel closed for good: end it with Swarm's reason (its node down or
+        drained, its task ended, its service removed), leaving the service for the other
+        replicas to read; or, when its task still runs and its node's proxy answers, hand it
+        to the next sync to re-adopt. Bounded by LOST_PATIENCE_S."""
+        manager = self.manager
+        deadline = time.monotonic() + LOST_PATIENCE_S
+        while sandbox.alive and time.monotonic() < deadline:
+            try:
+                state = (await manager._call(self.driver.inspect, sandbox.container_id)
+                         )["State"]
+            except NotFound:
+                await manager._end(sandbox, "dead", REMOVED, remove=False)
+                return
+            except ServerError:
+                state = {}
+            if state.get("Reason"):
+                manager.counters["died"] += 1
+                await manager._end(sandbox, "dead", str(state["Reason"]), remove=False)
+                return
+            if state.get("Running") and await self._reachable(sandbox):
+                if manager._sandboxes.get(sandbox.id) is sandbox:
+                    del manager._sandboxes[sandbox.id]  # re-adopted at once, on a new channel
+                self._wake.set()
+                return
+            await asyncio.sleep(LOST_POLL_S)
+        if sandbox.alive:
+            await manager._end(sandbox, "dead", "its channel was lost and its node did not "
+                               f"answer for {LOST_PATIENCE_S:g} s")
+
+    async def _reachable(self, sandbox: Sandbox) -> bool:
+        try:
+            sock = await asyncio.wait_for(
+                self.manager._call(self.driver.attach, sandbox.container_id), 10)
+        except (ServerError, TimeoutError):
+            return False
+        sock.close()
+        return True
 
     def refused(self, name: str) -> None:
         """Adoption failed (a record not yet saved by the replica creating it, say): try
@@ -132,14 +176,18 @@ class ClusterSync:
         removed = 0
         for entry in await self._entries():
             labels = entry.get("Labels") or {}
-            if labels.get(label("sandbox-id"), "") in manager._sandboxes:
+            held = manager._sandboxes.get(labels.get(label("sandbox-id"), ""))
+            if held is not None and held.alive:
                 continue
             try:
                 expires_at = float(labels.get(label("expires-at"), "0"))
             except ValueError:
                 expires_at = 0.0
-            old = time.time() - float(entry.get("Created") or 0) > 120
-            if (entry["State"] == "exited" and old) or time.time() > expires_at + grace:
+            if entry["State"] == "exited":
+                self._exited.setdefault(entry["Id"], time.monotonic())
+            seen_exited = time.monotonic() - self._exited.get(entry["Id"], time.monotonic())
+            if seen_exited > EXITED_KEPT_S or time.time() > expires_at + grace:
+                self._exited.pop(entry["Id"], None)
                 with contextlib.suppress(ServerError):
                     await manager._call(self.driver.remove, entry["Id"])
                     removed += 1
