@@ -5,6 +5,7 @@ benchmarks/bench_swarm.py."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -70,10 +71,8 @@ def remove() -> None:
     subprocess.run(["docker", "stack", "rm", STACK], capture_output=True, timeout=60)
     api = manager().api
     for service in api.services(filters={"label": "io.selfbox.managed=true"}):
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             api.remove_service(service["ID"])
-        except docker.errors.NotFound:
-            pass
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and api.services(filters={"name": STACK + "_"}):
         time.sleep(0.5)
