@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.swarm import stack as deployed
-from tests.swarm.cluster import STATE_DIR, WORKERS, manager, node_client
+from tests.swarm.cluster import GVISOR_WORKERS, STATE_DIR, WORKERS, manager, node_client
 from tests.swarm.stack import Stack, execute, sandbox_node
 
 pytestmark = [pytest.mark.swarm, pytest.mark.docker, pytest.mark.timeout(600)]
@@ -198,9 +198,16 @@ def test_a_full_cluster_answers_429_naming_the_resources(stack: Stack) -> None:
                 http.delete(f"/v1/sandboxes/{sandbox_id}")
 
 
+# What `selfbox check` cannot see from inside gVisor: its kernel has no NoNewPrivs line and no
+# cgroup files (the limits are the host's cgroups: test_swarm_dev.py checks them there), and
+# it implements these syscalls itself, inside the sandbox, where a host profile does not apply.
+GVISOR_BLIND = {"no-new-privileges", "pids cap", "memory cap", "cpu quota",
+                "seccomp profile (no io_uring)"}
+
+
 def test_selfbox_check_passes_on_every_node(stack: Stack) -> None:
     """One sandbox node at a time is left active (the others paused): the check's sandbox
-    lands there."""
+    lands there. On a gVisor node, only what gVisor's kernel hides may fail."""
     for target in WORKERS:
         others = [w for w in WORKERS if w != target]
         for other in others:
@@ -214,8 +221,15 @@ def test_selfbox_check_passes_on_every_node(stack: Stack) -> None:
         finally:
             for other in others:
                 _availability(other, "active")
-        assert done.returncode == 0, f"on {target}:\n{done.stdout}\n{done.stderr}"
-        assert "FAIL" not in done.stdout
+        report = f"on {target}:\n{done.stdout}\n{done.stderr}"
+        failed = {line[6:38].strip() for line in done.stdout.splitlines()
+                  if line.startswith("FAIL ")}
+        if target in GVISOR_WORKERS:
+            assert "release 4.4.0" in done.stdout, report  # gVisor's kernel, not the host's
+            assert failed <= GVISOR_BLIND, report
+            assert "PASS  non-root user" in done.stdout, report
+        else:
+            assert done.returncode == 0 and not failed, report
 
 
 def test_stopping_a_nodes_engine_ends_only_its_sandboxes(stack: Stack) -> None:
