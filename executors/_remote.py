@@ -228,13 +228,7 @@ class EventFolder:
             if isinstance(event.get("execution_id"), str):
                 self.execution_id = event["execution_id"]
         elif kind == "execution":
-            payload = event.get("execution")
-            if not isinstance(payload, dict):
-                raise ServerError("malformed execution event in the stream")
-            try:
-                self.execution = Execution.from_dict(payload)
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ServerError(f"malformed execution in the stream: {exc}") from exc
+            self.execution = _execution(event.get("execution"), "execution in the stream")
         if kind != "keepalive":
             self.callbacks.dispatch(event)
         if kind == "tool_call":
@@ -247,15 +241,20 @@ class EventFolder:
 
     def recovered(self, payload: object) -> Execution:
         """The answer of ``GET .../executions/{id}`` after the stream broke."""
-        if not isinstance(payload, dict):
-            raise ServerError("malformed interrupted execution")
-        try:
-            self.execution = Execution.from_dict(payload)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ServerError(f"malformed interrupted execution: {exc}") from exc
+        self.execution = _execution(payload, "interrupted execution")
         return self.execution
 
     def result(self) -> Execution:
         if self.execution is None:
             raise ServerError("the execution stream ended without its final execution event")
         return self.execution
+
+
+def _execution(payload: object, what: str) -> Execution:
+    """An execution from the server's JSON; anything else is the server's fault."""
+    if not isinstance(payload, dict):
+        raise ServerError(f"malformed {what}")
+    try:
+        return Execution.from_dict(payload)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ServerError(f"malformed {what}: {exc}") from exc
