@@ -232,6 +232,50 @@ def test_selfbox_check_passes_on_every_node(stack: Stack) -> None:
             assert done.returncode == 0 and not failed, report
 
 
+def test_draining_a_node_ends_its_sandboxes_naming_it(stack: Stack) -> None:
+    """Drain shuts a node's tasks down; with RestartPolicy none nothing is re-created: its
+    sandboxes are dead, said so, and the others go on."""
+    survivor, victim = 1, 0
+    with stack.client(survivor) as http:
+        ids = [_create(http) for _ in range(4)]
+        nodes = {s: sandbox_node(s) for s in ids}
+        drained = {s for s, n in nodes.items() if n == WORKERS[victim]}
+        if not drained:  # Swarm spread them all elsewhere: one more, the other node paused
+            _availability(WORKERS[survivor], "pause")
+            try:
+                extra = _create(http)
+            finally:
+                _availability(WORKERS[survivor], "active")
+            ids.append(extra)
+            drained = {extra}
+        _availability(WORKERS[victim], "drain")
+        try:
+            started = time.monotonic()
+            pending = set(drained)
+            while pending and time.monotonic() - started < 60:  # bounded
+                for sandbox_id in list(pending):
+                    if http.get(f"/v1/sandboxes/{sandbox_id}").json().get("state") == "dead":
+                        pending.discard(sandbox_id)
+                time.sleep(1)
+            assert not pending, f"still alive after a drain: {pending}"
+            for sandbox_id in drained:
+                response = http.post(f"/v1/sandboxes/{sandbox_id}/execute",
+                                     json={"code": "1", "timeout_s": 10})
+                assert response.status_code == 410, response.text
+                assert f"{WORKERS[victim]} was drained" in response.text, response.text
+            for sandbox_id in set(ids) - drained:
+                assert execute(http, sandbox_id, "2 + 2")["status"] == "ok"
+            # Not re-created anywhere.
+            for sandbox_id in drained:
+                tasks = manager().api.tasks(filters={"service": f"selfbox-{sandbox_id}"})
+                assert all(t["DesiredState"] != "running" for t in tasks), tasks
+        finally:
+            _availability(WORKERS[victim], "active")
+        for sandbox_id in ids:
+            http.delete(f"/v1/sandboxes/{sandbox_id}")
+    _wait_healthy(stack, victim, timeout_s=120)
+
+
 def test_stopping_a_nodes_engine_ends_only_its_sandboxes(stack: Stack) -> None:
     """Last in this module: the node stays down (the package's teardown cleans it up)."""
     survivor, victim = 1, 0
