@@ -38,8 +38,18 @@ ADOPT_CONCURRENCY = 8
 REFUSED_S = 2.0
 EXITED_KEPT_S = 10.0  # an ended task's service stays this long: every replica reads why
 LOST_POLL_S = 2.0
+OWN_EXPIRY_S = 15.0  # this replica's own label update may not have landed before that
 LOST_PATIENCE_S = 90.0  # a channel lost while Swarm still says "running" (node heartbeats)
 REMOVED = "its service was removed (killed through another API replica, or from outside)"
+
+
+def _follow_expiry(sandbox: Sandbox, entry: dict[str, Any]) -> None:
+    try:
+        labelled = float((entry.get("Labels") or {}).get(label("expires-at"), ""))
+    except ValueError:
+        return
+    if abs(labelled - sandbox.expires_at) > 1.0:  # the label is whole seconds
+        sandbox.expires_at = labelled
 
 
 class ClusterSync:
@@ -49,6 +59,7 @@ class ClusterSync:
         self._adopting: set[str] = set()
         self._refused: dict[str, float] = {}  # service -> when adoption last failed
         self._exited: dict[str, float] = {}  # service -> when first seen ended
+        self._own_expiry: dict[str, float] = {}  # sandbox -> when this replica changed it
         self._gate = asyncio.Semaphore(ADOPT_CONCURRENCY)
         self.last: list[dict[str, Any]] = []
 
@@ -98,6 +109,8 @@ class ClusterSync:
                 manager.counters["died"] += 1
                 await manager._end(sandbox, "dead", str(entry.get("Reason") or "its task ended"),
                                    remove=False)
+            elif time.monotonic() - self._own_expiry.get(sandbox.id, 0.0) > OWN_EXPIRY_S:
+                _follow_expiry(sandbox, entry)  # changed through another replica
         for sandbox_id, entry in by_id.items():
             if (entry["State"] == "running" and sandbox_id not in manager._sandboxes
                     and entry["Id"] not in manager.adoption.pending
@@ -196,6 +209,9 @@ class ClusterSync:
 
     def save_expiry_soon(self, sandbox: Sandbox) -> None:
         """The lifetime in the service's labels, for every replica (and the sweep)."""
+        self._own_expiry[sandbox.id] = time.monotonic()
+        if len(self._own_expiry) > 10_000:  # bounded
+            self._own_expiry.clear()
         self.manager.tasks.quietly(self.manager._call(
             self.driver.set_labels, sandbox.container_id,
             {label("expires-at"): f"{sandbox.expires_at:.0f}"}), name=f"expiry-{sandbox.id}")

@@ -75,6 +75,14 @@ def test_sandboxes_land_on_both_nodes_and_keep_their_state(stack: Stack) -> None
             assert response.json()["stdout"] == f"{i * 7}\n"
         listed = {sb["id"] for sb in clients[1].get("/v1/sandboxes").json()}
         assert set(ids) <= listed
+        # A lifetime changed through one replica is the other's too (a service label).
+        changed = clients[0].post(f"/v1/sandboxes/{ids[1]}/timeout", json={"timeout_s": 1800})
+        assert changed.status_code == 200, changed.text
+        wanted = changed.json()["expires_at"][:19]  # whole seconds
+        deadline = time.monotonic() + 20
+        while clients[1].get(f"/v1/sandboxes/{ids[1]}").json()["expires_at"][:19] != wanted:
+            assert time.monotonic() < deadline, "the other replica kept the old lifetime"
+            time.sleep(0.5)
     finally:
         for sandbox_id in ids:
             clients[0].delete(f"/v1/sandboxes/{sandbox_id}")
