@@ -21,6 +21,7 @@ from typing import Any
 
 import docker
 import docker.errors
+import requests.exceptions
 
 from ..driver import SANDBOX_HOME, SANDBOX_USER, ContainerSpec, _translated
 from ..exceptions import (
@@ -91,7 +92,9 @@ def service_body(spec: ContainerSpec, name: str) -> dict[str, Any]:
 
 
 def _client(address: str) -> docker.APIClient:
-    return docker.APIClient(base_url=f"tcp://{address}", version=API_VERSION, timeout=30)
+    # Short: an address whose proxy task is gone does not answer at all (the caller then
+    # looks the proxy up again); the attach's stream has no timeout of its own afterwards.
+    return docker.APIClient(base_url=f"tcp://{address}", version=API_VERSION, timeout=10)
 
 
 def _latest(tasks: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -176,6 +179,16 @@ class SwarmDriver:
         raise EngineUnavailable(f"node {self._node_name(node_id)} has no running socket proxy "
                                 f"({self._proxy_service} on {self._network})")
 
+    def _on_node(self, node_id: str, fn: Any) -> Any:
+        """A call through a node's proxy; a proxy that moved (its task replaced after a drain
+        or a restart: a new address) is looked up again once."""
+        try:
+            return fn(self._node_proxy(node_id))
+        except (requests.exceptions.ConnectionError, OSError):
+            with self._lock:
+                self._nodes.pop(node_id, None)
+            return fn(self._node_proxy(node_id))
+
     def _node_name(self, node_id: str) -> str:
         try:
             node = self._swarm(lambda api: api.inspect_node(node_id))
@@ -226,8 +239,8 @@ class SwarmDriver:
             time.sleep(POLL_S)
         node_id = str(task["NodeID"])
         container = str((status.get("ContainerStatus") or {}).get("ContainerID", ""))
-        wrapped = self._node_proxy(node_id).attach_socket(
-            container, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+        wrapped = self._on_node(node_id, lambda api: api.attach_socket(
+            container, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}))
         raw = getattr(wrapped, "_sock", wrapped)
         if not isinstance(raw, socket.socket):
             raise SandboxStartError(f"unexpected attach socket type {type(raw).__name__}")
@@ -363,8 +376,8 @@ class SwarmDriver:
         if task is None or not container:
             raise Conflict(f"{container_id} has no stats now: it is not running")
         try:
-            result: dict[str, Any] = self._node_proxy(str(task["NodeID"])).stats(
-                container, stream=False)
+            result: dict[str, Any] = self._on_node(
+                str(task["NodeID"]), lambda api: api.stats(container, stream=False))
         except (ValueError, docker.errors.APIError) as exc:
             raise Conflict(f"{container_id} has no stats now: it is not running") from exc
         return result
