@@ -288,6 +288,30 @@ def test_draining_a_node_ends_its_sandboxes_naming_it(stack: Stack) -> None:
         for sandbox_id in ids:
             http.delete(f"/v1/sandboxes/{sandbox_id}")
     _wait_healthy(stack, victim, timeout_s=120)
+    _wait_sandboxes_work_on(stack, victim)
+
+
+def _wait_sandboxes_work_on(stack: Stack, index: int, timeout_s: float = 240) -> None:
+    """After a node comes back, its overlay (the proxy's new task there) takes a while to be
+    reachable from the other nodes (observed: up to ~90 s here): wait until a sandbox placed
+    on it answers, so that the next test starts from a whole cluster."""
+    others = [w for w in WORKERS if w != WORKERS[index]]
+    for other in others:
+        _availability(other, "pause")
+    started = time.monotonic()
+    try:
+        with stack.client(1 - index, timeout_s=60) as http:
+            while True:
+                response = http.post("/v1/sandboxes", json=SMALL)
+                if response.status_code == 201:
+                    http.delete(f"/v1/sandboxes/{response.json()['id']}")
+                    break
+                assert time.monotonic() - started < timeout_s, response.text
+                time.sleep(2)
+    finally:
+        for other in others:
+            _availability(other, "active")
+    print(f"sandboxes work on {WORKERS[index]} again after {time.monotonic() - started:.0f} s")
 
 
 def _wait_node_ready(hostname: str, timeout_s: float = 120) -> None:
