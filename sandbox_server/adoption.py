@@ -94,6 +94,9 @@ class Adoption:
         state = container.get("State")
         if state == "starting":  # a Swarm task another API replica is creating right now
             return
+        if self.manager.cluster is not None and (container.get("Labels") or {}).get(
+                label("owner")) == POOL_OWNER:
+            return  # another replica's warm pool on Swarm: never shared
         if state not in ("running", "paused"):
             await self._remove(container_id, report)
             return

@@ -144,7 +144,7 @@ class SandboxManager:
         self._heartbeats = self.tasks.spawn(self._beat_forever(), name="heartbeats")
         if self.cluster is not None:
             self.cluster.start()
-        if self.settings.warm_pool_size > 0 and self.cluster is None:
+        if self.settings.warm_pool_size > 0:
             template, limits, _ = self.resolve(SandboxSpec())
             self.pool = WarmPool(self.settings.warm_pool_size, template, limits,
                                  self._start_in_time, self._end, self.tasks,
@@ -217,7 +217,8 @@ class SandboxManager:
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
-        if self.settings.shutdown_keeps_sandboxes:
+        # On Swarm the sandboxes are every replica's: one replica stopping never ends them.
+        if self.settings.shutdown_keeps_sandboxes or self.cluster is not None:
             await self._detach_all()
             return
         if self.pool is not None:
@@ -244,7 +245,7 @@ class SandboxManager:
     def shutting_down(self) -> None:
         """SIGTERM arrived (called from the signal handler, before requests in flight are
         cancelled): from now on a cut stream leaves its code running for the next server."""
-        if self.settings.shutdown_keeps_sandboxes:
+        if self.settings.shutdown_keeps_sandboxes or self.cluster is not None:
             self._detaching = True
 
     async def _detach_all(self) -> None:
@@ -253,7 +254,8 @@ class SandboxManager:
         self._detaching = True  # a channel closed from here on is not a death
         if self.pool is not None:
             with contextlib.suppress(Exception):
-                await self.pool.close(keep=True)
+                # On Swarm no other replica takes this one's pool over: it ends with it.
+                await self.pool.close(keep=self.cluster is None)
         # Sandboxes with an egress policy cannot be adopted (the policy stays here): they end
         # now, with the gateway, as on a shutdown that keeps nothing.
         walled = [sb for sb in self._sandboxes.values()
@@ -375,7 +377,11 @@ class SandboxManager:
         # owned by the pool, so no one can reach it) so that a sweep leaves it alone.
         self._sandboxes[sandbox.id] = sandbox
         try:
-            await self._call(self.driver.rename, sandbox.container_id, f"selfbox-{sandbox.id}")
+            if self.cluster is not None:  # a service cannot be renamed: its owner label moves
+                await self.cluster.claim(sandbox, owner, expires_at)
+            else:
+                await self._call(self.driver.rename, sandbox.container_id,
+                                 f"selfbox-{sandbox.id}")
         except ServerError:
             self._sandboxes.pop(sandbox.id, None)
             await self._end(sandbox, "dead", "could not be claimed from the pool")

@@ -23,18 +23,22 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from ..driver import SANDBOX_HOME, SANDBOX_USER, ContainerSpec, _translated
+from ..driver import SANDBOX_HOME, SANDBOX_USER, ContainerSpec, _translated, label
 from ..exceptions import (
     Conflict,
     EngineUnavailable,
     SandboxStartError,
     TooManySandboxes,
 )
+from ..pool import POOL_OWNER
+from ..records import POOL_NAME_PREFIX
 from ..settings import Settings
 
 __all__ = ["SANDBOX_CONSTRAINT", "SwarmDriver", "service_body"]
 
 API_VERSION = "1.41"
+SANDBOX_ID = label("sandbox-id")
+OWNER = label("owner")
 MiB = 1024 * 1024
 SANDBOX_CONSTRAINT = "node.labels.io.selfbox.sandbox==true"
 # Task states before "running" (Swarm's own order); anything after it is an end.
@@ -332,8 +336,14 @@ class SwarmDriver:
             task = _latest(by_service.get(str(service["ID"]), []))
             state = self._state(task, nodes) if task else {"Running": False, "Starting": True,
                                                            "Reason": None}
+            labels = service["Spec"].get("Labels") or {}
+            # The name adoption believes a record by (records.py): a pooled sandbox's until its
+            # owner label is set at claim (a service cannot be renamed).
+            shown = (f"{POOL_NAME_PREFIX}{labels.get(SANDBOX_ID, '')}"
+                     if labels.get(OWNER) == POOL_OWNER else
+                     f"selfbox-{labels.get(SANDBOX_ID, '')}")
             result.append({
-                "Id": name, "Names": [f"/{name}"],
+                "Id": name, "Names": [f"/{shown}"],
                 "Labels": service["Spec"].get("Labels") or {},
                 "State": ("running" if state["Running"] else
                           "starting" if state.get("Starting") else "exited"),

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..adoption import AdoptionReport
 from ..driver import label
 from ..exceptions import NotFound, ServerError
+from ..pool import POOL_OWNER
 from ..sandbox import Sandbox
 from .driver import SwarmDriver
 
@@ -41,6 +42,11 @@ LOST_POLL_S = 2.0
 OWN_EXPIRY_S = 15.0  # this replica's own label update may not have landed before that
 LOST_PATIENCE_S = 90.0  # a channel lost while Swarm still says "running" (node heartbeats)
 REMOVED = "its service was removed (killed through another API replica, or from outside)"
+
+
+def _pooled(entry: dict[str, Any]) -> bool:
+    """A replica's warm pool: its own, never adopted by another (it ends with its replica)."""
+    return (entry.get("Labels") or {}).get(label("owner")) == POOL_OWNER
 
 
 def _follow_expiry(sandbox: Sandbox, entry: dict[str, Any]) -> None:
@@ -112,7 +118,8 @@ class ClusterSync:
             elif time.monotonic() - self._own_expiry.get(sandbox.id, 0.0) > OWN_EXPIRY_S:
                 _follow_expiry(sandbox, entry)  # changed through another replica
         for sandbox_id, entry in by_id.items():
-            if (entry["State"] == "running" and sandbox_id not in manager._sandboxes
+            if (entry["State"] == "running" and not _pooled(entry)
+                    and sandbox_id not in manager._sandboxes
                     and entry["Id"] not in manager.adoption.pending
                     and entry["Id"] not in self._adopting
                     and time.monotonic() - self._refused.get(entry["Id"], 0.0) > REFUSED_S):
@@ -177,7 +184,8 @@ class ClusterSync:
 
     async def counts(self, owner: str) -> tuple[int, int]:
         """Live sandbox services: the caller's, and all of the deployment's."""
-        live = [e for e in await self._entries() if e["State"] != "exited"]
+        live = [e for e in await self._entries()
+                if e["State"] != "exited" and not _pooled(e)]
         mine = sum(1 for e in live if (e.get("Labels") or {}).get(label("owner")) == owner)
         return mine, len(live)
 
@@ -206,6 +214,13 @@ class ClusterSync:
                     removed += 1
         manager._last_sweep = time.monotonic()
         return removed
+
+    async def claim(self, sandbox: Sandbox, owner: str, expires_at: float) -> None:
+        """Take a pooled sandbox out of this replica's pool: its service's owner label (what
+        adoption reads as its name: driver.list) and lifetime. Swarm keeps the task."""
+        await self.manager._call(self.driver.set_labels, sandbox.container_id, {
+            label("owner"): owner, label("expires-at"): f"{expires_at:.0f}"})
+        self._own_expiry[sandbox.id] = time.monotonic()
 
     def save_expiry_soon(self, sandbox: Sandbox) -> None:
         """The lifetime in the service's labels, for every replica (and the sweep)."""

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import docker
 import httpx
@@ -372,3 +373,49 @@ def test_stopping_a_nodes_engine_ends_only_its_sandboxes(stack: Stack) -> None:
         for sandbox_id in ids:
             http.delete(f"/v1/sandboxes/{sandbox_id}")
     _wait_healthy(stack, victim, timeout_s=120)
+
+
+def _pooled_services() -> dict[str, dict[str, Any]]:
+    api = manager().api
+    return {s["Spec"]["Name"]: s for s in api.services(
+        filters={"label": "io.selfbox.owner=pool"})}
+
+
+def test_a_warm_pool_per_replica_is_claimed_by_a_label_update(stack: Stack) -> None:
+    """Last: redeploys the stack with a warm pool of one per replica (small defaults). A
+    create takes a pooled service: its owner label changes, its task stays (same id), and the
+    other replica adopts it once claimed (the label is its name for adoption)."""
+    deployed.deploy(SELFBOX_WARM_POOL_SIZE="1", SELFBOX_DEFAULT_CPU="0.1",
+                    SELFBOX_DEFAULT_MEMORY_MB="128")
+    deadline = time.monotonic() + 180
+    while len(_pooled_services()) < len(WORKERS):  # bounded: one per replica
+        assert time.monotonic() < deadline, _pooled_services()
+        time.sleep(1)
+    time.sleep(2)  # let the pool's runners say hello
+    before = _pooled_services()
+    tasks_before = {name: manager().api.tasks(filters={"service": name})[0]["ID"]
+                    for name in before}
+    with stack.client(0) as first, stack.client(1) as second:
+        started = time.monotonic()
+        created = first.post("/v1/sandboxes", json={"timeout_s": 600})
+        assert created.status_code == 201, created.text
+        print(f"create from the warm pool: {time.monotonic() - started:.3f} s")
+        sandbox_id = created.json()["id"]
+        name = f"selfbox-pool-{sandbox_id}"
+        assert name in before, (name, list(before))  # it came from a pool
+        service = manager().api.inspect_service(name)
+        assert service["Spec"]["Labels"]["io.selfbox.owner"] != "pool"
+        assert manager().api.tasks(filters={"service": name})[0]["ID"] == tasks_before[name]
+        assert execute(first, sandbox_id, "pooled = 'claimed'")["status"] == "ok"
+        deadline = time.monotonic() + 20
+        while True:  # the other replica adopts it once its labels say it is claimed
+            response = second.post(f"/v1/sandboxes/{sandbox_id}/execute",
+                                   json={"code": "print(pooled)", "timeout_s": 30})
+            if response.status_code != 404 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert response.status_code == 200, response.text
+        assert response.json()["stdout"] == "claimed\n"
+        # Another replica's pool is never handed out: the second replica's own creates come
+        # from its own pool (or a fresh service), never from the first's.
+        first.delete(f"/v1/sandboxes/{sandbox_id}")
