@@ -5,8 +5,8 @@
 
 Brings the dev swarm up (unless one runs: then it is reused and left up) and deploys the stack
 with the server's Swarm back end (tests/swarm/stack.py: two API replicas, one per worker),
-starts a single-node server on the host's engine (no warm pool, like the swarm; the
-same runner), and measures
+starts a single-node server on the host's engine (the same warm pool setting as each swarm
+replica, ``--pool``, 0 by default), and measures
 on both, with the same sandbox size (cpu 0.1, 128 MiB):
 
 - create -> first result: ``POST /v1/sandboxes`` then ``execute 1+1``, sequential;
@@ -40,9 +40,10 @@ def _client(url: str, key: str) -> httpx.Client:
     return httpx.Client(base_url=url, timeout=120, headers={"Authorization": f"Bearer {key}"})
 
 
-def create_to_first(urls: list[str], key: str, n: int) -> list[float]:
+def create_to_first(urls: list[str], key: str, n: int, pause_s: float = 0.0) -> list[float]:
     times = []
     for i in range(n):
+        time.sleep(pause_s)  # with a warm pool: time to refill
         with _client(urls[i % len(urls)], key) as http:
             start = time.monotonic()
             created = http.post("/v1/sandboxes", json=SIZE)
@@ -111,6 +112,10 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--keep-cluster", action="store_true")
+    parser.add_argument("--pool", type=int, default=0,
+                        help="warm pool per server (each swarm replica and the single node)")
+    parser.add_argument("--pause", type=float, default=3.0,
+                        help="seconds between creates when --pool is set (the refill)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     figures: dict[str, Any] = {}
@@ -118,17 +123,28 @@ def main() -> int:
     if ours:
         run_script("up", timeout_s=300, SBX_SWARM_IMAGES=deployed.SANDBOX_IMAGE)
     try:
-        swarm = deployed.deploy()
+        # Pooled sandboxes have the default size: make it the measured one.
+        pool_env = {"SELFBOX_WARM_POOL_SIZE": str(args.pool),
+                    "SELFBOX_WARM_POOL_MAX_SIZE": str(max(args.pool, 1)),
+                    "SELFBOX_DEFAULT_CPU": "0.1",
+                    "SELFBOX_DEFAULT_MEMORY_MB": "128"}
+        pause = args.pause if args.pool else 0.0
+        figures["warm_pool_per_server"] = args.pool
+        swarm = deployed.deploy(**pool_env)
         urls = list(swarm.endpoints)
+        if args.pool:
+            time.sleep(10)  # the pools fill
         figures["swarm"] = {"create_to_first_result": summary(
-            create_to_first(urls, swarm.key, args.creates))}
+            create_to_first(urls, swarm.key, args.creates, pause))}
         figures["swarm"]["throughput"] = throughput(urls, swarm.key, args.clients,
                                                     args.duration)
-        server = start_server({"SELFBOX_WARM_POOL_SIZE": "0",
+        server = start_server({**pool_env,
                                "SELFBOX_MAX_SANDBOXES_PER_KEY": str(max(args.clients, 20))})
         try:
+            if args.pool:
+                server.settle()
             figures["single_node"] = {"create_to_first_result": summary(
-                create_to_first([server.url], KEY, args.creates))}
+                create_to_first([server.url], KEY, args.creates, pause))}
             figures["single_node"]["throughput"] = throughput([server.url], KEY, args.clients,
                                                               args.duration)
         finally:
