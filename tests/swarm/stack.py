@@ -44,6 +44,14 @@ def _build(tag: str, dockerfile: str, base: str) -> None:
 def build_images() -> None:
     _build(SANDBOX_IMAGE, "images/swarm/runtime-overlay.Dockerfile", RUNTIME_IMAGE)
     _build(SERVER_IMAGE, "images/swarm/server-overlay.Dockerfile", SERVER_BASE)
+    # This tree's server over an older image may lack a dependency added since: say so.
+    check = subprocess.run(["docker", "run", "--rm", "--entrypoint", "python3", SERVER_IMAGE,
+                            "-c", "import sandbox_server.app"],
+                           capture_output=True, text=True, timeout=120)
+    if check.returncode != 0:
+        raise RuntimeError(
+            f"{SERVER_BASE} lacks what this tree's server imports (rebuild it: `selfbox images "
+            f"build server`, or set SELFBOX_TEST_SERVER_IMAGE): {check.stderr[-500:]}")
     try:
         manager().images.get(PROXY_IMAGE)
     except docker.errors.ImageNotFound:
