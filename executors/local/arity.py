@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .nodes_expr import USER_CODES
+from .rules import add_user_code
 
 __all__ = ["MAX_ARITY", "arity_factory"]
 
@@ -84,7 +84,7 @@ def _make(n: int, nd: int) -> Callable[..., Any]:
     factory: Callable[..., Any] = ns["factory"]
     for const in factory.__code__.co_consts:
         if getattr(const, "co_name", None) == "user_function":
-            USER_CODES.add(const)
+            add_user_code(const)
     return factory
 
 

@@ -15,8 +15,10 @@ from itertools import islice
 from typing import Any, cast
 
 from .budget import Budget
-from .compiler_support import annotate
+from .compgen import COMPREHENSIONS, fuse_comprehension
+from .compiler_support import annotate, store_slice
 from .errors import UNCATCHABLE, SecurityError, UnsupportedSyntaxError
+from .exprgen import fuse
 from .frame import BREAK, CONTINUE, MISSING, RETURN, Frame
 from .guards import Guards
 from .nodes_call import CallMixin
@@ -28,11 +30,14 @@ from .nodes_stmt import StmtMixin
 from .policy import Policy
 from .rules import CLASS_DUNDERS, USER_MARK, USER_MARK_NAME, is_dunder
 from .scope import Scope
+from .stmtgen import fuse_block
 
 __all__ = ["Compiler", "Fn", "annotate"]
 
 Fn = Callable[[Frame], Any]
 Store = Callable[[Frame, Any], None]
+
+FUSE_DEFAULT = True  # fused expressions (exprgen.py); False only to compare speed
 
 READABLE_NAMES = frozenset({"__name__"})
 
@@ -59,6 +64,11 @@ class Compiler(ExprMixin, CallMixin, StmtMixin, ExcMixin, DefMixin, CompMixin):
         self.builtins = builtins_
         self.protected = protected
         self.scopes = scopes
+
+    @property
+    def fusing(self) -> bool:
+        """Generated code for expressions, blocks and functions (exprgen/stmtgen/fngen)."""
+        return FUSE_DEFAULT
 
     # -- errors ----------------------------------------------------------------------------
     def unsupported(self, node: ast.AST, what: str | None = None) -> UnsupportedSyntaxError:
@@ -266,14 +276,7 @@ class Compiler(ExprMixin, CallMixin, StmtMixin, ExcMixin, DefMixin, CompMixin):
                 o = obj(f)
                 k = key(f)
                 if type(k) is slice:
-                    # x[:] = iterator is consumed natively (no budget), and x[n:] = x doubles
-                    if type(v) not in _SIZED_VALUES and hasattr(type(v), "__iter__"):
-                        v = list(iterate(v))
-                    o[k] = v
-                    if type(o) in _SIZED_VALUES and len(o) > max_size:
-                        n = len(o)
-                        o.clear()
-                        raise too_big(type(o).__name__, n)
+                    store_slice(o, k, v, iterate, too_big, max_size)
                     return
                 o[k] = v
 
@@ -323,6 +326,10 @@ class Compiler(ExprMixin, CallMixin, StmtMixin, ExcMixin, DefMixin, CompMixin):
 
     # -- blocks ----------------------------------------------------------------------------
     def block(self, stmts: list[ast.stmt], sc: Scope) -> Fn:
+        if FUSE_DEFAULT:
+            fused = fuse_block(self, stmts, sc, tick=True)
+            if fused is not None:
+                return fused
         fns = [self.stmt(s, sc) for s in stmts]
         return self.make_block(fns)
 
@@ -365,16 +372,31 @@ class Compiler(ExprMixin, CallMixin, StmtMixin, ExcMixin, DefMixin, CompMixin):
         return block
 
     def stmt(self, node: ast.stmt, sc: Scope) -> Fn:
-        method = getattr(self, "s_" + type(node).__name__, None)
-        if method is None:
-            raise self.unsupported(node)
-        fn: Fn = method(node, sc)
+        return self.plain_stmt(node, sc, fusing=FUSE_DEFAULT)
+
+    def plain_stmt(self, node: ast.stmt, sc: Scope, fusing: bool = False) -> Fn:
+        """The closure of one statement (``fusing``: a loop or branch may be generated code)."""
+        fn: Any = None
+        if fusing and isinstance(node, (ast.For, ast.While, ast.If)):
+            fn = fuse_block(self, [node], sc, tick=False)
+        if fn is None:
+            method = getattr(self, "s_" + type(node).__name__, None)
+            if method is None:
+                raise self.unsupported(node)
+            fn = method(node, sc)
         if not hasattr(fn, "sb_pos") or getattr(fn, "sb_shared", False):
             fn = _own(fn)
-        fn.sb_pos = (node.lineno, node.col_offset, sc.name)  # type: ignore[attr-defined]
-        return fn
+        fn.sb_pos = (node.lineno, node.col_offset, sc.name)
+        return cast(Fn, fn)
 
     def expr(self, node: ast.expr, sc: Scope) -> Fn:
+        if FUSE_DEFAULT:
+            if isinstance(node, COMPREHENSIONS):
+                fused = fuse_comprehension(self, node, sc)
+            else:
+                fused = fuse(self, node, sc)
+            if fused is not None:
+                return fused
         method = getattr(self, "e_" + type(node).__name__, None)
         if method is None:
             raise self.unsupported(node)

@@ -6,7 +6,7 @@ import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["CompilerBase", "annotate", "invoke", "is_user_function"]
+__all__ = ["CompilerBase", "annotate", "invoke", "is_user_function", "store_slice"]
 
 _FunctionType = types.FunctionType
 _MethodType = types.MethodType
@@ -27,14 +27,28 @@ def annotate(exc: BaseException, pos: tuple[int, int, str]) -> None:
         d["@sb_open"] = False
 
 
+_SIZED_VALUES = frozenset({list, tuple, str, bytes, bytearray, dict, set, frozenset, range})
+
+
+def store_slice(o: Any, k: slice, v: Any, iterate: Any, too_big: Any, max_size: int) -> None:
+    """``o[a:b] = v``: an iterator is consumed natively (no budget), and x[n:] = x doubles."""
+    if type(v) not in _SIZED_VALUES and hasattr(type(v), "__iter__"):
+        v = list(iterate(v))
+    o[k] = v
+    if type(o) in _SIZED_VALUES and len(o) > max_size:
+        n = len(o)
+        o.clear()
+        raise too_big(type(o).__name__, n)
+
+
 def is_user_function(fn: Any) -> bool:
-    from .nodes_expr import USER_CODES
+    from .rules import USER_CODE_IDS
 
     t = type(fn)
     if t is _FunctionType:
-        return fn.__code__ in USER_CODES
+        return id(fn.__code__) in USER_CODE_IDS
     if t is _MethodType:
-        return type(fn.__func__) is _FunctionType and fn.__func__.__code__ in USER_CODES
+        return type(fn.__func__) is _FunctionType and id(fn.__func__.__code__) in USER_CODE_IDS
     return False
 
 

@@ -41,7 +41,7 @@ _POST_TEMPLATE = """
 def make(left, right, post):
     def node(f):
         r = left(f) {op} right(f)
-        if type(r) is float or (type(r) is int and -BIG < r < BIG):
+        if type(r) is float or (type(r) is int and NBIG < r < BIG):
             return r
         return post(r)
     return node
@@ -49,7 +49,7 @@ def make(left, right, post):
 def make_const(left, c, post):
     def node(f):
         r = left(f) {op} c
-        if type(r) is float or (type(r) is int and -BIG < r < BIG):
+        if type(r) is float or (type(r) is int and NBIG < r < BIG):
             return r
         return post(r)
     return node
@@ -59,7 +59,7 @@ def make_const(left, c, post):
 def _build(ops: dict[str, str], template: str = _TEMPLATE) -> dict[str, tuple[Any, Any]]:
     out = {}
     for name, op in ops.items():
-        ns: dict[str, Any] = {"BIG": 1 << 50_000}
+        ns: dict[str, Any] = {"BIG": 1 << 50_000, "NBIG": -(1 << 50_000)}  # -BIG: not per call
         exec(template.format(op=op), ns)  # fixed templates: an operator from the table above
         out[name] = (ns["make"], ns["make_const"])
     return out

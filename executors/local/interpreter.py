@@ -151,7 +151,8 @@ class Interpreter:
         except (RecursionError, MemoryError):
             raise SourceLimitExceeded("source is too deeply nested to parse") from None
         _check_depth(tree, self.limits.max_nesting_depth * 5)
-        _check_loops(tree)
+        if "break" in code or "continue" in code:  # else the tree has no Break/Continue
+            _check_loops(tree)
         module_scope, scopes = analyze(tree)
         compiler = Compiler(
             budget=self.budget,
@@ -408,13 +409,22 @@ def _check_loops(tree: ast.AST) -> None:
 
 
 def _check_depth(tree: ast.AST, limit: int) -> None:
+    # ast.iter_child_nodes, written out (two generators per node were most of the cost)
     stack = [(tree, 0)]
+    pop, push, node_type = stack.pop, stack.append, ast.AST
     while stack:
-        node, d = stack.pop()
+        node, d = pop()
         if d > limit:
             raise SourceLimitExceeded(f"syntax tree deeper than {limit} levels (max_nesting_depth)")
-        for child in ast.iter_child_nodes(node):
-            stack.append((child, d + 1))
+        d += 1
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if isinstance(value, node_type):
+                push((value, d))
+            elif isinstance(value, list):
+                for item in value:
+                    if isinstance(item, node_type):
+                        push((item, d))
 
 
 def _make_tool(name: str, fn: Callable[..., Any], interp: Interpreter) -> Any:

@@ -12,7 +12,14 @@ from .frame import Frame
 from .guards import _CHECKED_METHODS, _GROWING, _NO_ITER_TYPES, _SIZED_RESULT_TYPES
 from .host_effects import CallOnly
 from .policy import WATCHED_PLAIN
-from .rules import PLAIN_TYPES, SUPER_DUNDERS, USER_CODES, USER_MARK_NAME, is_dunder, mark_safe
+from .rules import (
+    PLAIN_TYPES,
+    SUPER_DUNDERS,
+    USER_CODE_IDS,
+    USER_MARK_NAME,
+    is_dunder,
+    mark_safe,
+)
 
 if TYPE_CHECKING:
     from .compiler import Fn
@@ -47,7 +54,7 @@ class CallMixin(CompilerBase):
 
     def make_call(self, func: Fn, node: ast.Call, sc: Scope) -> Fn:
         call_native = self.guards.call_native
-        codes = USER_CODES
+        codes = USER_CODE_IDS
         simple = not node.keywords and not any(isinstance(a, ast.Starred) for a in node.args)
         if simple and len(node.args) <= 3:
             argf = [self.expr(a, sc) for a in node.args]
@@ -55,7 +62,7 @@ class CallMixin(CompilerBase):
 
                 def call0(f: Frame) -> Any:
                     fn = func(f)
-                    if type(fn) is _FunctionType and fn.__code__ in codes:
+                    if type(fn) is _FunctionType and id(fn.__code__) in codes:
                         return fn()
                     return _call_slow(fn, [], None, call_native)
 
@@ -84,7 +91,7 @@ class CallMixin(CompilerBase):
                             if fn is miss:
                                 fn = missing(fname)
                         x = a0(f)
-                        if type(fn) is _FunctionType and fn.__code__ in codes:
+                        if type(fn) is _FunctionType and id(fn.__code__) in codes:
                             return fn(x)
                         return _call_slow(fn, [x], None, call_native)
 
@@ -99,7 +106,7 @@ class CallMixin(CompilerBase):
                             fn = missing(fname)
                     x = a0(f)
                     y = a1(f)
-                    if type(fn) is _FunctionType and fn.__code__ in codes:
+                    if type(fn) is _FunctionType and id(fn.__code__) in codes:
                         return fn(x, y)
                     return _call_slow(fn, [x, y], None, call_native)
 
@@ -110,7 +117,7 @@ class CallMixin(CompilerBase):
                 def call1(f: Frame) -> Any:
                     fn = func(f)
                     x = a0(f)
-                    if type(fn) is _FunctionType and fn.__code__ in codes:
+                    if type(fn) is _FunctionType and id(fn.__code__) in codes:
                         return fn(x)
                     return _call_slow(fn, [x], None, call_native)
 
@@ -122,7 +129,7 @@ class CallMixin(CompilerBase):
                     fn = func(f)
                     x = a0(f)
                     y = a1(f)
-                    if type(fn) is _FunctionType and fn.__code__ in codes:
+                    if type(fn) is _FunctionType and id(fn.__code__) in codes:
                         return fn(x, y)
                     return _call_slow(fn, [x, y], None, call_native)
 
@@ -134,7 +141,7 @@ class CallMixin(CompilerBase):
                 x = a0(f)
                 y = a1(f)
                 z = a2(f)
-                if type(fn) is _FunctionType and fn.__code__ in codes:
+                if type(fn) is _FunctionType and id(fn.__code__) in codes:
                     return fn(x, y, z)
                 return _call_slow(fn, [x, y, z], None, call_native)
 
@@ -167,7 +174,7 @@ class CallMixin(CompilerBase):
             call_method = self.guards.call_method
             guard_slow = self.p.guard_slow
             hook = self.p.plain_hook
-            codes = USER_CODES
+            codes = USER_CODE_IDS
             guards = self.guards
             unchecked = name not in _CHECKED_METHODS
             plain_args = _NO_ITER_TYPES
@@ -185,7 +192,7 @@ class CallMixin(CompilerBase):
                             m = guard_slow(m)
                         elif tm is _MethodType:
                             func = m.__func__
-                            if type(func) is _FunctionType and func.__code__ in codes:
+                            if type(func) is _FunctionType and id(func.__code__) in codes:
                                 user_func = func  # a sandbox method: called directly below
                             else:
                                 m = hook(o, m, tm)
@@ -202,8 +209,10 @@ class CallMixin(CompilerBase):
                 if user_func is not None:
                     return user_func(m.__self__, *a)
                 if builtin_owner:
-                    if unchecked and (n == 0 or type(a[0]) in plain_args) and (
-                        n < 2 or type(a[1]) in plain_args
+                    if (
+                        unchecked
+                        and (n == 0 or type(a[0]) in plain_args)
+                        and (n < 2 or type(a[1]) in plain_args)
                     ):
                         # counts.get(k, 0), s.strip(), xs.append(x): call_method inlined
                         r = m(*a)
@@ -235,10 +244,10 @@ class CallMixin(CompilerBase):
             if (
                 t is _MethodType
                 and type(fn.__func__) is _FunctionType
-                and fn.__func__.__code__ in USER_CODES
+                and id(fn.__func__.__code__) in USER_CODE_IDS
             ):
                 return fn(*a, **kw) if kw else fn(*a)
-            if t is _FunctionType and fn.__code__ in USER_CODES:
+            if t is _FunctionType and id(fn.__code__) in USER_CODE_IDS:
                 return fn(*a, **kw) if kw else fn(*a)
             return call_native(fn, a, kw)
 
@@ -335,9 +344,9 @@ def _call_slow(fn: Any, a: list[Any], kw: dict[str, Any] | None, call_native: An
             return fn(*a)  # a sandbox class with plain arguments: __init__ is interpreted
     if t is _MethodType:
         func = fn.__func__
-        if type(func) is _FunctionType and func.__code__ in USER_CODES:
+        if type(func) is _FunctionType and id(func.__code__) in USER_CODE_IDS:
             return func(fn.__self__, *a, **kw) if kw else func(fn.__self__, *a)
-    elif t is _FunctionType and fn.__code__ in USER_CODES:
+    elif t is _FunctionType and id(fn.__code__) in USER_CODE_IDS:
         return fn(*a, **kw) if kw else fn(*a)
     return call_native(fn, a, kw)
 

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any, cast
 from .arity import MAX_ARITY, arity_factory
 from .compiler_support import annotate, invoke
 from .errors import InterpreterError, RecursionLimitExceeded, SecurityError
+from .fngen import fuse_function
 from .frame import BREAK, CONTINUE, RETURN, ClassCell, Frame
 from .host_effects import HOST_ROOTS, home_root
-from .nodes_expr import USER_CODES
 from .nodes_gen import GenMixin
 from .nodes_match import MatchMixin
-from .rules import USER_MARK, USER_MARK_NAME, is_dunder
+from .rules import USER_MARK, USER_MARK_NAME, add_user_code, is_dunder
 
 if TYPE_CHECKING:
     from .budget import Budget
@@ -303,7 +303,7 @@ def _fixed_arity_function(
 
 
 for _factory in (_function, _generator_function):
-    USER_CODES.add(_factory(None, None, (), {}, None, None, None, False).__code__)  # type: ignore[arg-type]
+    add_user_code(_factory(None, None, (), {}, None, None, None, False).__code__)  # type: ignore[arg-type]
 
 
 class DefMixin(GenMixin, MatchMixin):
@@ -354,7 +354,18 @@ class DefMixin(GenMixin, MatchMixin):
         ]
         binder = make_binder(name, args)
         inline: tuple[Any, Callable[[BaseException], None]] | None = None
-        if isinstance(node, ast.Lambda):
+        params = getattr(binder, "params", None)
+        fused = None
+        if self.fusing and not fsc.has_yield and params is not None and len(params) <= MAX_ARITY:
+            fused = fuse_function(
+                self, node, fsc, params, len(args.defaults),
+                (_mark_open, _annotating), _too_deep,
+            )  # fmt: skip
+        if fused is not None:
+            factory: Any = fused
+            body: Any = None
+            expr_body = False
+        elif isinstance(node, ast.Lambda):
             body = self.expr(node.body, fsc)
             factory = _function
             expr_body = True

@@ -51,7 +51,7 @@ from .rules import (
     PLAIN_TYPES,
     READABLE_DUNDERS,
     SAFE_MARK_NAME,
-    USER_CODES,
+    USER_CODE_IDS,
     USER_MARK,
     USER_MARK_NAME,
     _root,
@@ -388,7 +388,7 @@ class Policy:
         containers of library classes (shared with the host and every other sandbox)."""
         if tv is types.MethodType:
             func = value.__func__
-            if type(func) is types.FunctionType and func.__code__ in USER_CODES:
+            if type(func) is types.FunctionType and id(func.__code__) in USER_CODE_IDS:
                 return value
             if _root(getattr(func, "__module__", None)) in HOST_ROOTS:
                 err = host_callable_error(value)  # logger.info, thread.start as values
