@@ -78,6 +78,11 @@ class Adoption:
 
     async def _remove(self, container_id: str, report: AdoptionReport | None = None) -> None:
         self.pending.pop(container_id, None)
+        if self.manager.cluster is not None:
+            # On Swarm another API replica may be creating it right now (no record yet):
+            # what no replica can adopt is removed by the cluster's sweep, by its labels.
+            self.manager.cluster.refused(container_id)
+            return
         with contextlib.suppress(ServerError):
             await self.manager._call(self.manager.driver.remove, container_id)
         if report is not None:
@@ -87,6 +92,11 @@ class Adoption:
         manager = self.manager
         container_id = container["Id"]
         state = container.get("State")
+        if state == "starting":  # a Swarm task another API replica is creating right now
+            return
+        if self.manager.cluster is not None and (container.get("Labels") or {}).get(
+                label("owner")) == POOL_OWNER:
+            return  # another replica's warm pool on Swarm: never shared
         if state not in ("running", "paused"):
             await self._remove(container_id, report)
             return

@@ -18,6 +18,7 @@ __all__ = [
     "NETWORKS",
     "SandboxSpec",
     "check_caps",
+    "check_counts",
     "check_env_size",
     "resolve_execution_timeout",
     "resolve_request",
@@ -122,12 +123,17 @@ def check_caps(s: Settings, sandboxes: Iterable[Sandbox], owner: str) -> None:
     The caller's own cap is checked first: only the caller can free it, so its answer says not
     to retry. The global cap frees as anyone's sandboxes end: retry after a while."""
     live = [sb for sb in sandboxes if sb.alive]
-    if sum(1 for sb in live if sb.owner == owner) >= s.max_sandboxes_per_key:
+    check_counts(s, sum(1 for sb in live if sb.owner == owner), len(live))
+
+
+def check_counts(s: Settings, mine: int, total: int) -> None:
+    """:func:`check_caps` from counts (on Swarm, of the labelled services of every replica)."""
+    if mine >= s.max_sandboxes_per_key:
         raise TooManySandboxes(
             f"this API key's cap of {s.max_sandboxes_per_key} live sandboxes is reached "
             "(SELFBOX_MAX_SANDBOXES_PER_KEY); kill one of yours first",
             cap="max_sandboxes_per_key")
-    if len(live) >= s.max_sandboxes:
+    if total >= s.max_sandboxes:
         raise TooManySandboxes(
             f"the server's cap of {s.max_sandboxes} live sandboxes is reached "
             f"(SELFBOX_MAX_SANDBOXES); retry in {s.cap_retry_after_s} s", cap="max_sandboxes",

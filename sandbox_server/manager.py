@@ -38,7 +38,7 @@ from .exceptions import (
 from .gateway import RunnerGateway, check_hello
 from .inbound import ChannelLimits
 from .lease import DeploymentLease, LeaseHeld
-from .limits import SandboxSpec, check_caps, resolve_request
+from .limits import SandboxSpec, check_caps, check_counts, resolve_request
 from .network.gateway import EgressGateway
 from .network.policy import EgressPolicy
 from .network.resolve import resolve_egress
@@ -48,6 +48,7 @@ from .runner.protocol import Op
 from .runs import Lifecycle, Runs
 from .sandbox import Limits, Sandbox
 from .settings import Settings
+from .swarm import ClusterSync, SwarmDriver
 from .tasks import BackgroundTasks
 
 __all__ = ["SandboxManager", "SandboxSpec"]
@@ -63,16 +64,22 @@ PAUSE_ACK_WAIT_S = 2.0  # the longest a pause waits for the runner to read a pen
 HEARTBEAT_MESSAGE = {"op": Op.HEARTBEAT}  # serialises to the relay's HEARTBEAT_LINE
 
 
-def relay_command(orphan_grace_s: float) -> tuple[str, ...]:
+def relay_command(orphan_grace_s: float, wait_for_server: bool = False) -> tuple[str, ...]:
     """The container's command: the watchdog relay, which starts the runner."""
+    wait = ("--wait-for-server",) if wait_for_server else ()
     return ("python3", "-m", "selfbox_runner.relay", "--orphan-grace-s", f"{orphan_grace_s:g}",
-            "--", "python3", "-m", "selfbox_runner")
+            *wait, "--", "python3", "-m", "selfbox_runner")
 
 
 class SandboxManager:
-    def __init__(self, settings: Settings, driver: DockerDriver | None = None) -> None:
+    def __init__(self, settings: Settings,
+                 driver: DockerDriver | SwarmDriver | None = None) -> None:
         self.settings = settings
-        self.driver = driver or DockerDriver()
+        self.driver: DockerDriver | SwarmDriver = driver or (
+            SwarmDriver(settings) if settings.backend == "swarm" else DockerDriver())
+        # On Swarm, sandboxes are services shared by every API replica (swarm/sync.py).
+        self.cluster: ClusterSync | None = (
+            ClusterSync(self) if isinstance(self.driver, SwarmDriver) else None)
         self.instance_id = secrets.token_hex(6)
         self._sandboxes: dict[str, Sandbox] = {}
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="docker")
@@ -95,7 +102,8 @@ class SandboxManager:
         # The egress gateway, for sandboxes with a network policy (started on first use).
         self.egress: EgressGateway | None = (
             EgressGateway(settings, self.driver, self._call)
-            if settings.egress_mode != "none" else None)
+            if settings.egress_mode != "none" and isinstance(self.driver, DockerDriver)
+            else None)
 
     # -- plumbing -------------------------------------------------------------------------
     async def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -123,7 +131,8 @@ class SandboxManager:
         self.state_secret = await self._call(load_secret, self.settings)
         pooled: list[Sandbox] = []
         try:
-            await self._take_lease()
+            if self.cluster is None:  # on Swarm, replicas share the deployment: no lease
+                await self._take_lease()
             report = await self.adoption.adopt_all()
             pooled = report.pool
             logger.info("adopted %d sandboxes and %d pooled ones in %.2f s (%d still busy, "
@@ -135,6 +144,8 @@ class SandboxManager:
             logger.error("taking over the deployment at start failed: %s", exc)
         self._reaper = self.tasks.spawn(self._reap_forever(), name="reaper")
         self._heartbeats = self.tasks.spawn(self._beat_forever(), name="heartbeats")
+        if self.cluster is not None:
+            self.cluster.start()
         if self.settings.warm_pool_size > 0:
             template, limits, _ = self.resolve(SandboxSpec())
             self.pool = WarmPool(self.settings.warm_pool_size, template, limits,
@@ -150,6 +161,7 @@ class SandboxManager:
             await self.sweep()  # after the pool took its adopted sandboxes
 
     async def _take_lease(self) -> None:
+        assert isinstance(self.driver, DockerDriver)
         lease = DeploymentLease(self.driver, self.settings.deployment,
                                 self.settings.runtime_image, self.instance_id)
         try:
@@ -208,7 +220,8 @@ class SandboxManager:
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
-        if self.settings.shutdown_keeps_sandboxes:
+        # On Swarm the sandboxes are every replica's: one replica stopping never ends them.
+        if self.settings.shutdown_keeps_sandboxes or self.cluster is not None:
             await self._detach_all()
             return
         if self.pool is not None:
@@ -235,7 +248,7 @@ class SandboxManager:
     def shutting_down(self) -> None:
         """SIGTERM arrived (called from the signal handler, before requests in flight are
         cancelled): from now on a cut stream leaves its code running for the next server."""
-        if self.settings.shutdown_keeps_sandboxes:
+        if self.settings.shutdown_keeps_sandboxes or self.cluster is not None:
             self._detaching = True
 
     async def _detach_all(self) -> None:
@@ -244,7 +257,8 @@ class SandboxManager:
         self._detaching = True  # a channel closed from here on is not a death
         if self.pool is not None:
             with contextlib.suppress(Exception):
-                await self.pool.close(keep=True)
+                # On Swarm no other replica takes this one's pool over: it ends with it.
+                await self.pool.close(keep=self.cluster is None)
         # Sandboxes with an egress policy cannot be adopted (the policy stays here): they end
         # now, with the gateway, as on a shutdown that keeps nothing.
         walled = [sb for sb in self._sandboxes.values()
@@ -287,6 +301,8 @@ class SandboxManager:
 
     async def sweep(self, everything: bool = False) -> int:
         """Remove this deployment's containers that no live sandbox of ours owns."""
+        if self.cluster is not None:  # another replica's sandboxes are not strays
+            return await self.cluster.sweep()
         containers = await self._call(
             self.driver.list, {label("deployment"): self.settings.deployment}
         )
@@ -334,6 +350,9 @@ class SandboxManager:
         template, limits, timeout_s = self.resolve(request)
         egress = resolve_egress(self.settings, limits.network, request.egress)
         check_caps(self.settings, self._sandboxes.values(), owner)
+        if self.cluster is not None:  # the caps hold cluster-wide, counted from Swarm
+            mine, total = await self.cluster.counts(owner)
+            check_counts(self.settings, mine, total)
         now = time.time()
         if self.pool is not None and self.pool.matches(template, limits, request.env):
             pooled = self.pool.take()
@@ -369,8 +388,11 @@ class SandboxManager:
         claimed = dataclasses.replace(sandbox, owner=owner, metadata=dict(request.metadata),
                                       created_at=time.time(), expires_at=expires_at,
                                       extra={**sandbox.extra, **extra})
-        rename = asyncio.ensure_future(
-            self._call(self.driver.rename, sandbox.container_id, f"selfbox-{sandbox.id}"))
+        # A service cannot be renamed: on Swarm its owner label moves instead.
+        step = (self.cluster.claim(sandbox, owner, expires_at) if self.cluster is not None
+                else self._call(self.driver.rename, sandbox.container_id,
+                                f"selfbox-{sandbox.id}"))
+        claim = asyncio.ensure_future(step)
         try:
             with contextlib.suppress(ServerError):
                 await asyncio.gather(
@@ -378,7 +400,7 @@ class SandboxManager:
                     self.gateway.request(sandbox, Op.SET_DEADLINE, unix=expires_at + 60))
         finally:
             try:
-                await rename
+                await claim
             except ServerError:
                 self._sandboxes.pop(sandbox.id, None)
                 await self._end(sandbox, "dead", "could not be claimed from the pool")
@@ -430,7 +452,8 @@ class SandboxManager:
             memory_mb=sandbox.limits.memory_mb, pids=sandbox.limits.pids,
             disk_mb=sandbox.limits.disk_mb, network=network, env=sandbox.env,
             runtime=self.settings.docker_runtime, read_only_files=files,
-            command=relay_command(self.settings.orphan_grace_s),
+            command=relay_command(self.settings.orphan_grace_s,
+                              wait_for_server=self.cluster is not None),
         )
         prefix = POOL_NAME_PREFIX if sandbox.owner == POOL_OWNER else "selfbox-"
         creating = asyncio.ensure_future(
@@ -448,6 +471,10 @@ class SandboxManager:
         sandbox.channel = channel
         await channel.start(self.tasks)
         await self._call(self.driver.start, sandbox.container_id)
+        if self.cluster is not None:
+            # Swarm started the task before the attach: its relay waits for a first line
+            # (--wait-for-server) before the runner says hello.
+            await channel.send(HEARTBEAT_MESSAGE)
         ready = asyncio.create_task(channel.ready.wait())
         closed = asyncio.create_task(channel.closed.wait())
         await asyncio.wait({ready, closed}, return_when=asyncio.FIRST_COMPLETED)
@@ -471,11 +498,16 @@ class SandboxManager:
         await channel.closed.wait()
         if not sandbox.alive or self._detaching:
             return
+        if self.cluster is not None:  # Swarm tells why, once it knows (a node's heartbeats)
+            await self.cluster.channel_lost(sandbox)
+            return
         reason = "its container exited"
         try:
             info = await self._call(self.driver.inspect, sandbox.container_id)
             state = info.get("State", {})
-            if state.get("OOMKilled"):
+            if state.get("Reason"):  # the Swarm back end names the node or the task's end
+                reason = str(state["Reason"])
+            elif state.get("OOMKilled"):
                 reason = (f"it ran out of memory (memory_mb={sandbox.limits.memory_mb}) and "
                           "was killed")
                 sandbox.extra["oom"] = True
@@ -488,7 +520,10 @@ class SandboxManager:
         self.counters["died"] += 1
         await self._end(sandbox, "dead", reason)
 
-    async def _end(self, sandbox: Sandbox, state: str, reason: str) -> None:
+    async def _end(self, sandbox: Sandbox, state: str, reason: str, *,
+                   remove: bool = True) -> None:
+        """``remove=False`` leaves the container (a Swarm service whose task already ended,
+        kept a little while so that every replica reads why: swarm/sync.py)."""
         if not sandbox.alive:
             return
         sandbox.state = state  # type: ignore[assignment]
@@ -498,7 +533,7 @@ class SandboxManager:
             await sandbox.channel.close()
         if self.egress is not None and sandbox.egress is not None:
             await self.egress.detach(sandbox.id)
-        if sandbox.container_id:
+        if sandbox.container_id and remove:
             try:
                 await self._call(self.driver.remove, sandbox.container_id)
             except ServerError as exc:
@@ -508,6 +543,8 @@ class SandboxManager:
     # -- look-ups -------------------------------------------------------------------------
     def get(self, owner: str, sandbox_id: str, *, alive: bool = True) -> Sandbox:
         sandbox = self._sandboxes.get(sandbox_id)
+        if sandbox is None and self.cluster is not None:
+            self.cluster.wanted(sandbox_id)  # another replica's: adopted at the next sync
         if sandbox is None or sandbox.owner != owner:
             raise NotFound(f"sandbox {sandbox_id!r} not found", sandbox_id=sandbox_id)
         if alive and not sandbox.alive:
@@ -546,6 +583,8 @@ class SandboxManager:
             self.tasks.quietly(self.gateway.request(sandbox, Op.SET_DEADLINE,
                                                     unix=sandbox.expires_at + 60))
             self.save_record_soon(sandbox)
+        if self.cluster is not None:
+            self.cluster.save_expiry_soon(sandbox)
         return sandbox
 
     async def set_egress(self, owner: str, sandbox_id: str, policy: EgressPolicy) -> Sandbox:

@@ -43,6 +43,27 @@ class Settings(BaseSettings):
         "need different names.",
     )
     docker_runtime: str | None = Field(None, description='OCI runtime, e.g. "runsc" (gVisor).')
+    backend: Literal["docker", "swarm"] = Field(
+        "docker", description="Where sandboxes run: containers on one Docker engine, or "
+        "one-task services on a Docker Swarm (docs/scale-out.md), reached through the socket "
+        "proxies in SELFBOX_SWARM_PROXIES; several API replicas may then share a deployment.",
+    )
+    swarm_proxies: str = Field(
+        "tasks.socket-proxy:2375", description="host:port whose name resolves to every "
+        "node's socket proxy (Swarm back end); Swarm calls go to one on a manager node.",
+    )
+    swarm_proxy_service: str = Field(
+        "selfbox_socket-proxy", description="The proxies' Swarm service: its task on a node "
+        "is how the channel reaches a sandbox there.",
+    )
+    swarm_proxy_network: str = Field(
+        "docker-api", description="The overlay network the proxies serve on (the stack's "
+        "name prefix aside).",
+    )
+    swarm_sync_s: float = Field(
+        3.0, gt=0, description="How often an API replica reads the sandbox services from "
+        "Swarm: it adopts those it does not hold and ends those whose node or task failed.",
+    )
     allow_network: bool = Field(
         False, description='Whether sandboxes may ask for network="bridge".')
 

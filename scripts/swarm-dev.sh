@@ -116,9 +116,13 @@ write_daemon_json() {  # $1: file, $2: worker index
     elif [ -n "${SBX_SWARM_GVISOR:-}" ]; then
         die "SBX_SWARM_GVISOR is set but runsc is not installed"
     fi
+    # selfbox's own seccomp profile (Docker's default minus io_uring and the like, as a
+    # single-node sandbox gets it): a service cannot name one, so the node's default is it.
+    cp "$REPO_ROOT/images/seccomp/selfbox.json" "$(dirname "$1")/seccomp.json"
     cat >"$1" <<EOF
 {
   "no-new-privileges": true,
+  "seccomp-profile": "$(dirname "$1")/seccomp.json",
   "default-ulimits": {"nofile": {"Name": "nofile", "Soft": 4096, "Hard": 4096}},
   "default-ipc-mode": "private",
   "default-cgroupns-mode": "private",
@@ -454,6 +458,8 @@ cmd_deploy() {
         keys="sbxsw-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
         echo "$keys" >"$DIR/api-key"
     fi
+    [ -s "$DIR/state-secret" ] || head -c 36 /dev/urandom | base64 | tr -d '\n' >"$DIR/state-secret"
+    SELFBOX_STATE_SECRET="${SELFBOX_STATE_SECRET:-$(cat "$DIR/state-secret")}" SELFBOX_STACK_NAME="$STACK" \
     SELFBOX_PROXY_CONFIG_NAME="selfbox_proxy_$(sha256sum "$REPO_ROOT/images/socket-proxy/haproxy-swarm.cfg" | cut -c1-12)" \
     SELFBOX_API_KEYS="$keys" SELFBOX_API_PORT="$API_PORT" SELFBOX_API_REPLICAS="$WORKERS" \
         docker stack deploy --detach=true --resolve-image never \
@@ -491,5 +497,6 @@ case "${1:-}" in
     down) cmd_down ;;
     status) cmd_status ;;
     deploy) cmd_deploy ;;
-    *) echo "usage: $0 up|deploy|status|down" >&2; exit 2 ;;
+    load) need_root; images_up ;;  # (re)load SBX_SWARM_IMAGES into the workers
+    *) echo "usage: $0 up|deploy|load|status|down" >&2; exit 2 ;;
 esac

@@ -26,6 +26,6 @@ if ! command -v dnsmasq >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1;
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
         --no-install-recommends dnsmasq-base openssl iptables >/dev/null
 fi
-build_images runtime egress-gateway
+build_images runtime egress-gateway server  # server: the swarm tests deploy it
 log "running the test suite"
 exec "$VENV/bin/python" -m pytest "$@"

@@ -74,12 +74,36 @@ def _orphaned(grace_s: float, child: int) -> None:
         os._exit(ORPHAN_EXIT_CODE)
 
 
-def relay(grace_s: float, argv: list[str]) -> int:
+def _first_word(grace_s: float) -> bytes:
+    """Wait for the server's first line (a heartbeat) before the runner may write: where the
+    orchestrator starts the container before anyone attaches (Swarm), the runner's hello would
+    otherwise go nowhere. Exits as an orphan if no server comes within the grace period."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            sys.stderr.write(f"selfbox relay: no server attached within {grace_s:g} s\n")
+            sys.stderr.flush()
+            os._exit(ORPHAN_EXIT_CODE)
+        try:
+            ready = select.select([0], [], [], min(TICK_S, left))[0]
+        except InterruptedError:
+            continue
+        if ready:
+            data = os.read(0, 1 << 16)
+            if not data:
+                os._exit(ORPHAN_EXIT_CODE)
+            return data
+
+
+def relay(grace_s: float, argv: list[str], wait_for_server: bool = False) -> int:
+    early = _first_word(grace_s) if wait_for_server else b""
     pid, pipe = _spawn(argv)
     stdin = 0
     reading = True
-    partial = b""
-    pending = bytearray()
+    cut = early.rfind(b"\n") + 1
+    partial = early[cut:]
+    pending = bytearray(_filter(early[:cut]))
     last_word = time.monotonic()
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
@@ -131,10 +155,12 @@ def relay(grace_s: float, argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="selfbox_runner.relay")
     parser.add_argument("--orphan-grace-s", type=float, default=60.0)
+    parser.add_argument("--wait-for-server", action="store_true",
+                        help="start the runner only once the server has written a line")
     parser.add_argument("command", nargs="+")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    code = relay(args.orphan_grace_s, args.command)
+    code = relay(args.orphan_grace_s, args.command, args.wait_for_server)
     sys.exit(code if code >= 0 else 128 - code)
 
 

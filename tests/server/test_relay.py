@@ -75,3 +75,42 @@ def test_heartbeats_keep_it_alive_and_the_child_exit_code_passes_through(
     process.stdin.write(b"go\n")
     process.stdin.flush()
     assert process.wait(10) == 7
+
+
+def test_wait_for_server_starts_the_child_on_the_first_line(tmp_path: Path) -> None:
+    """Swarm starts a sandbox before the server attaches: the runner must not say hello into
+    the void. With --wait-for-server, nothing runs until a line arrives; the line's content
+    (here a heartbeat, eaten) and what follows reach the child."""
+    marker = tmp_path / "started"
+    package = tmp_path / "selfbox_runner"
+    shutil.copytree(RUNNER_DIR, package)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "selfbox_runner.relay", "--orphan-grace-s", "30",
+         "--wait-for-server", "--", "sh", "-c", f"touch {marker}; exec cat"],
+        cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        time.sleep(0.5)
+        assert not marker.exists()  # no child yet: no line from the server
+        process.stdin.write(HEARTBEAT_LINE + b'\n{"op":"one"}\n')
+        process.stdin.flush()
+        assert process.stdout.readline() == b'{"op":"one"}\n'
+        assert marker.exists()
+    finally:
+        process.kill()
+        process.wait(10)
+
+
+def test_wait_for_server_gives_up_after_the_grace_period(tmp_path: Path) -> None:
+    package = tmp_path / "selfbox_runner"
+    shutil.copytree(RUNNER_DIR, package)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "selfbox_runner.relay", "--orphan-grace-s", "1",
+         "--wait-for-server", "--", "sh", "-c", f"touch {tmp_path / 'started'}"],
+        cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert process.wait(20) == ORPHAN_EXIT_CODE
+        assert not (tmp_path / "started").exists()
+    finally:
+        process.kill()
+        process.wait(10)
