@@ -15,8 +15,10 @@ import httpx
 
 __all__ = ["PROBE", "Finding", "audit", "judge"]
 
+GVISOR_VERSION = "#1 SMP Sun Jan 10 15:06:54 PST 2016"
+
 # Runs inside the sandbox (standard library only); prints one JSON object.
-PROBE = r'''
+PROBE = f"GVISOR_VERSION = {GVISOR_VERSION!r}\n" + r'''
 import json, os, socket
 facts = {}
 status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines()
@@ -61,9 +63,16 @@ facts["memory_max"] = first("/sys/fs/cgroup/memory.max",
 quota = first("/sys/fs/cgroup/cpu.max", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
 facts["cpu_quota"] = quota
 facts["kernel"] = os.uname().release
-# Syscalls selfbox's seccomp profile denies (x86_64 and aarch64 numbers): what each returns.
+# gVisor's kernel has a fixed version string; inside it there are no cgroup files, and
+# /proc/meminfo's total is the container's memory limit.
+facts["gvisor"] = GVISOR_VERSION in open("/proc/version").read()
+meminfo = dict(line.split(":", 1) for line in open("/proc/meminfo").read().splitlines()
+               if ":" in line)
+facts["mem_total_kb"] = int(meminfo.get("MemTotal", "0 kB").split()[0])
 import ctypes, platform
 libc = ctypes.CDLL(None, use_errno=True)
+facts["no_new_privs_prctl"] = libc.prctl(39, 0, 0, 0, 0)  # PR_GET_NO_NEW_PRIVS: any kernel
+# Syscalls selfbox's seccomp profile denies (x86_64 and aarch64 numbers): what each returns.
 numbers = {"x86_64": {"io_uring_setup": 425, "userfaultfd": 323, "bpf": 321,
                       "perf_event_open": 298, "keyctl": 250},
            "aarch64": {"io_uring_setup": 425, "userfaultfd": 282, "bpf": 280,
@@ -104,8 +113,9 @@ def judge(facts: dict[str, Any], sandbox: dict[str, Any]) -> list[Finding]:
     no_caps = int(facts.get("cap_eff", "1"), 16) == 0 and int(facts.get("cap_bnd", "1"), 16) == 0
     check(no_caps, "no capabilities",
           f"CapEff={facts.get('cap_eff')} CapBnd={facts.get('cap_bnd')}")
-    check(facts.get("no_new_privs") == "1", "no-new-privileges",
-          f"NoNewPrivs={facts.get('no_new_privs')}")
+    check(facts.get("no_new_privs") == "1" or facts.get("no_new_privs_prctl") == 1,
+          "no-new-privileges", f"NoNewPrivs={facts.get('no_new_privs')} "
+          f"prctl={facts.get('no_new_privs_prctl')}")
     check(not facts.get("root_writable"), "read-only root file system", "/usr is not writable")
     disk = int(sandbox.get("disk_mb", 0))
     capped = facts.get("tmp_mb", 10**9) <= disk + 1 and facts.get("home_mb", 10**9) <= disk + 1
@@ -117,14 +127,17 @@ def judge(facts: dict[str, Any], sandbox: dict[str, Any]) -> list[Finding]:
         check(isolated, "no network", f"interfaces={facts.get('interfaces')} "
               f"routes={facts.get('routes')} egress={facts.get('reached')}")
     check(not facts.get("docker_socket"), "no Docker socket", "no docker.sock inside")
+    check(not facts.get("secrets_in_env"), "no secrets in the environment",
+          f"suspicious names: {facts.get('secrets_in_env')}")
+    if facts.get("gvisor"):
+        findings.extend(_judge_gvisor(facts, sandbox))
+        return findings
     check(not _unlimited(facts.get("pids_max")), "pids cap", f"pids.max={facts.get('pids_max')}")
     check(not _unlimited(facts.get("memory_max")), "memory cap",
           f"memory limit={facts.get('memory_max')}")
     check(not _unlimited(facts.get("cpu_quota")), "cpu quota", f"quota={facts.get('cpu_quota')}")
-    check(not facts.get("secrets_in_env"), "no secrets in the environment",
-          f"suspicious names: {facts.get('secrets_in_env')}")
     denied = facts.get("denied_syscalls") or {}
-    # EPERM from the profile, or ENOSYS (gVisor does not implement io_uring by default).
+    # EPERM from the profile, or ENOSYS (a kernel without the call).
     allowed = sorted(name for name, errno in denied.items() if errno not in (1, 38))
     check(bool(denied) and not allowed, "seccomp profile (no io_uring)",
           f"allowed: {allowed}" if allowed else
@@ -135,6 +148,27 @@ def judge(facts: dict[str, Any], sandbox: dict[str, Any]) -> list[Finding]:
     findings.append(Finding("INFO", "kernel", f"release {facts.get('kernel')} "
                             "(gVisor reports 4.4.0)"))
     return findings
+
+
+def _judge_gvisor(facts: dict[str, Any], sandbox: dict[str, Any]) -> list[Finding]:
+    """Inside gVisor the host's cgroups and seccomp filter are out of sight: what can be
+    proven is proven (the memory cap, from gVisor's /proc/meminfo); the rest is said to be
+    unverifiable from inside, never passed."""
+    memory_kb = int(sandbox.get("memory_mb", 0)) * 1024
+    total_kb = int(facts.get("mem_total_kb") or 0)
+    capped = 0 < total_kb <= memory_kb * 1.01 if memory_kb else False
+    unseen = "not visible inside gVisor (the host's cgroups enforce it: check on the host)"
+    return [
+        Finding("PASS" if capped else "FAIL", "memory cap",
+                f"MemTotal={total_kb} kB (memory_mb={sandbox.get('memory_mb')})"),
+        Finding("INFO", "pids cap", unseen),
+        Finding("INFO", "cpu quota", unseen),
+        Finding("INFO", "seccomp profile (no io_uring)",
+                "syscalls are served by gVisor's own kernel, not the host's: "
+                + ", ".join(f"{name}={errno}" for name, errno
+                            in sorted((facts.get("denied_syscalls") or {}).items()))),
+        Finding("INFO", "kernel", f"gVisor (reports release {facts.get('kernel')})"),
+    ]
 
 
 def audit(base_url: str, api_key: str, timeout_s: float = 60.0) -> list[Finding]:

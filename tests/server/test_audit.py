@@ -48,3 +48,25 @@ def test_judge_flags_a_weak_sandbox() -> None:
                       "read-only root file system", "writable space capped", "no network",
                       "no Docker socket", "pids cap", "memory cap", "cpu quota",
                       "no secrets in the environment", "seccomp profile (no io_uring)"}
+
+
+GOOD_GVISOR = {"uid": 1000, "cap_eff": "0" * 16, "cap_bnd": "0" * 16, "no_new_privs": "",
+               "no_new_privs_prctl": 1, "root_writable": False, "tmp_mb": 100, "home_mb": 100,
+               "interfaces": ["lo"], "routes": 0, "reached": [], "docker_socket": False,
+               "pids_max": None, "memory_max": None, "cpu_quota": None, "gvisor": True,
+               "kernel": "4.4.0", "mem_total_kb": 262144, "secrets_in_env": [],
+               "denied_syscalls": {"io_uring_setup": "allowed", "bpf": 1}}
+
+
+def test_judge_under_gvisor_proves_what_it_can_and_says_what_it_cannot() -> None:
+    sandbox = {"disk_mb": 256, "network": "none", "memory_mb": 256}
+    findings = {f.name: f for f in judge(GOOD_GVISOR, sandbox)}
+    assert not [f for f in findings.values() if f.verdict == "FAIL"]
+    assert findings["no-new-privileges"].verdict == "PASS"  # from prctl: no status line
+    assert findings["memory cap"].verdict == "PASS"  # gVisor's MemTotal is the limit
+    for name in ("pids cap", "cpu quota", "seccomp profile (no io_uring)"):
+        assert findings[name].verdict == "INFO" and "gVisor" in findings[name].detail
+    # A limit gVisor shows larger than the sandbox's, or no-new-privs off: failures.
+    weak = {**GOOD_GVISOR, "mem_total_kb": 24 * 2**20, "no_new_privs_prctl": 0}
+    failed = {f.name for f in judge(weak, sandbox) if f.verdict == "FAIL"}
+    assert failed == {"memory cap", "no-new-privileges"}
