@@ -34,6 +34,7 @@ from .exceptions import (
     SandboxGone,
     SandboxStartError,
     ServerError,
+    TooManySandboxes,
 )
 from .gateway import RunnerGateway, check_hello
 from .inbound import ChannelLimits
@@ -366,9 +367,13 @@ class SandboxManager:
         self._sandboxes[sandbox.id] = sandbox  # reserves the slot against the caps
         try:
             await self._start_in_time(sandbox)
-        except BaseException:
+            if self.cluster is not None:
+                await self.cluster.confirm_caps(sandbox)
+        except BaseException as exc:
             self._sandboxes.pop(sandbox.id, None)
-            await self._end(sandbox, "dead", "start failed")
+            reason = "over a cap at creation" if isinstance(exc, TooManySandboxes) else \
+                "start failed"
+            await self._end(sandbox, "dead", reason)
             raise
         sandbox.state = "running"
         self.counters["created"] += 1

@@ -9,8 +9,9 @@ Each replica reads the deployment's sandbox services every ``SELFBOX_SWARM_SYNC_
   reason naming the node (not re-created: ``RestartPolicy none``);
 - one it holds whose service is gone was killed through another replica.
 
-The caps are counted from the same list, so they hold cluster-wide (two replicas creating at
-the same instant can both pass: the count is read, not locked).
+The caps are counted from the same list, so they hold cluster-wide: read before a create, and
+confirmed once the service exists (two replicas creating at the same instant may both pass the
+read; the later of the two services, in Swarm's order, then backs out).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..adoption import AdoptionReport
 from ..driver import label
 from ..exceptions import NotFound, ServerError
+from ..limits import check_counts
 from ..pool import POOL_OWNER
 from ..sandbox import Sandbox
 from .driver import SwarmDriver
@@ -56,6 +58,22 @@ def _follow_expiry(sandbox: Sandbox, entry: dict[str, Any]) -> None:
         return
     if abs(labelled - sandbox.expires_at) > 1.0:  # the label is whole seconds
         sandbox.expires_at = labelled
+
+
+def _live(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in entries if e["State"] != "exited" and not _pooled(e)]
+
+
+def ranks(entries: list[dict[str, Any]], service: str, owner: str) -> tuple[int, int]:
+    """How many live sandboxes come before ``service`` in the order every replica agrees on:
+    the owner's, and all (``(0, 0)`` when it is not listed)."""
+    ordered = sorted(_live(entries), key=lambda e: (e.get("Created") or 0.0, e["Id"]))
+    names = [e["Id"] for e in ordered]
+    if service not in names:
+        return 0, 0
+    ahead = ordered[:names.index(service)]
+    mine = sum(1 for e in ahead if (e.get("Labels") or {}).get(label("owner")) == owner)
+    return mine, len(ahead)
 
 
 class ClusterSync:
@@ -184,10 +202,17 @@ class ClusterSync:
 
     async def counts(self, owner: str) -> tuple[int, int]:
         """Live sandbox services: the caller's, and all of the deployment's."""
-        live = [e for e in await self._entries()
-                if e["State"] != "exited" and not _pooled(e)]
+        live = _live(await self._entries())
         mine = sum(1 for e in live if (e.get("Labels") or {}).get(label("owner")) == owner)
         return mine, len(live)
+
+    async def confirm_caps(self, sandbox: Sandbox) -> None:
+        """Create, then check: the count before a create is read, not locked, so two replicas
+        creating at once may both pass it. Once the service exists, every replica sees the
+        same order (Swarm's creation time, then the name): a sandbox with a cap's worth ahead
+        of it backs out (raises the cap's 429), the earlier ones stay."""
+        mine, total = ranks(await self._entries(), sandbox.container_id, sandbox.owner)
+        check_counts(self.manager.settings, mine, total)
 
     async def sweep(self) -> int:
         """Remove the services no replica will end: a task that ended and that this replica

@@ -8,11 +8,14 @@ from typing import Any
 
 import pytest
 
-from sandbox_server.driver import ContainerSpec
+from sandbox_server.driver import ContainerSpec, label
 from sandbox_server.exceptions import SandboxStartError, TooManySandboxes
+from sandbox_server.limits import check_counts
 from sandbox_server.manager import relay_command
+from sandbox_server.pool import POOL_OWNER
 from sandbox_server.settings import Settings
 from sandbox_server.swarm import SANDBOX_CONSTRAINT, SwarmDriver, service_body
+from sandbox_server.swarm.sync import ranks
 
 MiB = 1024 * 1024
 
@@ -79,3 +82,25 @@ def test_no_suitable_node_is_a_429_naming_memory_and_cpu() -> None:
     rejected = _task("rejected", err="No such image: x")
     with pytest.raises(SandboxStartError, match="No such image"):
         driver._raise_if_ended("selfbox-x", rejected, rejected["Status"])
+
+
+def _service(name: str, created: float, owner: str, state: str = "running") -> dict:
+    return {"Id": name, "Created": created, "State": state,
+            "Labels": {label("owner"): owner}}
+
+
+def test_a_racing_create_over_a_cap_is_the_later_one_in_swarms_order() -> None:
+    entries = [_service("selfbox-c", 3.0, "k1"), _service("selfbox-a", 1.0, "k1"),
+               _service("selfbox-b", 1.0, "k2"), _service("selfbox-x", 0.5, "k1", "exited"),
+               _service("selfbox-p", 0.1, POOL_OWNER)]
+    # Ordered by creation time, then name: a (k1), b (k2), c (k1); ended and pooled not counted.
+    assert ranks(entries, "selfbox-a", "k1") == (0, 0)
+    assert ranks(entries, "selfbox-b", "k2") == (0, 1)
+    assert ranks(entries, "selfbox-c", "k1") == (1, 2)
+    assert ranks(entries, "selfbox-gone", "k1") == (0, 0)
+    # Every replica computes the same ranks from the same list, whatever order it came in.
+    assert ranks(list(reversed(entries)), "selfbox-c", "k1") == (1, 2)
+    settings = Settings(max_sandboxes_per_key=1, max_sandboxes=10)
+    check_counts(settings, *ranks(entries, "selfbox-a", "k1"))  # the first stays
+    with pytest.raises(TooManySandboxes):
+        check_counts(settings, *ranks(entries, "selfbox-c", "k1"))  # the later backs out
