@@ -282,6 +282,15 @@ class _BlockGen(_Gen):
         self.emit(f"    {lv} = {op}({a}, {v})")
         return True
 
+    def _orelse(self, orelse: list[ast.stmt]) -> None:
+        """An ``if``'s or a ``for``'s ``else:`` block, ticked as the closures tick it."""
+        if orelse:
+            self.emit("else:")
+            self.indent += 1
+            self.tick(len(orelse))
+            self.stmts(orelse)
+            self.indent -= 1
+
     def s_If(self, s: ast.If) -> bool:
         t = self.root(s.test)
         self.emit(f"if {t}:")
@@ -289,12 +298,7 @@ class _BlockGen(_Gen):
         self.tick(len(s.body))
         self.stmts(s.body)
         self.indent -= 1
-        if s.orelse:
-            self.emit("else:")
-            self.indent += 1
-            self.tick(len(s.orelse))
-            self.stmts(s.orelse)
-            self.indent -= 1
+        self._orelse(s.orelse)
         return True
 
     def s_Return(self, s: ast.Return) -> bool:
@@ -344,12 +348,7 @@ class _BlockGen(_Gen):
         self.loops.pop()
         self.emit(here)  # next() runs as the for statement
         self.indent -= 1
-        if s.orelse:
-            self.emit("else:")
-            self.indent += 1
-            self.tick(len(s.orelse))
-            self.stmts(s.orelse)
-            self.indent -= 1
+        self._orelse(s.orelse)
         return True
 
     def s_While(self, s: ast.While) -> bool:
