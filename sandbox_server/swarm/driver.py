@@ -111,8 +111,6 @@ def _latest(tasks: list[dict[str, Any]]) -> dict[str, Any] | None:
 class SwarmDriver:
     """Sandboxes as Swarm services; thread-safe (the manager calls it from a thread pool)."""
 
-    clustered = True
-
     def __init__(self, settings: Settings) -> None:
         host, _, port = settings.swarm_proxies.rpartition(":")
         self._proxy_host, self._proxy_port = host or settings.swarm_proxies, port or "2375"
