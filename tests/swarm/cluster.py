@@ -146,6 +146,9 @@ def wait_task(client: docker.DockerClient, service_id: str, states: set[str],
                         f"last status {last.get('Status')}")
 
 
+UNPLACED_STATES = frozenset({"new", "allocated", "pending"})
+
+
 def wait_unschedulable(client: docker.DockerClient, service_id: str,
                        timeout_s: float = 30) -> str:
     """Swarm's reason for not placing the service's task ("no suitable node (...)")."""
@@ -155,7 +158,8 @@ def wait_unschedulable(client: docker.DockerClient, service_id: str,
         found = tasks(client, service_id)
         if found:
             status = found[0]["Status"]
-            if status["State"] != "pending":
+            # A task is "new", then "allocated", then "pending" until a node is chosen.
+            if status["State"] not in UNPLACED_STATES:
                 raise SwarmDevError(f"service {service_id} was placed: {status}")
             if status.get("Err"):
                 err: str = status["Err"]
