@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import secrets
 import socket
@@ -152,7 +151,9 @@ class SandboxManager:
             self.pool = WarmPool(self.settings.warm_pool_size, template, limits,
                                  self._start_in_time, self._end, self.tasks,
                                  max_size=self.settings.warm_pool_max_size,
-                                 idle_s=self.settings.warm_pool_idle_s)
+                                 idle_s=self.settings.warm_pool_idle_s,
+                                 # On Swarm a claim moves a label instead (see _claim).
+                                 rename=self._rename_pooled if self.cluster is None else None)
             self.pool.seed(pooled)
             self.pool.start()
         else:
@@ -382,42 +383,41 @@ class SandboxManager:
 
     async def _claim(self, sandbox: Sandbox, owner: str, request: SandboxSpec,
                      expires_at: float, extra: dict[str, Any]) -> Sandbox:
-        # Renamed out of the pool before anyone may run code in it: a new server believes a
-        # "pool" record only under a pool name (see records.py). Registered first (still
-        # owned by the pool, so no one can reach it) so that a sweep leaves it alone.
-        # The rename (an engine round trip) and the runner's new record and deadline go at
-        # once; the owner is set, and the answer sent, only when all three are done. A crash
-        # in between leaves a record and a name that disagree, or a container not yet
-        # claimed: adoption removes the first and pools the second (no code ran in it).
+        # It bears its claimed name before anyone may run code in it: a new server believes
+        # a "pool" record only under a pool name (see records.py). The pool renames the next
+        # few ahead of demand, so this is usually no engine call at all. Registered first
+        # (still owned by the pool, so no one can reach it) so that a sweep leaves it alone.
         self._sandboxes[sandbox.id] = sandbox
-        claimed = dataclasses.replace(sandbox, owner=owner, metadata=dict(request.metadata),
-                                      created_at=time.time(), expires_at=expires_at,
-                                      extra={**sandbox.extra, **extra})
-        # A service cannot be renamed: on Swarm its owner label moves instead.
-        step = (self.cluster.claim(sandbox, owner, expires_at) if self.cluster is not None
-                else self._call(self.driver.rename, sandbox.container_id,
-                                f"selfbox-{sandbox.id}"))
-        claim = asyncio.ensure_future(step)
+        assert self.pool is not None
         try:
-            with contextlib.suppress(ServerError):
-                await asyncio.gather(
-                    self.save_record(sandbox, record_of(claimed, self.settings.deployment)),
-                    self.gateway.request(sandbox, Op.SET_DEADLINE, unix=expires_at + 60))
-        finally:
-            try:
-                await claim
-            except ServerError:
-                self._sandboxes.pop(sandbox.id, None)
-                await self._end(sandbox, "dead", "could not be claimed from the pool")
-                raise
+            if self.cluster is not None:  # a service cannot be renamed: its owner label moves
+                await self.cluster.claim(sandbox, owner, expires_at)
+            elif not await self.pool.named(sandbox):
+                await self._rename_pooled(sandbox, True)
+        except ServerError:
+            self._sandboxes.pop(sandbox.id, None)
+            await self._end(sandbox, "dead", "could not be claimed from the pool")
+            raise
         sandbox.owner = owner
-        sandbox.metadata = claimed.metadata
-        sandbox.created_at = claimed.created_at
+        sandbox.metadata = dict(request.metadata)
+        sandbox.created_at = time.time()
         sandbox.expires_at = expires_at
-        sandbox.extra = claimed.extra
+        sandbox.extra = {**sandbox.extra, **extra}
+        # The new record and deadline go out ahead of anything else the sandbox is asked
+        # (their tasks run before the next request is read) and are answered later. A crash before
+        # the runner reads them leaves a pool record under a claimed name, and the next
+        # server removes that sandbox (it never passes for an unused one).
+        self.save_record_soon(sandbox)
+        self.tasks.quietly(self.gateway.request(sandbox, Op.SET_DEADLINE, unix=expires_at + 60),
+                           name=f"deadline-{sandbox.id}")
         self.counters["created"] += 1
         self._notify("created", sandbox=sandbox)
         return sandbox
+
+    async def _rename_pooled(self, sandbox: Sandbox, claimed: bool) -> None:
+        """Give a pooled sandbox its claimed name, or its pool name back."""
+        prefix = "selfbox-" if claimed else POOL_NAME_PREFIX
+        await self._call(self.driver.rename, sandbox.container_id, f"{prefix}{sandbox.id}")
 
     async def _start_in_time(self, sandbox: Sandbox) -> None:
         try:

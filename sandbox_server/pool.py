@@ -9,6 +9,14 @@ The pool is adaptive: at rest it keeps ``size`` sandboxes; when a burst of creat
 within ``BURST_WINDOW_S``) finds it empty, it keeps as many as that burst from then on, up to
 ``max_size``, refilling several at a time once the burst has been served; after ``idle_s``
 without a create it shrinks back to ``size``, ending the extra sandboxes.
+
+A claimed sandbox must bear its claimed name before anyone runs code in it (see records.py),
+and an engine call right after an idle spell costs tens of milliseconds on a quiet host. So the
+pool renames up to ``PRIMED_AHEAD`` ready sandboxes to their claimed names ahead of demand
+(``rename``), and a claim of one of them makes no engine call at all. A primed sandbox is never
+adopted as a pooled one by a new server (its name says claimed): a graceful shutdown gives it its
+pool name back; after a crash it is removed and the pool refills. One ready sandbox always keeps
+its pool name, so that a crash never costs the next server its whole pool.
 """
 
 from __future__ import annotations
@@ -36,6 +44,10 @@ BURST_WINDOW_S = 10.0  # creates this close together count as one burst
 PARALLEL_STARTS = 8  # containers started at once while refilling
 REFILL_SETTLE_S = 0.5  # refill once creates have paused this long ...
 MAX_SETTLE_S = 3.0  # ... or after this, whatever the demand
+PRIMED_AHEAD = 2  # ready sandboxes renamed to their claimed names ahead of demand
+
+# ``rename(sandbox, claimed)``: give a pooled sandbox its claimed name, or its pool name back.
+Rename = Callable[[Sandbox, bool], Awaitable[None]]
 
 
 class WarmPool:
@@ -45,7 +57,7 @@ class WarmPool:
         end: Callable[[Sandbox, str, str], Awaitable[None]],
         tasks: BackgroundTasks,
         *, max_size: int | None = None, idle_s: float = 300.0,
-        parallel: int = PARALLEL_STARTS,
+        parallel: int = PARALLEL_STARTS, rename: Rename | None = None,
     ) -> None:
         self.size = size
         self.max_size = max(size, max_size if max_size is not None else size)
@@ -64,6 +76,9 @@ class WarmPool:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._starts: set[asyncio.Task[None]] = set()
+        self._rename = rename
+        self._primed: set[str] = set()  # ids of ready sandboxes that bear their claimed name
+        self._priming: dict[str, asyncio.Task[None]] = {}
 
     def matches(self, template: str, limits: Limits, env: dict[str, str]) -> bool:
         return self.size > 0 and template == self.template and limits == self.limits and not env
@@ -113,15 +128,68 @@ class WarmPool:
         while self._takes and now - self._takes[0] > BURST_WINDOW_S:
             self._takes.popleft()
         self._wake.set()
-        while self._ready:
-            sandbox = self._ready.pop(0)
-            channel = sandbox.channel
-            if sandbox.alive and channel is not None and not channel.closed.is_set():
-                return sandbox
+        # Dead ones go; a primed one first, else the oldest.
+        self._ready = [sb for sb in self._ready if self._usable(sb)]
+        if self._ready:
+            index = next((i for i, sb in enumerate(self._ready) if sb.id in self._primed), 0)
+            return self._ready.pop(index)
         # A miss: the pool was too small for this burst. Keep as many as the burst so far
         # (a steady trickle that the pool keeps up with never grows it).
         self._peak = max(self._peak, len(self._takes))
         return None
+
+    def _usable(self, sandbox: Sandbox) -> bool:
+        channel = sandbox.channel
+        if sandbox.alive and channel is not None and not channel.closed.is_set():
+            return True
+        self._primed.discard(sandbox.id)
+        return False
+
+    async def named(self, sandbox: Sandbox) -> bool:
+        """Whether a sandbox just taken already bears its claimed name (waits for a rename in
+        flight); if not, the claim renames it."""
+        task = self._priming.get(sandbox.id)
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(task)
+        if sandbox.id in self._primed:
+            self._primed.discard(sandbox.id)
+            return True
+        return False
+
+    def _prime_ahead(self) -> None:
+        if self._rename is None:
+            return
+        primed = sum(1 for sb in self._ready if sb.id in self._primed or sb.id in self._priming)
+        for sandbox in self._ready:
+            if primed >= min(PRIMED_AHEAD, len(self._ready) - 1):
+                return
+            if sandbox.id not in self._primed and sandbox.id not in self._priming:
+                primed += 1
+                self._priming[sandbox.id] = self._tasks.spawn(
+                    self._prime_one(sandbox), name=f"warm-pool-prime-{sandbox.id}")
+
+    async def _prime_one(self, sandbox: Sandbox) -> None:
+        assert self._rename is not None
+        try:
+            await self._rename(sandbox, True)
+            self._primed.add(sandbox.id)
+        except Exception as exc:  # the claim renames it instead
+            logger.warning("warm pool could not rename sandbox %s ahead of a claim: %s",
+                           sandbox.id, exc)
+        finally:
+            self._priming.pop(sandbox.id, None)
+
+    async def _unprime_all(self) -> None:
+        """Give the primed sandboxes their pool names back, so that the next server pools
+        them (a failure only costs the next server a refill)."""
+        if self._priming:
+            await asyncio.gather(*self._priming.values(), return_exceptions=True)
+        primed = [sb for sb in self._ready if sb.id in self._primed]
+        if primed and self._rename is not None:
+            await asyncio.gather(*(self._rename(sb, False) for sb in primed),
+                                 return_exceptions=True)
+        self._primed.clear()
 
     def start(self) -> None:
         if self.size > 0:
@@ -138,11 +206,15 @@ class WarmPool:
         if self._starts:
             await asyncio.gather(*self._starts, return_exceptions=True)
         if keep:
+            await self._unprime_all()
             for sandbox in self._ready:
                 if sandbox.channel is not None:
                     await sandbox.channel.close()
             return
+        for task in list(self._priming.values()):
+            task.cancel()
         ready, self._ready = self._ready, []
+        self._primed.clear()
         await asyncio.gather(*(self._end(sb, "dead", "server shut down") for sb in ready),
                              return_exceptions=True)
 
@@ -164,7 +236,9 @@ class WarmPool:
                 self._track(self._tasks.spawn(self._start_one(), name="warm-pool-start"))
             while len(self._ready) > target:  # demand is gone: shrink, oldest first
                 extra = self._ready.pop(0)
+                self._primed.discard(extra.id)
                 self._track(self._tasks.spawn(self._shrink(extra), name="warm-pool-shrink"))
+            self._prime_ahead()
             self._wake.clear()
             # Wake on a take or a finished start; otherwise look again when idle may have
             # passed (to shrink).

@@ -126,8 +126,13 @@ def test_five_sandboxes_survive_kill_9_and_restart(
     runner = threading.Thread(target=in_flight)
     runner.start()
     time.sleep(1.5)  # the code is running
-    before = {c.id for c in _containers(settings["SELFBOX_DEPLOYMENT"])
-              if "lease" not in c.name}
+    with first.client() as http:
+        claimed = {f"selfbox-{sb['id']}" for sb in http.get("/v1/sandboxes").json()}
+    assert len(claimed) == 6
+    # Every claimed sandbox and every pooled one under its pool name; not a pooled one already
+    # renamed for its claim (the pool's "primed" one: a new server must remove it, see pool.py).
+    listed = [c for c in _containers(settings["SELFBOX_DEPLOYMENT"]) if "lease" not in c.name]
+    before = {c.id for c in listed if c.name in claimed or c.name.startswith("selfbox-pool-")}
     _kill_9(first)
 
     second = start_server(tmp_path, port=port, **settings)
@@ -423,3 +428,58 @@ def test_a_claimed_sandbox_cannot_pass_for_a_pooled_one(
             container.reload()
     finally:
         stop_server(second)
+
+
+def _pool_names(deployment: str) -> tuple[set[str], set[str]]:
+    """Pooled containers' names: (still under a pool name, already renamed for a claim)."""
+    names = {c.name for c in _containers(deployment) if "lease" not in c.name}
+    pooled = {n for n in names if n.startswith("selfbox-pool-")}
+    return pooled, names - pooled
+
+
+def _wait_pool(deployment: str, pooled: int, primed: int) -> tuple[set[str], set[str]]:
+    deadline = time.monotonic() + 60
+    found: tuple[set[str], set[str]] = (set(), set())
+    while time.monotonic() < deadline:
+        found = _pool_names(deployment)
+        if (len(found[0]), len(found[1])) == (pooled, primed):
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"pool never had {pooled} pooled and {primed} renamed: {found}")
+
+
+def test_sandboxes_renamed_ahead_of_a_claim_are_named_back_on_sigterm_and_removed_after_a_crash(
+    tmp_path: Path, docker_ready: None, cleanup: list[str],
+) -> None:
+    """The pool renames its next claims ahead of demand (a claim then makes no engine call);
+    a graceful restart adopts all of them, a crash only the ones still under a pool name."""
+    settings = _settings("primed", SELFBOX_WARM_POOL_SIZE="3")
+    deployment = settings["SELFBOX_DEPLOYMENT"]
+    cleanup.append(deployment)
+    first = start_server(tmp_path, **settings)
+    with first.client() as http:
+        _, primed = _wait_pool(deployment, pooled=1, primed=2)
+        claimed = http.post("/v1/sandboxes", json={}).json()["id"]
+        assert f"selfbox-{claimed}" in primed  # claimed under the name it already had
+        pooled, primed = _wait_pool(deployment, pooled=1, primed=3)  # refilled, one renamed
+    stop_server(first)  # SIGTERM: every unclaimed one gets its pool name back
+    pooled, renamed = _pool_names(deployment)
+    assert renamed == {f"selfbox-{claimed}"} and len(pooled) == 3
+
+    second = start_server(tmp_path, **settings)
+    try:
+        assert "and 3 pooled" in second.log()
+        pooled, primed = _wait_pool(deployment, pooled=1, primed=3)
+        kept = {c.id for c in _containers(deployment) if c.name in pooled}
+    finally:
+        _kill_9(second)
+    third = start_server(tmp_path, **settings)
+    try:
+        assert "and 1 pooled" in third.log()
+        after = {c.id: c.name for c in _containers(deployment)}
+        assert kept <= after.keys()  # the one under its pool name was adopted ...
+        assert not (primed - {f"selfbox-{claimed}"}) & set(after.values())  # ... not these
+        with third.client() as http:
+            assert _run(http, claimed, "1 + 1")["results"][0]["data"]["text/plain"] == "2"
+    finally:
+        stop_server(third)

@@ -14,6 +14,9 @@ class _Channel:
     def __init__(self) -> None:
         self.closed = asyncio.Event()
 
+    async def close(self) -> None:
+        self.closed.set()
+
 
 class _Engine:
     def __init__(self, start_s: float = 0.05) -> None:
@@ -110,5 +113,95 @@ def test_pool_never_exceeds_its_cap_and_shrinks_extras() -> None:
         finally:
             await pool.close()
         assert "server shut down" in engine.ended
+
+    asyncio.run(scenario())
+
+
+class _Names:
+    """The engine's container names, as the pool's ``rename`` sets them."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.claimed: set[str] = set()
+        self.calls = 0
+        self.fail = fail
+
+    async def rename(self, sandbox: Sandbox, claimed: bool) -> None:
+        self.calls += 1
+        await asyncio.sleep(0.01)
+        if self.fail:
+            raise RuntimeError("engine said no")
+        (self.claimed.add if claimed else self.claimed.discard)(sandbox.id)
+
+
+def test_the_next_claims_are_renamed_ahead_and_one_keeps_its_pool_name() -> None:
+    async def scenario() -> None:
+        engine, names = _Engine(start_s=0.01), _Names()
+        pool = WarmPool(3, "img", LIMITS, engine.start, engine.end, BackgroundTasks(),
+                        idle_s=30, rename=names.rename)
+        pool.start()
+        try:
+            await _settle(pool, 3)
+            async with asyncio.timeout(5):
+                while len(names.claimed) < 2:
+                    await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)
+            assert len(names.claimed) == 2  # at most PRIMED_AHEAD, and one keeps "pool"
+            first, second = pool.take(), pool.take()
+            assert first is not None and second is not None
+            assert {first.id, second.id} == names.claimed  # renamed ones are claimed first
+            assert await pool.named(first) and await pool.named(second)
+            third = pool.take()
+            assert third is not None and not await pool.named(third)  # the claim renames it
+        finally:
+            await pool.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_claim_waits_for_a_rename_in_flight_and_a_failed_one_is_left_to_the_claim() -> None:
+    async def scenario() -> None:
+        engine, names = _Engine(start_s=0.01), _Names()
+        pool = WarmPool(2, "img", LIMITS, engine.start, engine.end, BackgroundTasks(),
+                        idle_s=30, rename=names.rename)
+        pool.start()
+        try:
+            await _settle(pool, 2)
+            async with asyncio.timeout(5):
+                while not pool._priming:
+                    await asyncio.sleep(0.001)
+            taken = pool.take()  # the rename of it is still in flight
+            assert taken is not None and taken.id in pool._priming
+            assert await pool.named(taken) and taken.id in names.claimed
+        finally:
+            await pool.close()
+        failing = _Names(fail=True)
+        pool = WarmPool(2, "img", LIMITS, engine.start, engine.end, BackgroundTasks(),
+                        idle_s=30, rename=failing.rename)
+        pool.start()
+        try:
+            await _settle(pool, 2)
+            async with asyncio.timeout(5):
+                while failing.calls == 0 or pool._priming:
+                    await asyncio.sleep(0.01)
+            taken = pool.take()
+            assert taken is not None and not await pool.named(taken)
+        finally:
+            await pool.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_shutdown_that_keeps_the_pool_gives_the_renamed_ones_their_pool_names_back() -> None:
+    async def scenario() -> None:
+        engine, names = _Engine(start_s=0.01), _Names()
+        pool = WarmPool(4, "img", LIMITS, engine.start, engine.end, BackgroundTasks(),
+                        idle_s=30, rename=names.rename)
+        pool.start()
+        await _settle(pool, 4)
+        async with asyncio.timeout(5):
+            while len(names.claimed) < 2:
+                await asyncio.sleep(0.01)
+        await pool.close(keep=True)
+        assert names.claimed == set() and engine.ended == []
 
     asyncio.run(scenario())
