@@ -12,11 +12,10 @@ without a create it shrinks back to ``size``, ending the extra sandboxes.
 
 A claimed sandbox must bear its claimed name before anyone runs code in it (see records.py),
 and an engine call right after an idle spell costs tens of milliseconds on a quiet host. So the
-pool renames up to ``PRIMED_AHEAD`` ready sandboxes to their claimed names ahead of demand
-(``rename``), and a claim of one of them makes no engine call at all. A primed sandbox is never
+pool renames ``PRIMED_AHEAD`` ready sandbox to its claimed name ahead of demand (``rename``), at
+once after each take, and a claim of it makes no engine call at all. A primed sandbox is never
 adopted as a pooled one by a new server (its name says claimed): a graceful shutdown gives it its
-pool name back; after a crash it is removed and the pool refills. One ready sandbox always keeps
-its pool name, so that a crash never costs the next server its whole pool.
+pool name back; after a crash it is removed (the one sandbox a crash costs the pool).
 """
 
 from __future__ import annotations
@@ -44,7 +43,7 @@ BURST_WINDOW_S = 10.0  # creates this close together count as one burst
 PARALLEL_STARTS = 8  # containers started at once while refilling
 REFILL_SETTLE_S = 0.5  # refill once creates have paused this long ...
 MAX_SETTLE_S = 3.0  # ... or after this, whatever the demand
-PRIMED_AHEAD = 2  # ready sandboxes renamed to their claimed names ahead of demand
+PRIMED_AHEAD = 1  # ready sandboxes renamed to their claimed names ahead of demand
 
 # ``rename(sandbox, claimed)``: give a pooled sandbox its claimed name, or its pool name back.
 Rename = Callable[[Sandbox, bool], Awaitable[None]]
@@ -162,7 +161,7 @@ class WarmPool:
             return
         primed = sum(1 for sb in self._ready if sb.id in self._primed or sb.id in self._priming)
         for sandbox in self._ready:
-            if primed >= min(PRIMED_AHEAD, len(self._ready) - 1):
+            if primed >= PRIMED_AHEAD:
                 return
             if sandbox.id not in self._primed and sandbox.id not in self._priming:
                 primed += 1
@@ -221,6 +220,8 @@ class WarmPool:
     async def _fill_forever(self) -> None:
         deferred_since: float | None = None
         while True:
+            # Before the settle below: a rename does not compete with claims for the CPUs.
+            self._prime_ahead()
             target = self.target
             now = time.monotonic()
             # Let a burst of claims finish before starting containers beside it (they compete
@@ -238,7 +239,6 @@ class WarmPool:
                 extra = self._ready.pop(0)
                 self._primed.discard(extra.id)
                 self._track(self._tasks.spawn(self._shrink(extra), name="warm-pool-shrink"))
-            self._prime_ahead()
             self._wake.clear()
             # Wake on a take or a finished start; otherwise look again when idle may have
             # passed (to shrink).

@@ -448,20 +448,20 @@ def _wait_pool(deployment: str, pooled: int, primed: int) -> tuple[set[str], set
     raise AssertionError(f"pool never had {pooled} pooled and {primed} renamed: {found}")
 
 
-def test_sandboxes_renamed_ahead_of_a_claim_are_named_back_on_sigterm_and_removed_after_a_crash(
+def test_a_sandbox_renamed_ahead_of_its_claim_is_named_back_on_sigterm_and_removed_after_a_crash(
     tmp_path: Path, docker_ready: None, cleanup: list[str],
 ) -> None:
-    """The pool renames its next claims ahead of demand (a claim then makes no engine call);
-    a graceful restart adopts all of them, a crash only the ones still under a pool name."""
+    """The pool renames its next claim ahead of demand (which then makes no engine call); a
+    graceful restart adopts every pooled sandbox, a crash all but that one."""
     settings = _settings("primed", SELFBOX_WARM_POOL_SIZE="3")
     deployment = settings["SELFBOX_DEPLOYMENT"]
     cleanup.append(deployment)
     first = start_server(tmp_path, **settings)
     with first.client() as http:
-        _, primed = _wait_pool(deployment, pooled=1, primed=2)
+        _, primed = _wait_pool(deployment, pooled=2, primed=1)
         claimed = http.post("/v1/sandboxes", json={}).json()["id"]
-        assert f"selfbox-{claimed}" in primed  # claimed under the name it already had
-        pooled, primed = _wait_pool(deployment, pooled=1, primed=3)  # refilled, one renamed
+        assert primed == {f"selfbox-{claimed}"}  # claimed under the name it already had
+        _wait_pool(deployment, pooled=2, primed=2)  # refilled, the next one renamed
     stop_server(first)  # SIGTERM: every unclaimed one gets its pool name back
     pooled, renamed = _pool_names(deployment)
     assert renamed == {f"selfbox-{claimed}"} and len(pooled) == 3
@@ -469,16 +469,16 @@ def test_sandboxes_renamed_ahead_of_a_claim_are_named_back_on_sigterm_and_remove
     second = start_server(tmp_path, **settings)
     try:
         assert "and 3 pooled" in second.log()
-        pooled, primed = _wait_pool(deployment, pooled=1, primed=3)
+        pooled, primed = _wait_pool(deployment, pooled=2, primed=2)
         kept = {c.id for c in _containers(deployment) if c.name in pooled}
     finally:
         _kill_9(second)
     third = start_server(tmp_path, **settings)
     try:
-        assert "and 1 pooled" in third.log()
+        assert "and 2 pooled" in third.log()
         after = {c.id: c.name for c in _containers(deployment)}
-        assert kept <= after.keys()  # the one under its pool name was adopted ...
-        assert not (primed - {f"selfbox-{claimed}"}) & set(after.values())  # ... not these
+        assert kept <= after.keys()  # the ones under their pool names were adopted ...
+        assert not (primed - {f"selfbox-{claimed}"}) & set(after.values())  # ... not this one
         with third.client() as http:
             assert _run(http, claimed, "1 + 1")["results"][0]["data"]["text/plain"] == "2"
     finally:
