@@ -68,7 +68,7 @@ def relay_command(orphan_grace_s: float, wait_for_server: bool = False) -> tuple
     """The container's command: the watchdog relay, which starts the runner."""
     wait = ("--wait-for-server",) if wait_for_server else ()
     return ("python3", "-m", "selfbox_runner.relay", "--orphan-grace-s", f"{orphan_grace_s:g}",
-            *wait, "--", "python3", "-m", "selfbox_runner")
+            *wait, "--module", "selfbox_runner")
 
 
 class SandboxManager:

@@ -114,3 +114,46 @@ def test_wait_for_server_gives_up_after_the_grace_period(tmp_path: Path) -> None
     finally:
         process.kill()
         process.wait(10)
+
+
+def test_a_module_runs_in_a_fork_of_the_relay_with_the_pipe_as_its_stdin(
+        tmp_path: Path) -> None:
+    """``--module``: the runner starts without a second interpreter, as ``python -m`` would
+    run it (``__main__``, its own argv[0]); lines reach it, heartbeats do not; its exit code
+    is the relay's."""
+    package = tmp_path / "selfbox_runner"
+    shutil.copytree(RUNNER_DIR, package)
+    (tmp_path / "echoer.py").write_text(
+        "import os, sys\n"
+        "assert __name__ == '__main__' and sys.argv[0].endswith('echoer.py'), sys.argv\n"
+        "print('parent', os.getppid(), flush=True)\n"
+        "for line in sys.stdin:\n"
+        "    print('got', line.strip(), flush=True)\n"
+        "    if 'bye' in line:\n"
+        "        sys.exit(7)\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "selfbox_runner.relay", "--orphan-grace-s", "30",
+         "--module", "echoer"], cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        assert process.stdout.readline() == f"parent {process.pid}\n".encode()
+        process.stdin.write(HEARTBEAT_LINE + b'\n{"op":"one"}\n')
+        process.stdin.flush()
+        assert process.stdout.readline() == b'got {"op":"one"}\n'
+        process.stdin.write(b'{"op":"bye"}\n')
+        process.stdin.flush()
+        assert process.stdout.readline() == b'got {"op":"bye"}\n'
+        assert process.wait(20) == 7
+    finally:
+        process.kill()
+        process.wait(10)
+
+
+def test_bad_arguments_are_refused_with_the_usage(tmp_path: Path) -> None:
+    package = tmp_path / "selfbox_runner"
+    shutil.copytree(RUNNER_DIR, package)
+    for args in ([], ["--module", "x", "--", "cat"], ["--orphan-grace-s"], ["--bogus"]):
+        done = subprocess.run([sys.executable, "-m", "selfbox_runner.relay", *args],
+                              cwd=tmp_path, capture_output=True, timeout=30)
+        assert done.returncode == 2, args
+        assert b"usage: python3 -m selfbox_runner.relay" in done.stderr
