@@ -8,6 +8,7 @@ import contextlib
 import io
 import os
 import re
+import select
 import sys
 import threading
 from collections.abc import Callable
@@ -17,6 +18,8 @@ DRAIN_TIMEOUT_S = 2.0
 _PREFIX = b"\x00selfbox-drain-"
 _MARKER = re.compile(rb"\x00selfbox-drain-[0-9a-f]{16}\x00")
 _MARKER_LEN = len(_PREFIX) + 17
+_DRAINED = threading.Event()  # what a drain with nothing to drain returns
+_DRAINED.set()
 
 
 def _could_start_marker(tail: bytes) -> bool:
@@ -44,6 +47,10 @@ class StreamCapture:
         self._marker = b""
         self._drained = threading.Event()
         self._lock = threading.Lock()
+        # Held by the pump from a read until what it read is forwarded (or held back as a
+        # possible marker start in ``_pending``): with it, an empty pipe means "drained".
+        self._io_lock = threading.Lock()
+        self._pending = b""
         threading.Thread(target=self._pump, name=f"capture-{name}", daemon=True).start()
 
     def text_stream(self) -> io.TextIOWrapper:
@@ -65,9 +72,18 @@ class StreamCapture:
         """Start a drain: the returned event is set once everything written to the fd so far
         has been forwarded (None if the fd cannot be written).
 
-        A random marker goes through the pipe behind the pending data (one write below
-        PIPE_BUF is atomic); when the pump sees it, all earlier bytes have been emitted.
+        Most executions write nothing: then the pipe is empty and the pump holds nothing, and
+        the drain is over at once. Otherwise a random marker goes through the pipe behind the
+        pending data (one write below PIPE_BUF is atomic); when the pump sees it, all earlier
+        bytes have been emitted.
         """
+        if self._io_lock.acquire(timeout=DRAIN_TIMEOUT_S):
+            try:
+                if not self._pending and not self._decoder.getstate()[0] \
+                        and not select.select([self._read_fd], [], [], 0)[0]:
+                    return _DRAINED
+            finally:
+                self._io_lock.release()
         marker = _PREFIX + os.urandom(8).hex().encode() + b"\x00"
         with self._lock:
             self._marker = marker
@@ -79,38 +95,46 @@ class StreamCapture:
         return self._drained
 
     def _pump(self) -> None:
-        pending = b""
         while True:
             try:
-                chunk = os.read(self._read_fd, _READ_SIZE)
+                # Wait outside the lock: a drain may look at an idle pump at any time.
+                select.select([self._read_fd], [], [])
             except InterruptedError:
                 continue
-            if not chunk:
-                return
-            pending += chunk
-            # Every drain marker is taken out, the current one and stale ones alike: a
-            # marker whose drain timed out (a busy sandbox: a fork bomb) arrives later, and
-            # must not reach the user's output then.
-            while True:
-                found = _MARKER.search(pending)
-                if found is None:
-                    break
-                self._forward(pending[:found.start()], final=True)
-                pending = pending[found.end():]
+            with self._io_lock:
+                try:
+                    chunk = os.read(self._read_fd, _READ_SIZE)
+                except InterruptedError:
+                    continue
+                if not chunk:
+                    return
+                self._take(chunk)
+
+    def _take(self, chunk: bytes) -> None:
+        pending = self._pending + chunk
+        # Every drain marker is taken out, the current one and stale ones alike: a marker
+        # whose drain timed out (a busy sandbox: a fork bomb) arrives later, and must not
+        # reach the user's output then.
+        while True:
+            found = _MARKER.search(pending)
+            if found is None:
+                break
+            self._forward(pending[:found.start()], final=True)
+            pending = pending[found.end():]
+            with self._lock:
+                current = self._marker
+            if found.group(0) == current:
                 with self._lock:
-                    current = self._marker
-                if found.group(0) == current:
-                    with self._lock:
-                        self._marker = b""
-                    self._drained.set()
-            # Hold back a tail that could be the start of a marker split across reads.
-            hold = pending.rfind(b"\x00", max(len(pending) - _MARKER_LEN, 0))
-            if hold != -1 and _could_start_marker(pending[hold:]):
-                self._forward(pending[:hold])
-                pending = pending[hold:]
-            else:
-                self._forward(pending)
-                pending = b""
+                    self._marker = b""
+                self._drained.set()
+        # Hold back a tail that could be the start of a marker split across reads.
+        hold = pending.rfind(b"\x00", max(len(pending) - _MARKER_LEN, 0))
+        if hold != -1 and _could_start_marker(pending[hold:]):
+            self._forward(pending[:hold])
+            self._pending = pending[hold:]
+        else:
+            self._forward(pending)
+            self._pending = b""
 
     def _forward(self, data: bytes, final: bool = False) -> None:
         text = self._decoder.decode(data, final=final)
