@@ -1,13 +1,14 @@
 """The lifecycle manager: sandboxes from creation to removal, above the thin Docker driver.
 
-It owns the registry of live sandboxes, enforces limits and caps (:mod:`.limits`), keeps a
-warm pool (:mod:`.pool`), notices dead containers, reaps expired ones, and sweeps containers
-that no server owns. Sandboxes outlive the server: at start it takes the deployment's lease
-(:mod:`.lease`) and adopts what an earlier server left (:mod:`.adoption`), and it sends each
-sandbox a heartbeat so that its watchdog (``runner/relay.py``) stops it only when no server is
-left. It holds, by composition, the parts of the data path:
-:class:`~.runs.Runs` (running code), the one :class:`~.gateway.RunnerGateway` to the runners,
-and the one registry of background tasks (:class:`~.tasks.BackgroundTasks`).
+It owns the registry of live sandboxes, enforces limits and caps (:mod:`.limits`), starts
+containers (:mod:`.containers`), keeps a warm pool (:mod:`.pool`), notices dead containers,
+reaps expired ones, and sweeps containers that no server owns. Sandboxes outlive the server:
+at start it takes the deployment's lease (:mod:`.lease`) and adopts what an earlier server
+left (:mod:`.adoption`), and it sends each sandbox a heartbeat so that its watchdog
+(``runner/relay.py``) stops it only when no server is left. It holds, by composition, the
+parts of the data path: :class:`~.runs.Runs` (running code), the one
+:class:`~.gateway.RunnerGateway` to the runners, and the one registry of background tasks
+(:class:`~.tasks.BackgroundTasks`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from typing import Any, ParamSpec, TypeVar
 
 from .adoption import Adoption
 from .channel import ChannelClosed, RunnerChannel
-from .driver import ContainerSpec, DockerDriver, label
+from .containers import HEARTBEAT_MESSAGE, ContainerBoot, container_name
+from .driver import DockerDriver, label
 from .exceptions import (
     Conflict,
     InvalidRequest,
@@ -35,15 +37,14 @@ from .exceptions import (
     ServerError,
     TooManySandboxes,
 )
-from .gateway import RunnerGateway, check_hello
-from .inbound import ChannelLimits
+from .gateway import RunnerGateway
 from .lease import DeploymentLease, LeaseHeld
 from .limits import SandboxSpec, check_caps, check_counts, resolve_request
 from .network.gateway import EgressGateway
 from .network.policy import EgressPolicy
 from .network.resolve import resolve_egress
-from .pool import POOL_OWNER, WarmPool
-from .records import POOL_NAME_PREFIX, load_secret, record_of, sign
+from .pool import WarmPool
+from .records import load_secret, record_of, sign
 from .runner.protocol import Op
 from .runs import Lifecycle, Runs
 from .sandbox import Limits, Sandbox
@@ -61,16 +62,6 @@ T = TypeVar("T")
 TOMBSTONE_S = 600.0  # how long a dead or expired sandbox still answers with its fate
 SWEEP_EVERY_S = 30.0
 PAUSE_ACK_WAIT_S = 2.0  # the longest a pause waits for the runner to read a pending ack
-HEARTBEAT_MESSAGE = {"op": Op.HEARTBEAT}  # serialises to the relay's HEARTBEAT_LINE
-
-
-def relay_command(orphan_grace_s: float, wait_for_server: bool = False) -> tuple[str, ...]:
-    """The container's command: the watchdog relay, which starts the runner."""
-    wait = ("--wait-for-server",) if wait_for_server else ()
-    return ("python3", "-m", "selfbox_runner.relay", "--orphan-grace-s", f"{orphan_grace_s:g}",
-            *wait, "--module", "selfbox_runner")
-
-
 class SandboxManager:
     def __init__(self, settings: Settings,
                  driver: DockerDriver | SwarmDriver | None = None) -> None:
@@ -104,6 +95,8 @@ class SandboxManager:
             EgressGateway(settings, self.driver, self._call)
             if settings.egress_mode != "none" and isinstance(self.driver, DockerDriver)
             else None)
+        self.containers = ContainerBoot(settings, self.driver, self._call, self.tasks,
+                                        self.instance_id, self.egress)
 
     # -- plumbing -------------------------------------------------------------------------
     async def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -114,17 +107,6 @@ class SandboxManager:
         for observer in self.observers:
             with contextlib.suppress(Exception):
                 observer(event, fields)
-
-    def _labels(self, sandbox: Sandbox) -> dict[str, str]:
-        return {
-            label("managed"): "true",
-            label("deployment"): self.settings.deployment,
-            label("instance"): self.instance_id,
-            label("sandbox-id"): sandbox.id,
-            label("owner"): sandbox.owner,
-            label("template"): sandbox.template,
-            label("expires-at"): f"{sandbox.expires_at:.0f}",
-        }
 
     # -- start and stop -------------------------------------------------------------------
     async def start(self) -> None:
@@ -416,8 +398,8 @@ class SandboxManager:
 
     async def _rename_pooled(self, sandbox: Sandbox, claimed: bool) -> None:
         """Give a pooled sandbox its claimed name, or its pool name back."""
-        prefix = "selfbox-" if claimed else POOL_NAME_PREFIX
-        await self._call(self.driver.rename, sandbox.container_id, f"{prefix}{sandbox.id}")
+        await self._call(self.driver.rename, sandbox.container_id,
+                         container_name(sandbox, claimed))
 
     async def _start_in_time(self, sandbox: Sandbox) -> None:
         try:
@@ -429,66 +411,8 @@ class SandboxManager:
         except (ChannelClosed, SandboxGone) as exc:
             raise SandboxStartError(f"the sandbox runner exited at start: {exc}") from exc
 
-    def _create_container(self, spec: ContainerSpec, name: str) -> str:
-        # The image is looked up only when the create fails: one engine round trip less on
-        # every start (the common case), the same clear error for a missing template.
-        try:
-            return self.driver.create(spec, name)
-        except NotFound:
-            if not self.driver.image_exists(spec.image):
-                raise InvalidRequest(
-                    f"template image {spec.image!r} is not built on this host; run "
-                    "`selfbox images build`", limit="template") from None
-            raise
-
     async def _start(self, sandbox: Sandbox) -> None:
-        network = sandbox.limits.network
-        files: tuple[tuple[str, str], ...] = ()
-        if network == "egress":
-            if self.egress is None:
-                raise LimitExceeded("egress policies are disabled on this server "
-                                    "(SELFBOX_EGRESS_MODE=none)", limit="egress")
-            await self.egress.ensure()
-            # The gateway's network, and its DNS as the sandbox's only resolver.
-            network = self.egress.network
-            files = ((self.egress.resolv_conf(), "/etc/resolv.conf"),)
-        spec = ContainerSpec(
-            image=sandbox.template, labels=self._labels(sandbox), cpu=sandbox.limits.cpu,
-            memory_mb=sandbox.limits.memory_mb, pids=sandbox.limits.pids,
-            disk_mb=sandbox.limits.disk_mb, network=network, env=sandbox.env,
-            runtime=self.settings.docker_runtime, read_only_files=files,
-            command=relay_command(self.settings.orphan_grace_s,
-                              wait_for_server=self.cluster is not None),
-        )
-        prefix = POOL_NAME_PREFIX if sandbox.owner == POOL_OWNER else "selfbox-"
-        creating = asyncio.ensure_future(
-            self._call(self._create_container, spec, f"{prefix}{sandbox.id}"))
-        try:
-            sandbox.container_id = await asyncio.shield(creating)
-        except asyncio.CancelledError:
-            # The thread goes on creating the container: learn its id, so that whoever
-            # cleans up after this cancelled start can remove it.
-            with contextlib.suppress(Exception):
-                sandbox.container_id = await creating
-            raise
-        sock = await self._call(self.driver.attach, sandbox.container_id)
-        channel = RunnerChannel(sock, sandbox.id, ChannelLimits.of(self.settings))
-        sandbox.channel = channel
-        await channel.start(self.tasks)
-        await self._call(self.driver.start, sandbox.container_id)
-        if self.cluster is not None:
-            # Swarm started the task before the attach: its relay waits for a first line
-            # (--wait-for-server) before the runner says hello.
-            await channel.send(HEARTBEAT_MESSAGE)
-        ready = asyncio.create_task(channel.ready.wait())
-        closed = asyncio.create_task(channel.closed.wait())
-        await asyncio.wait({ready, closed}, return_when=asyncio.FIRST_COMPLETED)
-        ready.cancel()
-        closed.cancel()
-        if not channel.ready.is_set():
-            detail = channel.stderr_tail.decode("utf-8", "replace").strip()[-500:]
-            raise SandboxStartError(f"the sandbox runner exited at start: {detail or 'no output'}")
-        check_hello(channel.hello)
+        channel = await self.containers.boot(sandbox)
         if self.egress is not None and sandbox.egress is not None:
             await self.egress.attach(sandbox.id, sandbox.container_id, sandbox.egress)
         # Defence in depth: the runner exits by itself a minute after its lifetime, should

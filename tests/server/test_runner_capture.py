@@ -53,7 +53,7 @@ def test_everything_written_before_a_drain_is_forwarded_before_it_ends(
 def test_a_partial_character_is_flushed_by_the_drain(
         captured: tuple[int, StreamCapture, list[str]]) -> None:
     fd, capture, got = captured
-    os.write(fd, "caf".encode() + "é".encode()[:1])
+    os.write(fd, b"caf" + "é".encode()[:1])
     event = capture.mark()
     assert event is not None and event.wait(5)
     assert "".join(got) == "caf\ufffd"

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from sandbox_server.containers import relay_command
 from sandbox_server.driver import ContainerSpec, label
 from sandbox_server.exceptions import SandboxStartError, TooManySandboxes
 from sandbox_server.limits import check_counts
-from sandbox_server.manager import relay_command
 from sandbox_server.pool import POOL_OWNER
 from sandbox_server.settings import Settings
 from sandbox_server.swarm import SANDBOX_CONSTRAINT, SwarmDriver, service_body
