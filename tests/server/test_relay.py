@@ -15,13 +15,16 @@ from sandbox_server.runner.relay import HEARTBEAT_LINE, ORPHAN_EXIT_CODE, _filte
 RUNNER_DIR = Path(__file__).resolve().parents[2] / "sandbox_server" / "runner"
 
 
-def relay(grace_s: float, *command: str, home: Path) -> subprocess.Popen[bytes]:
-    """Run as the image runs it: the runner directory importable as ``selfbox_runner``."""
+def relay(grace_s: float, *command: str, home: Path,
+          module: str | None = None) -> subprocess.Popen[bytes]:
+    """Run as the image runs it: the runner directory importable as ``selfbox_runner``; the
+    child is ``command``, or ``module`` in a fork of the relay."""
     package = home / "selfbox_runner"
     if not package.exists():
         shutil.copytree(RUNNER_DIR, package)
+    child = ["--module", module] if module is not None else ["--", *command]
     return subprocess.Popen([sys.executable, "-m", "selfbox_runner.relay", "--orphan-grace-s",
-                             str(grace_s), "--", *command], cwd=home,
+                             str(grace_s), *child], cwd=home,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
 
@@ -121,8 +124,6 @@ def test_a_module_runs_in_a_fork_of_the_relay_with_the_pipe_as_its_stdin(
     """``--module``: the runner starts without a second interpreter, as ``python -m`` would
     run it (``__main__``, its own argv[0]); lines reach it, heartbeats do not; its exit code
     is the relay's."""
-    package = tmp_path / "selfbox_runner"
-    shutil.copytree(RUNNER_DIR, package)
     (tmp_path / "echoer.py").write_text(
         "import os, sys\n"
         "assert __name__ == '__main__' and sys.argv[0].endswith('echoer.py'), sys.argv\n"
@@ -131,9 +132,7 @@ def test_a_module_runs_in_a_fork_of_the_relay_with_the_pipe_as_its_stdin(
         "    print('got', line.strip(), flush=True)\n"
         "    if 'bye' in line:\n"
         "        sys.exit(7)\n")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "selfbox_runner.relay", "--orphan-grace-s", "30",
-         "--module", "echoer"], cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    process = relay(30, home=tmp_path, module="echoer")
     assert process.stdin is not None and process.stdout is not None
     try:
         assert process.stdout.readline() == f"parent {process.pid}\n".encode()
