@@ -366,8 +366,8 @@ class SandboxManager:
     async def _claim(self, sandbox: Sandbox, owner: str, request: SandboxSpec,
                      expires_at: float, extra: dict[str, Any]) -> Sandbox:
         # It bears its claimed name before anyone may run code in it: a new server believes
-        # a "pool" record only under a pool name (see records.py). The pool renames the next
-        # few ahead of demand, so this is usually no engine call at all. Registered first
+        # a "pool" record only under a pool name (see records.py). The pool renames its next
+        # claim ahead of demand, so this is usually no engine call at all. Registered first
         # (still owned by the pool, so no one can reach it) so that a sweep leaves it alone.
         self._sandboxes[sandbox.id] = sandbox
         assert self.pool is not None
@@ -385,10 +385,10 @@ class SandboxManager:
         sandbox.created_at = time.time()
         sandbox.expires_at = expires_at
         sandbox.extra = {**sandbox.extra, **extra}
-        # The new record and deadline go out ahead of anything else the sandbox is asked
-        # (their tasks run before the next request is read) and are answered later. A crash before
-        # the runner reads them leaves a pool record under a claimed name, and the next
-        # server removes that sandbox (it never passes for an unused one).
+        # The new record and deadline are written ahead of anything else the sandbox is
+        # asked (their tasks run before the next request is read), and answered later. A
+        # crash before the runner reads them leaves a pool record under a claimed name: the
+        # next server removes that sandbox (it never passes for an unused one).
         self.save_record_soon(sandbox)
         self.tasks.quietly(self.gateway.request(sandbox, Op.SET_DEADLINE, unix=expires_at + 60),
                            name=f"deadline-{sandbox.id}")
