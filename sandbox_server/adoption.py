@@ -60,7 +60,7 @@ class Adoption:
         manager = self.manager
         started = time.monotonic()
         report = AdoptionReport()
-        containers = await manager._call(
+        containers = await manager.call(
             manager.driver.list, {label("deployment"): manager.settings.deployment})
         gate = asyncio.Semaphore(CONCURRENCY)
 
@@ -84,7 +84,7 @@ class Adoption:
             self.manager.cluster.refused(container_id)
             return
         with contextlib.suppress(ServerError):
-            await self.manager._call(self.manager.driver.remove, container_id)
+            await self.manager.call(self.manager.driver.remove, container_id)
         if report is not None:
             report.removed += 1
 
@@ -101,10 +101,10 @@ class Adoption:
             await self._remove(container_id, report)
             return
         if state == "paused":  # a frozen runner cannot answer: thaw it for the resync
-            await manager._call(manager.driver.unpause, container_id)
+            await manager.call(manager.driver.unpause, container_id)
         labels = container.get("Labels") or {}
         sandbox_id = labels.get(label("sandbox-id"), "")
-        sock = await manager._call(manager.driver.attach, container_id)
+        sock = await manager.call(manager.driver.attach, container_id)
         channel = RunnerChannel(sock, sandbox_id or container_id[:12])
         await channel.start(manager.tasks)
         # The heartbeat loop reaches pending channels: a busy runner's watchdog must not fire.
@@ -142,7 +142,7 @@ class Adoption:
                 pool.seed(report.pool)
             else:
                 for sandbox in report.pool:
-                    await self.manager._end(sandbox, "dead", "the warm pool is off")
+                    await self.manager.end(sandbox, "dead", "the warm pool is off")
 
     async def _take(self, container: dict[str, Any], channel: RunnerChannel,
                     reply: dict[str, Any], state: str, report: AdoptionReport) -> None:
@@ -174,23 +174,23 @@ class Adoption:
                 sandbox.execution_count = count if isinstance(count, int) else 0
         if sandbox.expires_at <= time.time():
             self.pending.pop(container_id, None)
-            await manager._end(sandbox, "expired", "its lifetime ran out while no server ran")
+            await manager.end(sandbox, "expired", "its lifetime ran out while no server ran")
             report.removed += 1
             return
         channel.reconnect = manager.reconnector(sandbox)
-        manager.tasks.spawn(manager._watch(sandbox, channel), name=f"watch-{sandbox.id}")
+        manager.tasks.spawn(manager.watch(sandbox, channel), name=f"watch-{sandbox.id}")
         if state == "paused":
-            await manager._call(manager.driver.pause, container_id)
+            await manager.call(manager.driver.pause, container_id)
             sandbox.state = "paused"
         if sandbox.owner == POOL_OWNER:
             report.pool.append(sandbox)
             self.pending.pop(container_id, None)  # the caller seeds the pool at once
             return
-        manager._sandboxes[sandbox.id] = sandbox
+        manager.registry[sandbox.id] = sandbox
         self.pending.pop(container_id, None)
         report.adopted += 1
         manager.counters["adopted"] += 1
-        manager._notify("adopted", sandbox=sandbox)
+        manager.notify("adopted", sandbox=sandbox)
         execution = reply.get("execution")
         if isinstance(execution, dict) and isinstance(execution.get("id"), str):
             await manager.runs.recover(sandbox, execution)

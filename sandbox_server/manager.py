@@ -72,15 +72,17 @@ class SandboxManager:
         self.cluster: ClusterSync | None = (
             ClusterSync(self) if isinstance(self.driver, SwarmDriver) else None)
         self.instance_id = secrets.token_hex(6)
-        self._sandboxes: dict[str, Sandbox] = {}
+        # Every sandbox this server holds, by id. Besides the manager, only adoption and the
+        # cluster sync (its collaborators at start and on Swarm) add or drop entries.
+        self.registry: dict[str, Sandbox] = {}
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="docker")
         self.tasks = BackgroundTasks()
         self.gateway = RunnerGateway(settings.runner_reply_timeout_s)
         self.runs = Runs(settings, self.gateway, self.tasks,
-                         Lifecycle(end=self._end, notify=self._notify,
+                         Lifecycle(end=self.end, notify=self.notify,
                                    detaching=lambda: self._detaching))
         self._reaper: asyncio.Task[None] | None = None
-        self._last_sweep = 0.0
+        self.last_sweep = 0.0
         self.counters: dict[str, int] = {"created": 0, "killed": 0, "expired": 0, "died": 0,
                                          "adopted": 0}
         self.observers: list[Callable[[str, dict[str, Any]], None]] = []
@@ -92,25 +94,27 @@ class SandboxManager:
         self._detaching = False
         # The egress gateway, for sandboxes with a network policy (started on first use).
         self.egress: EgressGateway | None = (
-            EgressGateway(settings, self.driver, self._call)
+            EgressGateway(settings, self.driver, self.call)
             if settings.egress_mode != "none" and isinstance(self.driver, DockerDriver)
             else None)
-        self.containers = ContainerBoot(settings, self.driver, self._call, self.tasks,
+        self.containers = ContainerBoot(settings, self.driver, self.call, self.tasks,
                                         self.instance_id, self.egress)
 
     # -- plumbing -------------------------------------------------------------------------
-    async def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a blocking driver call on the manager's engine threads."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
 
-    def _notify(self, event: str, **fields: Any) -> None:
+    def notify(self, event: str, **fields: Any) -> None:
+        """Tell the observers (metrics, logs) of a sandbox event."""
         for observer in self.observers:
             with contextlib.suppress(Exception):
                 observer(event, fields)
 
     # -- start and stop -------------------------------------------------------------------
     async def start(self) -> None:
-        self.state_secret = await self._call(load_secret, self.settings)
+        self.state_secret = await self.call(load_secret, self.settings)
         pooled: list[Sandbox] = []
         try:
             if self.cluster is None:  # on Swarm, replicas share the deployment: no lease
@@ -131,7 +135,7 @@ class SandboxManager:
         if self.settings.warm_pool_size > 0:
             template, limits, _ = self.resolve(SandboxSpec())
             self.pool = WarmPool(self.settings.warm_pool_size, template, limits,
-                                 self._start_in_time, self._end, self.tasks,
+                                 self._start_in_time, self.end, self.tasks,
                                  max_size=self.settings.warm_pool_max_size,
                                  idle_s=self.settings.warm_pool_idle_s,
                                  # On Swarm a claim moves a label instead (see _claim).
@@ -140,7 +144,7 @@ class SandboxManager:
             self.pool.start()
         else:
             for sandbox in pooled:
-                await self._end(sandbox, "dead", "the warm pool is off")
+                await self.end(sandbox, "dead", "the warm pool is off")
         with contextlib.suppress(ServerError):
             await self.sweep()  # after the pool took its adopted sandboxes
 
@@ -149,7 +153,7 @@ class SandboxManager:
         lease = DeploymentLease(self.driver, self.settings.deployment,
                                 self.settings.runtime_image, self.instance_id)
         try:
-            await self._call(lease.acquire)
+            await self.call(lease.acquire)
         except LeaseHeld as exc:
             logger.critical("%s", exc)
             raise
@@ -161,7 +165,7 @@ class SandboxManager:
         every = min(5.0, self.settings.orphan_grace_s / 4)
         while True:
             await asyncio.sleep(every)
-            channels = [sb.channel for sb in self._sandboxes.values() if sb.alive and sb.channel]
+            channels = [sb.channel for sb in self.registry.values() if sb.alive and sb.channel]
             if self.pool is not None:
                 channels += self.pool.channels()
             channels += self.adoption.pending.values()
@@ -184,18 +188,18 @@ class SandboxManager:
         self.tasks.quietly(self.save_record(sandbox), name=f"record-{sandbox.id}")
 
     def live(self) -> list[Sandbox]:
-        return [sb for sb in self._sandboxes.values() if sb.alive]
+        return [sb for sb in self.registry.values() if sb.alive]
 
     def reconnector(self, sandbox: Sandbox) -> Callable[[], Any]:
         """How a dropped channel is attached again while the container still runs."""
         async def reconnect() -> socket.socket | None:
             try:
-                info = await self._call(self.driver.inspect, sandbox.container_id)
+                info = await self.call(self.driver.inspect, sandbox.container_id)
             except NotFound:
                 return None
             if not sandbox.alive or not (info.get("State") or {}).get("Running"):
                 return None
-            return await self._call(self.driver.attach, sandbox.container_id)
+            return await self.call(self.driver.attach, sandbox.container_id)
         return reconnect
 
     async def close(self) -> None:
@@ -211,10 +215,10 @@ class SandboxManager:
         if self.pool is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.pool.close(), self.settings.shutdown_timeout_s)
-        live = [sb for sb in self._sandboxes.values() if sb.alive]
+        live = [sb for sb in self.registry.values() if sb.alive]
         if live:
             await asyncio.wait(
-                [self.tasks.spawn(self._end(sb, "dead", "server shut down")) for sb in live],
+                [self.tasks.spawn(self.end(sb, "dead", "server shut down")) for sb in live],
                 timeout=self.settings.shutdown_timeout_s,
             )
         await self.tasks.cancel_all()
@@ -226,7 +230,7 @@ class SandboxManager:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.egress.close(), self.settings.shutdown_timeout_s)
         if self.lease is not None:
-            await self._call(self.lease.release)
+            await self.call(self.lease.release)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def shutting_down(self) -> None:
@@ -245,18 +249,18 @@ class SandboxManager:
                 await self.pool.close(keep=self.cluster is None)
         # Sandboxes with an egress policy cannot be adopted (the policy stays here): they end
         # now, with the gateway, as on a shutdown that keeps nothing.
-        walled = [sb for sb in self._sandboxes.values()
+        walled = [sb for sb in self.registry.values()
                   if sb.alive and sb.limits.network == "egress"]
         if walled:
             await asyncio.wait(
-                [self.tasks.spawn(self._end(sb, "dead", "server shut down")) for sb in walled],
+                [self.tasks.spawn(self.end(sb, "dead", "server shut down")) for sb in walled],
                 timeout=self.settings.shutdown_timeout_s)
         if self.egress is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.egress.close(), self.settings.shutdown_timeout_s)
         keep = self._known_containers()
         await self.tasks.cancel_all()
-        for sandbox in self._sandboxes.values():
+        for sandbox in self.registry.values():
             if sandbox.channel is not None:
                 await sandbox.channel.close()
         for channel in list(self.adoption.pending.values()):
@@ -265,20 +269,20 @@ class SandboxManager:
             await asyncio.wait_for(self._remove_own_containers(keep),
                                    self.settings.shutdown_timeout_s)
         if self.lease is not None:
-            await self._call(self.lease.release)
+            await self.call(self.lease.release)
         logger.info("shut down leaving %d sandboxes running for the next server", len(keep))
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _known_containers(self) -> set[str]:
-        known = {sb.container_id for sb in self._sandboxes.values()
+        known = {sb.container_id for sb in self.registry.values()
                  if sb.alive and sb.container_id}
         if self.pool is not None:
             known |= self.pool.container_ids()
         return known | set(self.adoption.pending)
 
     async def _remove_own_containers(self, keep: set[str] | None = None) -> None:
-        mine = await self._call(self.driver.list, {label("instance"): self.instance_id})
-        await asyncio.gather(*(self._call(self.driver.remove, c["Id"]) for c in mine
+        mine = await self.call(self.driver.list, {label("instance"): self.instance_id})
+        await asyncio.gather(*(self.call(self.driver.remove, c["Id"]) for c in mine
                                if c["Id"] not in (keep or set())
                                and not (c.get("Labels") or {}).get(label("lease"))),
                              return_exceptions=True)
@@ -287,10 +291,10 @@ class SandboxManager:
         """Remove this deployment's containers that no live sandbox of ours owns."""
         if self.cluster is not None:  # another replica's sandboxes are not strays
             return await self.cluster.sweep()
-        containers = await self._call(
+        containers = await self.call(
             self.driver.list, {label("deployment"): self.settings.deployment}
         )
-        known = {sb.container_id for sb in self._sandboxes.values() if sb.container_id}
+        known = {sb.container_id for sb in self.registry.values() if sb.container_id}
         known |= self._known_containers()
         removed = 0
         for container in containers:
@@ -300,9 +304,9 @@ class SandboxManager:
             young = time.time() - float(container.get("Created", 0)) < 120
             if labels.get(label("instance")) == self.instance_id and young and not everything:
                 continue  # probably being created right now, not yet registered
-            await self._call(self.driver.remove, container["Id"])
+            await self.call(self.driver.remove, container["Id"])
             removed += 1
-        self._last_sweep = time.monotonic()
+        self.last_sweep = time.monotonic()
         return removed
 
     async def _reap_forever(self) -> None:
@@ -315,13 +319,13 @@ class SandboxManager:
 
     async def reap(self) -> None:
         now = time.time()
-        for sandbox in list(self._sandboxes.values()):
+        for sandbox in list(self.registry.values()):
             if sandbox.state in ("running", "paused") and now >= sandbox.expires_at:
                 self.counters["expired"] += 1
-                await self._end(sandbox, "expired", "its lifetime (timeout_s) ran out")
+                await self.end(sandbox, "expired", "its lifetime (timeout_s) ran out")
             elif not sandbox.alive and sandbox.ended_at and now - sandbox.ended_at > TOMBSTONE_S:
-                self._sandboxes.pop(sandbox.id, None)
-        if time.monotonic() - self._last_sweep > SWEEP_EVERY_S:
+                self.registry.pop(sandbox.id, None)
+        if time.monotonic() - self.last_sweep > SWEEP_EVERY_S:
             await self.sweep()
 
     # -- create ---------------------------------------------------------------------------
@@ -333,7 +337,7 @@ class SandboxManager:
         """A new sandbox; ``extra`` goes into its first record (an API adapter's fields)."""
         template, limits, timeout_s = self.resolve(request)
         egress = resolve_egress(self.settings, limits.network, request.egress)
-        check_caps(self.settings, self._sandboxes.values(), owner)
+        check_caps(self.settings, self.registry.values(), owner)
         if self.cluster is not None:  # the caps hold cluster-wide, counted from Swarm
             mine, total = await self.cluster.counts(owner)
             check_counts(self.settings, mine, total)
@@ -347,20 +351,20 @@ class SandboxManager:
             metadata=dict(request.metadata), env=dict(request.env), created_at=now,
             expires_at=now + timeout_s, egress=egress, extra=dict(extra or {}),
         )
-        self._sandboxes[sandbox.id] = sandbox  # reserves the slot against the caps
+        self.registry[sandbox.id] = sandbox  # reserves the slot against the caps
         try:
             await self._start_in_time(sandbox)
             if self.cluster is not None:
                 await self.cluster.confirm_caps(sandbox)
         except BaseException as exc:
-            self._sandboxes.pop(sandbox.id, None)
+            self.registry.pop(sandbox.id, None)
             reason = "over a cap at creation" if isinstance(exc, TooManySandboxes) else \
                 "start failed"
-            await self._end(sandbox, "dead", reason)
+            await self.end(sandbox, "dead", reason)
             raise
         sandbox.state = "running"
         self.counters["created"] += 1
-        self._notify("created", sandbox=sandbox)
+        self.notify("created", sandbox=sandbox)
         return sandbox
 
     async def _claim(self, sandbox: Sandbox, owner: str, request: SandboxSpec,
@@ -369,7 +373,7 @@ class SandboxManager:
         # a "pool" record only under a pool name (see records.py). The pool renames its next
         # claim ahead of demand, so this is usually no engine call at all. Registered first
         # (still owned by the pool, so no one can reach it) so that a sweep leaves it alone.
-        self._sandboxes[sandbox.id] = sandbox
+        self.registry[sandbox.id] = sandbox
         assert self.pool is not None
         try:
             if self.cluster is not None:  # a service cannot be renamed: its owner label moves
@@ -377,8 +381,8 @@ class SandboxManager:
             elif not await self.pool.named(sandbox):
                 await self._rename_pooled(sandbox, True)
         except ServerError:
-            self._sandboxes.pop(sandbox.id, None)
-            await self._end(sandbox, "dead", "could not be claimed from the pool")
+            self.registry.pop(sandbox.id, None)
+            await self.end(sandbox, "dead", "could not be claimed from the pool")
             raise
         sandbox.owner = owner
         sandbox.metadata = dict(request.metadata)
@@ -393,12 +397,12 @@ class SandboxManager:
         self.tasks.quietly(self.gateway.request(sandbox, Op.SET_DEADLINE, unix=expires_at + 60),
                            name=f"deadline-{sandbox.id}")
         self.counters["created"] += 1
-        self._notify("created", sandbox=sandbox)
+        self.notify("created", sandbox=sandbox)
         return sandbox
 
     async def _rename_pooled(self, sandbox: Sandbox, claimed: bool) -> None:
         """Give a pooled sandbox its claimed name, or its pool name back."""
-        await self._call(self.driver.rename, sandbox.container_id,
+        await self.call(self.driver.rename, sandbox.container_id,
                          container_name(sandbox, claimed))
 
     async def _start_in_time(self, sandbox: Sandbox) -> None:
@@ -420,9 +424,9 @@ class SandboxManager:
         await self.gateway.request(sandbox, Op.SET_DEADLINE, unix=sandbox.expires_at + 60)
         await self.save_record(sandbox)
         channel.reconnect = self.reconnector(sandbox)
-        self.tasks.spawn(self._watch(sandbox, channel), name=f"watch-{sandbox.id}")
+        self.tasks.spawn(self.watch(sandbox, channel), name=f"watch-{sandbox.id}")
 
-    async def _watch(self, sandbox: Sandbox, channel: RunnerChannel) -> None:
+    async def watch(self, sandbox: Sandbox, channel: RunnerChannel) -> None:
         """Notice a container that died on its own (OOM, killed from outside)."""
         await channel.closed.wait()
         if not sandbox.alive or self._detaching:
@@ -432,7 +436,7 @@ class SandboxManager:
             return
         reason = "its container exited"
         try:
-            info = await self._call(self.driver.inspect, sandbox.container_id)
+            info = await self.call(self.driver.inspect, sandbox.container_id)
             state = info.get("State", {})
             if state.get("Reason"):  # the Swarm back end names the node or the task's end
                 reason = str(state["Reason"])
@@ -447,12 +451,14 @@ class SandboxManager:
         except ServerError as exc:
             reason = f"its container is unreachable ({exc})"
         self.counters["died"] += 1
-        await self._end(sandbox, "dead", reason)
+        await self.end(sandbox, "dead", reason)
 
-    async def _end(self, sandbox: Sandbox, state: str, reason: str, *,
-                   remove: bool = True) -> None:
-        """``remove=False`` leaves the container (a Swarm service whose task already ended,
-        kept a little while so that every replica reads why: swarm/sync.py)."""
+    async def end(self, sandbox: Sandbox, state: str, reason: str, *,
+                  remove: bool = True) -> None:
+        """End a sandbox for good: ``state`` and ``reason`` are what its owner reads from now
+        on; its channel closes and its container goes. ``remove=False`` leaves the container (a
+        Swarm service whose task already ended, kept a little while so that every replica
+        reads why: swarm/sync.py)."""
         if not sandbox.alive:
             return
         sandbox.state = state  # type: ignore[assignment]
@@ -464,14 +470,14 @@ class SandboxManager:
             await self.egress.detach(sandbox.id)
         if sandbox.container_id and remove:
             try:
-                await self._call(self.driver.remove, sandbox.container_id)
+                await self.call(self.driver.remove, sandbox.container_id)
             except ServerError as exc:
                 logger.error("could not remove container of %s: %s", sandbox.id, exc)
-        self._notify("ended", sandbox=sandbox, state=state, reason=reason)
+        self.notify("ended", sandbox=sandbox, state=state, reason=reason)
 
     # -- look-ups -------------------------------------------------------------------------
     def get(self, owner: str, sandbox_id: str, *, alive: bool = True) -> Sandbox:
-        sandbox = self._sandboxes.get(sandbox_id)
+        sandbox = self.registry.get(sandbox_id)
         if sandbox is None and self.cluster is not None:
             self.cluster.wanted(sandbox_id)  # another replica's: adopted at the next sync
         if sandbox is None or sandbox.owner != owner:
@@ -484,20 +490,20 @@ class SandboxManager:
     def list(self, owner: str, metadata: dict[str, str] | None = None,
              include_ended: bool = False) -> list[Sandbox]:
         return [
-            sb for sb in self._sandboxes.values()
+            sb for sb in self.registry.values()
             if sb.owner == owner and (include_ended or sb.alive)
             and all(sb.metadata.get(k) == v for k, v in (metadata or {}).items())
         ]
 
     def live_count(self) -> int:
-        return sum(1 for sb in self._sandboxes.values() if sb.alive)
+        return sum(1 for sb in self.registry.values() if sb.alive)
 
     async def kill(self, owner: str, sandbox_id: str) -> None:
         sandbox = self.get(owner, sandbox_id, alive=False)
-        self._sandboxes.pop(sandbox.id, None)
+        self.registry.pop(sandbox.id, None)
         if sandbox.alive:
             self.counters["killed"] += 1
-            await self._end(sandbox, "dead", "it was killed")
+            await self.end(sandbox, "dead", "it was killed")
 
     def set_timeout(self, owner: str, sandbox_id: str, timeout_s: float) -> Sandbox:
         sandbox = self.get(owner, sandbox_id)
@@ -548,13 +554,13 @@ class SandboxManager:
             # runner freezes: a server adopting the paused sandbox would find that run.
             with contextlib.suppress(ServerError):
                 await self.gateway.request(sandbox, Op.PING, timeout_s=PAUSE_ACK_WAIT_S)
-        await self._call(self.driver.pause, sandbox.container_id)
+        await self.call(self.driver.pause, sandbox.container_id)
         sandbox.state = "paused"
 
     async def resume(self, sandbox: Sandbox) -> None:
         if sandbox.state == "paused":
-            await self._call(self.driver.unpause, sandbox.container_id)
+            await self.call(self.driver.unpause, sandbox.container_id)
             sandbox.state = "running"
 
     async def stats(self, sandbox: Sandbox) -> dict[str, Any]:
-        return await self._call(self.driver.stats, sandbox.container_id)
+        return await self.call(self.driver.stats, sandbox.container_id)

@@ -22,9 +22,9 @@ async def healthz() -> dict[str, str]:
 async def readyz(manager: Manager) -> SafeJSONResponse:
     checks: dict[str, Any] = {}
     try:
-        checks["engine"] = await manager._call(manager.driver.ping)
+        checks["engine"] = await manager.call(manager.driver.ping)
         image = manager.settings.runtime_image
-        checks["runtime_image"] = await manager._call(manager.driver.image_exists, image)
+        checks["runtime_image"] = await manager.call(manager.driver.image_exists, image)
     except ServerError as exc:
         checks.setdefault("engine", False)
         checks["error"] = str(exc)

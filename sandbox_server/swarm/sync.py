@@ -114,7 +114,7 @@ class ClusterSync:
 
     async def _entries(self) -> list[dict[str, Any]]:
         manager = self.manager
-        entries = await manager._call(
+        entries = await manager.call(
             self.driver.list, {label("deployment"): manager.settings.deployment})
         self.last = entries
         return entries
@@ -123,21 +123,21 @@ class ClusterSync:
         manager = self.manager
         entries = await self._entries()
         by_id = {(e.get("Labels") or {}).get(label("sandbox-id"), ""): e for e in entries}
-        for sandbox in list(manager._sandboxes.values()):
+        for sandbox in list(manager.registry.values()):
             if sandbox.state not in ("running", "paused"):
                 continue  # being created here (its service may not exist yet), or ended
             entry = by_id.get(sandbox.id)
             if entry is None:
-                await manager._end(sandbox, "dead", REMOVED, remove=False)
+                await manager.end(sandbox, "dead", REMOVED, remove=False)
             elif entry["State"] == "exited":
                 manager.counters["died"] += 1
-                await manager._end(sandbox, "dead", str(entry.get("Reason") or "its task ended"),
+                await manager.end(sandbox, "dead", str(entry.get("Reason") or "its task ended"),
                                    remove=False)
             elif time.monotonic() - self._own_expiry.get(sandbox.id, 0.0) > OWN_EXPIRY_S:
                 _follow_expiry(sandbox, entry)  # changed through another replica
         for sandbox_id, entry in by_id.items():
             if (entry["State"] == "running" and not _pooled(entry)
-                    and sandbox_id not in manager._sandboxes
+                    and sandbox_id not in manager.registry
                     and entry["Id"] not in manager.adoption.pending
                     and entry["Id"] not in self._adopting
                     and time.monotonic() - self._refused.get(entry["Id"], 0.0) > REFUSED_S):
@@ -162,31 +162,31 @@ class ClusterSync:
         deadline = time.monotonic() + LOST_PATIENCE_S
         while sandbox.alive and time.monotonic() < deadline:
             try:
-                state = (await manager._call(self.driver.inspect, sandbox.container_id)
+                state = (await manager.call(self.driver.inspect, sandbox.container_id)
                          )["State"]
             except NotFound:
-                await manager._end(sandbox, "dead", REMOVED, remove=False)
+                await manager.end(sandbox, "dead", REMOVED, remove=False)
                 return
             except ServerError:
                 state = {}
             if state.get("Reason"):
                 manager.counters["died"] += 1
-                await manager._end(sandbox, "dead", str(state["Reason"]), remove=False)
+                await manager.end(sandbox, "dead", str(state["Reason"]), remove=False)
                 return
             if state.get("Running") and await self._reachable(sandbox):
-                if manager._sandboxes.get(sandbox.id) is sandbox:
-                    del manager._sandboxes[sandbox.id]  # re-adopted at once, on a new channel
+                if manager.registry.get(sandbox.id) is sandbox:
+                    del manager.registry[sandbox.id]  # re-adopted at once, on a new channel
                 self._wake.set()
                 return
             await asyncio.sleep(LOST_POLL_S)
         if sandbox.alive:
-            await manager._end(sandbox, "dead", "its channel was lost and its node did not "
+            await manager.end(sandbox, "dead", "its channel was lost and its node did not "
                                f"answer for {LOST_PATIENCE_S:g} s")
 
     async def _reachable(self, sandbox: Sandbox) -> bool:
         try:
             sock = await asyncio.wait_for(
-                self.manager._call(self.driver.attach, sandbox.container_id), 10)
+                self.manager.call(self.driver.attach, sandbox.container_id), 10)
         except (ServerError, TimeoutError):
             return False
         sock.close()
@@ -222,7 +222,7 @@ class ClusterSync:
         removed = 0
         for entry in await self._entries():
             labels = entry.get("Labels") or {}
-            held = manager._sandboxes.get(labels.get(label("sandbox-id"), ""))
+            held = manager.registry.get(labels.get(label("sandbox-id"), ""))
             if held is not None and held.alive:
                 continue
             try:
@@ -235,15 +235,15 @@ class ClusterSync:
             if seen_exited > EXITED_KEPT_S or time.time() > expires_at + grace:
                 self._exited.pop(entry["Id"], None)
                 with contextlib.suppress(ServerError):
-                    await manager._call(self.driver.remove, entry["Id"])
+                    await manager.call(self.driver.remove, entry["Id"])
                     removed += 1
-        manager._last_sweep = time.monotonic()
+        manager.last_sweep = time.monotonic()
         return removed
 
     async def claim(self, sandbox: Sandbox, owner: str, expires_at: float) -> None:
         """Take a pooled sandbox out of this replica's pool: its service's owner label (what
         adoption reads as its name: driver.list) and lifetime. Swarm keeps the task."""
-        await self.manager._call(self.driver.set_labels, sandbox.container_id, {
+        await self.manager.call(self.driver.set_labels, sandbox.container_id, {
             label("owner"): owner, label("expires-at"): f"{expires_at:.0f}"})
         self._own_expiry[sandbox.id] = time.monotonic()
 
@@ -252,6 +252,6 @@ class ClusterSync:
         self._own_expiry[sandbox.id] = time.monotonic()
         if len(self._own_expiry) > 10_000:  # bounded
             self._own_expiry.clear()
-        self.manager.tasks.quietly(self.manager._call(
+        self.manager.tasks.quietly(self.manager.call(
             self.driver.set_labels, sandbox.container_id,
             {label("expires-at"): f"{sandbox.expires_at:.0f}"}), name=f"expiry-{sandbox.id}")
