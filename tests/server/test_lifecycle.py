@@ -127,8 +127,10 @@ def test_sandboxes_stop_when_the_server_dies(tmp_path: Path, docker_ready: None)
         container.reload()
         assert container.status == "exited"
     finally:
-        # No server of this deployment will start again to sweep: clean up here.
-        for leftover in containers_of(live):
+        # No server of this deployment will start again to sweep: clean up here (its lease
+        # container too, which carries no deployment label).
+        lease = f"selfbox-lease-{live.env['SELFBOX_DEPLOYMENT']}"
+        for leftover in [*containers_of(live), lease]:
             subprocess.run(["docker", "rm", "-f", leftover], capture_output=True)
 
 
