@@ -403,9 +403,8 @@ def test_a_claimed_sandbox_cannot_pass_for_a_pooled_one(
     first = start_server(tmp_path, **settings)
     with first.client() as http:
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not [
-                c for c in _containers(settings["SELFBOX_DEPLOYMENT"])
-                if c.name.startswith("selfbox-pool-")]:
+        while time.monotonic() < deadline and not [  # pooled (perhaps renamed ahead already)
+                c for c in _containers(settings["SELFBOX_DEPLOYMENT"]) if "lease" not in c.name]:
             time.sleep(0.2)
         sandbox = http.post("/v1/sandboxes", json={}).json()
         assert sandbox["template"] == first.env["SELFBOX_RUNTIME_IMAGE"]
