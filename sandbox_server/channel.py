@@ -42,6 +42,7 @@ LINE_COST_BYTES = 16 * 1024  # what one line costs at least, of a sandbox's read
 YIELD_BYTES = 64 * 1024  # of that cost, read from the buffer between two yields at most
 DROPPED_REPORT_EVERY_S = 10.0
 
+
 def encode_op(message: dict[str, Any]) -> bytes:
     """One NDJSON line for the runner. orjson when its line reads back the same (it writes a
     non-finite float as null, so a line with a null in it is written again by the standard

@@ -15,6 +15,7 @@ sends and bounded in memory, whatever it sends:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -131,19 +132,16 @@ def parse_frame(line: bytes) -> dict[str, Any] | None:
     range, bad UTF-8, deep nesting) is read again by the standard library."""
     if not line or line[:1] != b"{":
         return None
+    surrogates = may_hold_surrogates(line)
     try:
         parsed: object = None
-        if may_hold_surrogates(line):
-            parsed = json.loads(line, parse_constant=_no_constant)
-            if isinstance(parsed, dict):
-                parsed = scrub(parsed)
-        elif _LONG_DIGITS.search(line) is None:
-            try:
+        if not surrogates and _LONG_DIGITS.search(line) is None:
+            with contextlib.suppress(orjson.JSONDecodeError):
                 parsed = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                parsed = json.loads(line, parse_constant=_no_constant)
-        else:
+        if parsed is None:  # a line that starts with "{" never reads as null
             parsed = json.loads(line, parse_constant=_no_constant)
+            if surrogates and isinstance(parsed, dict):
+                parsed = scrub(parsed)
     except (ValueError, RecursionError):
         return None
     if not isinstance(parsed, dict):

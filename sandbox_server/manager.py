@@ -403,7 +403,7 @@ class SandboxManager:
     async def _rename_pooled(self, sandbox: Sandbox, claimed: bool) -> None:
         """Give a pooled sandbox its claimed name, or its pool name back."""
         await self.call(self.driver.rename, sandbox.container_id,
-                         container_name(sandbox, claimed))
+                        container_name(sandbox, claimed))
 
     async def _start_in_time(self, sandbox: Sandbox) -> None:
         try:

@@ -208,14 +208,9 @@ class Metrics:
         if event == "executed":
             execution = fields.get("execution")
             status = str(getattr(execution, "status", "unknown"))
-            children = self._execution_children.get(status)
-            if children is None:  # statuses are a handful: keep their children
-                children = (self.executions.labels(status),
-                            self.execution_seconds.labels(status))
-                if len(self._execution_children) < 64:
-                    self._execution_children[status] = children
-            children[0].inc()
-            children[1].observe(float(getattr(execution, "duration_s", 0.0)))
+            _count_and_time(self._execution_children, status, 64,
+                            self.executions, (status,), self.execution_seconds, (status,),
+                            float(getattr(execution, "duration_s", 0.0)))
         elif event == "ended":
             self.sandboxes_ended.labels(str(fields.get("state", "unknown"))).inc()
 
@@ -232,19 +227,27 @@ class Metrics:
 
     def observe_request(self, method: str, route: str, status: int, duration_s: float,
                         error_kind: str | None) -> None:
-        # labels() builds and locks on every call; the label sets are few (routes are
-        # templates, methods and statuses a handful), so keep the children.
-        key = (method, route, status)
-        children = self._request_children.get(key)
-        if children is None:
-            children = (self.requests.labels(method, route, str(status)),
-                        self.request_seconds.labels(method, route))
-            if len(self._request_children) < 4096:
-                self._request_children[key] = children
-        children[0].inc()
-        children[1].observe(duration_s)
+        # Routes are templates, methods and statuses a handful: few label sets.
+        _count_and_time(self._request_children, (method, route, status), 4096,
+                        self.requests, (method, route, str(status)),
+                        self.request_seconds, (method, route), duration_s)
         if status >= 400:
             self.errors.labels(str(status), error_kind or f"http_{status}").inc()
+
+
+def _count_and_time(cache: dict[Any, tuple[Any, Any]], key: Any, most: int,
+                    counter: Counter, counter_labels: tuple[str, ...],
+                    histogram: Histogram, histogram_labels: tuple[str, ...],
+                    seconds: float) -> None:
+    """Count one event and record how long it took. ``labels()`` builds and locks on every
+    call; the label sets here are few, so their children are kept (at most ``most`` keys)."""
+    children = cache.get(key)
+    if children is None:
+        children = (counter.labels(*counter_labels), histogram.labels(*histogram_labels))
+        if len(cache) < most:
+            cache[key] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 # -- middleware -----------------------------------------------------------------------------

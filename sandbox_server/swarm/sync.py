@@ -64,6 +64,10 @@ def _live(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in entries if e["State"] != "exited" and not _pooled(e)]
 
 
+def _owned(entries: list[dict[str, Any]], owner: str) -> int:
+    return sum(1 for e in entries if (e.get("Labels") or {}).get(label("owner")) == owner)
+
+
 def ranks(entries: list[dict[str, Any]], service: str, owner: str) -> tuple[int, int]:
     """How many live sandboxes come before ``service`` in the order every replica agrees on:
     the owner's, and all (``(0, 0)`` when it is not listed)."""
@@ -72,8 +76,7 @@ def ranks(entries: list[dict[str, Any]], service: str, owner: str) -> tuple[int,
     if service not in names:
         return 0, 0
     ahead = ordered[:names.index(service)]
-    mine = sum(1 for e in ahead if (e.get("Labels") or {}).get(label("owner")) == owner)
-    return mine, len(ahead)
+    return _owned(ahead, owner), len(ahead)
 
 
 class ClusterSync:
@@ -132,7 +135,7 @@ class ClusterSync:
             elif entry["State"] == "exited":
                 manager.counters["died"] += 1
                 await manager.end(sandbox, "dead", str(entry.get("Reason") or "its task ended"),
-                                   remove=False)
+                                  remove=False)
             elif time.monotonic() - self._own_expiry.get(sandbox.id, 0.0) > OWN_EXPIRY_S:
                 _follow_expiry(sandbox, entry)  # changed through another replica
         for sandbox_id, entry in by_id.items():
@@ -181,7 +184,7 @@ class ClusterSync:
             await asyncio.sleep(LOST_POLL_S)
         if sandbox.alive:
             await manager.end(sandbox, "dead", "its channel was lost and its node did not "
-                               f"answer for {LOST_PATIENCE_S:g} s")
+                              f"answer for {LOST_PATIENCE_S:g} s")
 
     async def _reachable(self, sandbox: Sandbox) -> bool:
         try:
@@ -203,8 +206,7 @@ class ClusterSync:
     async def counts(self, owner: str) -> tuple[int, int]:
         """Live sandbox services: the caller's, and all of the deployment's."""
         live = _live(await self._entries())
-        mine = sum(1 for e in live if (e.get("Labels") or {}).get(label("owner")) == owner)
-        return mine, len(live)
+        return _owned(live, owner), len(live)
 
     async def confirm_caps(self, sandbox: Sandbox) -> None:
         """Create, then check: the count before a create is read, not locked, so two replicas
