@@ -43,6 +43,45 @@ def _is_done(message: dict[str, Any]) -> bool:
     return message.get("type") == Msg.DONE
 
 
+class _Ladder:
+    """How a run is stopped: interrupt, then a grace period, then the sandbox is killed.
+
+    The grace is counted where the code runs, not only here: once it is over on this side, a
+    ``fence`` op follows the interrupt down the same channel, and the runner answers it from
+    its control thread behind everything it has already written. So a ``done`` still on its
+    way (a loaded host, a lagging engine or server) arrives before the fence's answer, and code
+    that did stop is not killed for the server's delay. The sandbox is killed when the answer
+    comes without a ``done``, or when none comes within another grace (the runner is stuck:
+    user code holding the GIL in C, say). A forged answer can only hasten the kill of the
+    forger's own sandbox, and only after the first grace.
+    """
+
+    def __init__(self, gateway: RunnerGateway, sandbox: Sandbox, stream: Follow,
+                 grace_s: float) -> None:
+        self._gateway = gateway
+        self._sandbox = sandbox
+        self._stream = stream
+        self._grace_s = grace_s
+        self.interrupted = False
+        self._fenced = False
+
+    async def climb(self) -> bool:
+        """The next step (interrupt, then fence), each with a grace period; True when none
+        is left: the code will not stop."""
+        if self._fenced:
+            return True
+        op = Op.FENCE if self.interrupted else Op.INTERRUPT
+        self._fenced, self.interrupted = self.interrupted, True
+        await self._gateway.send(self._sandbox, op, id=self._stream.key)
+        self._stream.deadline = asyncio.get_running_loop().time() + self._grace_s
+        return False
+
+    def answered(self, message: dict[str, Any]) -> bool:
+        """Whether ``message`` is the runner's answer to the fence: everything it sent before
+        is in, and the run has not ended."""
+        return self._fenced and message.get("type") == Msg.FENCE
+
+
 @dataclass(frozen=True)
 class Lifecycle:
     """What runs need of the sandbox lifecycle."""
@@ -125,11 +164,12 @@ class Runs:
         execution in (killing the sandbox if the code will not stop)."""
         try:
             if stream is not None and sandbox.alive:
-                await self.gateway.send(sandbox, Op.INTERRUPT, id=stream.key)
-                stream.deadline = asyncio.get_running_loop().time() + \
-                    self.settings.interrupt_grace_s
+                ladder = _Ladder(self.gateway, sandbox, stream, self.settings.interrupt_grace_s)
+                await ladder.climb()  # the interrupt
                 async for message in stream:
-                    if message is DEADLINE:
+                    if message is DEADLINE and not await ladder.climb():
+                        continue
+                    if message is DEADLINE or ladder.answered(message):
                         await self.lifecycle.end(
                             sandbox, "dead",
                             "it was killed: abandoned code did not stop after interrupt")
@@ -144,18 +184,14 @@ class Runs:
         tools_answerable: bool,
     ) -> AsyncIterator[dict[str, Any]]:
         grace = self.settings.interrupt_grace_s
-        interrupted = False
+        ladder = _Ladder(self.gateway, sandbox, stream, grace)
         async for message in stream:
             if message is IDLE:
                 yield {"type": "keepalive"}
                 continue
-            if message is DEADLINE:
-                if not interrupted:
-                    # Past the timeout: interrupt, and give the code a grace period to stop.
-                    interrupted = True
-                    await self.gateway.send(sandbox, Op.INTERRUPT, id=stream.key)
-                    stream.deadline = asyncio.get_running_loop().time() + grace
-                    continue
+            if message is DEADLINE and not await ladder.climb():
+                continue  # past the timeout: interrupted, or fenced; the code has its grace
+            if message is DEADLINE or ladder.answered(message):
                 yield builder.fail(
                     "timeout", "TimeoutError",
                     f"execution exceeded timeout_s={timeout_s:g} and did not stop within "
@@ -172,7 +208,7 @@ class Runs:
             event = builder.feed(message)
             if message.get("type") == Msg.TOOL_CALL:
                 sandbox.tool_calls.add(str(message.get("call_id")))
-            if builder.done and interrupted:
+            if builder.done and ladder.interrupted:
                 # Interrupted by us: report the timeout instead of the KeyboardInterrupt.
                 builder.status = "timeout"
                 builder.error = None
@@ -181,7 +217,7 @@ class Runs:
                     f"execution exceeded timeout_s={timeout_s:g} and was interrupted; the "
                     "sandbox and its state are kept")
                 return
-            if event is not None and not (interrupted and event["type"] == "error"):
+            if event is not None and not (ladder.interrupted and event["type"] == "error"):
                 yield event
             if builder.done:
                 return

@@ -212,6 +212,10 @@ class Kernel:
                     self._executions.put(message)
                 elif op == Op.INTERRUPT:
                     self.interrupt(message.get("id"))
+                elif op == Op.FENCE:
+                    # From this thread, not a new one: the answer must follow what was
+                    # written before, and needs no free pid.
+                    self.channel.send({"type": Msg.FENCE, "id": message.get("id")})
                 elif op == Op.HEARTBEAT:
                     pass  # normally consumed by the relay; harmless without one
                 elif op == Op.ACK:

@@ -33,7 +33,9 @@ __all__ = [
 # 1.1: heartbeat, state_put, resync, ack (re-adoption); a "done" carries the token of its
 # execute op (the hello says ``done_token``); a replied op the runner cannot even start is
 # answered ``busy``.
-PROTOCOL_VERSION: Final = "1.1"
+# 1.2: ``fence`` (an interrupted run's grace is counted at the runner; an older runner
+# ignores it, and the server then waits one more grace before it kills).
+PROTOCOL_VERSION: Final = "1.2"
 # The one line the watchdog relay (relay.py) consumes instead of passing it to the runner.
 HEARTBEAT_LINE: Final = b'{"op":"heartbeat"}'
 
@@ -53,6 +55,9 @@ class Op(StrEnum):
     TOOL_REPLY = "tool_reply"
     HEARTBEAT = "heartbeat"  # every few seconds; eaten by the relay (the server is alive)
     ACK = "ack"  # the server delivered this execution: the outbox may forget it
+    # answered at once by the control thread with a ``fence`` message under the same id,
+    # behind everything the runner wrote before
+    FENCE = "fence"
     # answered with a reply
     PING = "ping"
     SET_ENV = "set_env"
@@ -105,6 +110,7 @@ class Msg(StrEnum):
     TOOL_CALL = "tool_call"
     FINAL_ANSWER = "final_answer"
     DONE = "done"  # terminal
+    FENCE = "fence"  # the answer to the ``fence`` op
     # under a process or watch key
     PROC = "proc"  # terminal when its ``event`` is ``end``
     WATCH = "watch"

@@ -6,11 +6,7 @@ from __future__ import annotations
 import asyncio
 import binascii
 import errno
-import json
-import socket
-import struct
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +23,6 @@ from executors.exceptions import (
     exception_for_status,
 )
 from executors.http_status import HTTP_STATUS
-from sandbox_server.channel import RunnerChannel
 from sandbox_server.exceptions import (
     RunnerOpError,
     RunnerTimeout,
@@ -47,6 +42,7 @@ from sandbox_server.runner.protocol import (
 from sandbox_server.sandbox import Limits, Sandbox
 from sandbox_server.tasks import BackgroundTasks
 from tests.conftest import REPO_ROOT, RUNTIME_IMAGE, start_server, stop_server
+from tests.server.fake_runner import setup_channel as _setup
 
 # -- the protocol ---------------------------------------------------------------------------
 
@@ -101,42 +97,6 @@ def test_one_status_table_for_client_and_server() -> None:
 
 
 # -- the gateway over a real channel (a socket pair; we play the runner) --------------------
-
-
-def _frame(message: dict[str, Any]) -> bytes:
-    payload = json.dumps(message).encode() + b"\n"
-    return struct.pack(">BxxxI", 1, len(payload)) + payload
-
-
-class FakeRunner:
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.buffer = b""
-
-    async def op(self) -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        while b"\n" not in self.buffer:
-            chunk = await loop.sock_recv(self.sock, 65536)
-            assert chunk, "the server closed the channel"
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        message: dict[str, Any] = json.loads(line)
-        return message
-
-    async def send(self, message: dict[str, Any]) -> None:
-        await asyncio.get_running_loop().sock_sendall(self.sock, _frame(message))
-
-
-async def _setup(tasks: BackgroundTasks) -> tuple[Sandbox, FakeRunner, RunnerChannel]:
-    ours, theirs = socket.socketpair()
-    theirs.setblocking(False)
-    channel = RunnerChannel(ours, "test")
-    await channel.start(tasks)
-    sandbox = Sandbox(id="sb", owner="o", template="t",
-                      limits=Limits(cpu=1, memory_mb=64, pids=64, disk_mb=64, network="none"),
-                      metadata={}, env={}, created_at=time.time(),
-                      expires_at=time.time() + 60, state="running", channel=channel)
-    return sandbox, FakeRunner(theirs), channel
 
 
 def test_request_translates_each_failure_once() -> None:
