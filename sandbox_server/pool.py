@@ -127,11 +127,13 @@ class WarmPool:
         while self._takes and now - self._takes[0] > BURST_WINDOW_S:
             self._takes.popleft()
         self._wake.set()
-        # Dead ones go; a primed one first, else the oldest.
+        # Dead ones go; a primed one first, then one being renamed (the claim waits for that
+        # rename, already on its way, rather than making another), else the oldest.
         self._ready = [sb for sb in self._ready if self._usable(sb)]
         if self._ready:
-            index = next((i for i, sb in enumerate(self._ready) if sb.id in self._primed), 0)
-            return self._ready.pop(index)
+            ranks = [0 if sb.id in self._primed else 1 if sb.id in self._priming else 2
+                     for sb in self._ready]
+            return self._ready.pop(ranks.index(min(ranks)))
         # A miss: the pool was too small for this burst. Keep as many as the burst so far
         # (a steady trickle that the pool keeps up with never grows it).
         self._peak = max(self._peak, len(self._takes))
