@@ -6,22 +6,44 @@ developer machine, but in CI (``CI=true``) a missing engine is a loud failure, n
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+
+if TYPE_CHECKING:
+    from sandbox_server import SandboxManager
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RUNTIME_IMAGE = os.environ.get("SELFBOX_TEST_RUNTIME_IMAGE", "selfbox/runtime:latest")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 API_KEYS = ("test-key-alice", "test-key-bob")
+
+
+@contextlib.asynccontextmanager
+async def inproc_manager(tag: str) -> AsyncIterator[SandboxManager]:
+    """A started :class:`SandboxManager` in this process (no pool), on a deployment of its
+    own; closed, with its sandboxes, at the end."""
+    from sandbox_server import SandboxManager, Settings
+
+    manager = SandboxManager(Settings(api_keys=["k"], warm_pool_size=0,
+                                      runtime_image=RUNTIME_IMAGE,
+                                      shutdown_keeps_sandboxes=False,
+                                      deployment=f"test-{tag}-{os.getpid()}"))
+    await manager.start()
+    try:
+        yield manager
+    finally:
+        await manager.close()
 
 
 def _docker_problem() -> str | None:

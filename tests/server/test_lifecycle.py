@@ -12,7 +12,13 @@ import docker
 import httpx
 import pytest
 
-from tests.conftest import API_KEYS, RUNTIME_IMAGE, LiveServer, start_server, stop_server
+from tests.conftest import (
+    API_KEYS,
+    LiveServer,
+    inproc_manager,
+    start_server,
+    stop_server,
+)
 from tests.server.test_api import run
 
 pytestmark = pytest.mark.docker
@@ -152,15 +158,9 @@ def test_a_consumer_that_stops_after_the_final_event_leaves_the_sandbox_free(
     import asyncio
 
     from executors.models import SandboxSpec
-    from sandbox_server import SandboxManager, Settings
 
     async def scenario() -> None:
-        manager = SandboxManager(Settings(api_keys=["k"], warm_pool_size=0,
-                                          runtime_image=RUNTIME_IMAGE,
-                                          shutdown_keeps_sandboxes=False,
-                                          deployment=f"test-inproc-{os.getpid()}"))
-        await manager.start()
-        try:
+        async with inproc_manager("inproc") as manager:
             sandbox = await manager.create("owner", SandboxSpec())
             events = manager.execute(sandbox, "x = 1\nx")
             async for event in events:
@@ -175,7 +175,5 @@ def test_a_consumer_that_stops_after_the_final_event_leaves_the_sandbox_free(
             assert last["execution"]["results"][0]["data"]["text/plain"] == "2"
             assert sandbox.alive
             await events.aclose()
-        finally:
-            await manager.close()
 
     asyncio.run(scenario())

@@ -14,6 +14,7 @@ from sandbox_server.runs import Lifecycle, Runs
 from sandbox_server.sandbox import Sandbox
 from sandbox_server.settings import Settings
 from sandbox_server.tasks import BackgroundTasks
+from tests.conftest import inproc_manager
 from tests.server.fake_runner import FakeRunner, setup_channel
 
 GRACE_S = 0.3
@@ -123,15 +124,14 @@ def test_an_abandoned_run_is_settled_the_same_way() -> None:
 def test_a_real_runner_answers_the_fence_behind_what_it_wrote(docker_ready: None) -> None:
     """The runner's side, in a real sandbox: the answer comes under the run's id while the
     code runs (from the control thread), and after the ``done`` of code that has ended."""
-    import os
     import secrets
 
     from executors.models import SandboxSpec
     from sandbox_server import SandboxManager
-    from tests.conftest import RUNTIME_IMAGE
 
     async def kinds_until_fence(manager: SandboxManager, box: Sandbox, code: str,
-                                then: Callable[[str], Awaitable[None]]) -> list[str]:
+                                react: Callable[[str, list[str]], Awaitable[None]],
+                                ) -> list[str]:
         loop = asyncio.get_running_loop()
         key = secrets.token_hex(8)
         kinds: list[str] = []
@@ -140,21 +140,16 @@ def test_a_real_runner_answers_the_fence_behind_what_it_wrote(docker_ready: None
                                           code=code) as stream:
             async for message in stream:
                 kinds.append(str(message.get("type")))
-                if len(kinds) == 1:
-                    await then(key)
+                await react(key, kinds)
         return kinds
 
     async def scenario() -> None:
-        manager = SandboxManager(Settings(api_keys=["k"], warm_pool_size=0,
-                                          runtime_image=RUNTIME_IMAGE,
-                                          shutdown_keeps_sandboxes=False,
-                                          deployment=f"test-fence-{os.getpid()}"))
-        await manager.start()
-        try:
+        async with inproc_manager("fence") as manager:
             box = await manager.create("owner", SandboxSpec())
 
-            async def fence(key: str) -> None:
-                await manager.gateway.send(box, Op.FENCE, id=key)
+            async def fence(key: str, kinds: list[str]) -> None:
+                if kinds == ["stream"]:
+                    await manager.gateway.send(box, Op.FENCE, id=key)
 
             # Still running (asleep): the answer comes; the run goes on (and ends by itself
             # before the next one starts).
@@ -162,15 +157,14 @@ def test_a_real_runner_answers_the_fence_behind_what_it_wrote(docker_ready: None
                                             "import time\ntime.sleep(2)", fence)
             assert kinds == ["stream", "fence"]
 
-            async def interrupt_then_fence(key: str) -> None:
-                await manager.gateway.send(box, Op.INTERRUPT, id=key)
-                await asyncio.sleep(1)  # the code stops and says so before the fence goes
-                await fence(key)
+            async def interrupt_then_fence(key: str, kinds: list[str]) -> None:
+                if kinds == ["stream"]:
+                    await manager.gateway.send(box, Op.INTERRUPT, id=key)
+                elif kinds[-1] == "done":  # the code has stopped and said so
+                    await manager.gateway.send(box, Op.FENCE, id=key)
 
             kinds = await kinds_until_fence(manager, box, "print('b', flush=True)\n"
                                             "import time\ntime.sleep(30)", interrupt_then_fence)
             assert kinds == ["stream", "error", "done", "fence"]
-        finally:
-            await manager.close()
 
     asyncio.run(scenario())
