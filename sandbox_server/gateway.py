@@ -178,6 +178,7 @@ class Follow:
         self._queue: asyncio.Queue[Message] | None = None
         self._expired: float | None = None
         self._ended = False
+        self._held: Message | None = None  # taken from the queue, given at the next call
         self.reply: Message = {}
 
     async def open(self) -> Follow:
@@ -223,25 +224,39 @@ class Follow:
         if self._ended or (self._expired is not None and self.deadline == self._expired):
             raise StopAsyncIteration
         loop = asyncio.get_running_loop()
-        waits = [] if self._idle_s is None else [self._idle_s]
-        if self.deadline is not None:
-            waits.append(max(self.deadline - loop.time(), 0.0))
-        try:
-            # A message already queued is taken at once; otherwise wait under a timeout scope
-            # (asyncio.wait_for would wrap the get in a task of its own, per message).
+        message, self._held = self._held, None
+        if message is None:
+            if not queue.empty():
+                message = queue.get_nowait()  # a message already queued is taken at once
+            if message is not None and self._past_deadline(loop) and not self._ends(message):
+                # A sandbox that writes without a pause keeps the queue full: its deadline
+                # comes all the same (the message waits for the next call).
+                self._held = message
+                return self._expire()
+        if message is None:
+            waits = [] if self._idle_s is None else [self._idle_s]
+            if self.deadline is not None:
+                waits.append(max(self.deadline - loop.time(), 0.0))
             try:
-                message = queue.get_nowait()
-            except asyncio.QueueEmpty:
+                # Under a timeout scope: asyncio.wait_for would wrap the get in a task of its
+                # own, per message.
                 async with asyncio.timeout(min(waits) if waits else None):
                     message = await queue.get()
-        except TimeoutError:
-            if self.deadline is not None and loop.time() >= self.deadline:
-                self._expired = self.deadline
-                return DEADLINE
-            return IDLE
+            except TimeoutError:
+                return self._expire() if self._past_deadline(loop) else IDLE
         if self._max_pending is not None and queue.qsize() > self._max_pending:
             raise StreamOverflow(f"more than {self._max_pending} messages of {self.op!r} wait "
                                  "for a slow reader", limit="max_pending")
-        if is_eof(message) or (self._terminal is not None and self._terminal(message)):
+        if self._ends(message):
             self._ended = True
         return message
+
+    def _expire(self) -> Message:
+        self._expired = self.deadline
+        return DEADLINE
+
+    def _past_deadline(self, loop: asyncio.AbstractEventLoop) -> bool:
+        return self.deadline is not None and loop.time() >= self.deadline
+
+    def _ends(self, message: Message) -> bool:
+        return is_eof(message) or (self._terminal is not None and self._terminal(message))

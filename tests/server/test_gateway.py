@@ -195,6 +195,37 @@ def test_follow_idles_extends_its_deadline_and_ends_at_the_terminal_message() ->
     asyncio.run(scenario())
 
 
+def test_a_full_queue_does_not_hold_off_the_deadline_but_a_queued_end_wins() -> None:
+    """A sandbox that writes without a pause keeps its queue full; its deadline comes all the
+    same, and the message taken then is given next. A run's end already queued at the deadline
+    is given first (the code finished in time, as far as anyone can tell)."""
+    async def scenario() -> None:
+        tasks = BackgroundTasks()
+        sandbox, runner, channel = await _setup(tasks)
+        gateway = RunnerGateway()
+        loop = asyncio.get_running_loop()
+        done = lambda m: m.get("type") == Msg.DONE  # noqa: E731
+        async with gateway.follow(sandbox, Op.EXECUTE, "f1", loop.time() + 0.2,
+                                  terminal=done, code="1") as stream:
+            await runner.op()
+            for text in "abc":
+                await runner.send({"type": Msg.STREAM, "id": "f1", "text": text})
+            await asyncio.sleep(0.4)  # all three queued, the deadline passed
+            assert await anext(stream) is DEADLINE
+            stream.deadline = loop.time() + 5
+            assert [(await anext(stream))["text"] for _ in range(3)] == ["a", "b", "c"]
+        async with gateway.follow(sandbox, Op.EXECUTE, "f2", loop.time() + 0.2,
+                                  terminal=done, code="1") as stream:
+            await runner.op()
+            await runner.send({"type": Msg.DONE, "id": "f2"})
+            await asyncio.sleep(0.4)
+            assert [m async for m in stream] == [{"type": Msg.DONE, "id": "f2"}]
+        await channel.close()
+        await tasks.cancel_all()
+
+    asyncio.run(scenario())
+
+
 def test_background_tasks_are_cancelled_at_shutdown() -> None:
     async def scenario() -> None:
         tasks = BackgroundTasks()

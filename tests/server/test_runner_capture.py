@@ -57,3 +57,26 @@ def test_a_partial_character_is_flushed_by_the_drain(
     event = capture.mark()
     assert event is not None and event.wait(5)
     assert "".join(got) == "caf\ufffd"
+
+
+def test_a_loop_of_small_writes_goes_as_few_messages(
+        captured: tuple[int, StreamCapture, list[str]]) -> None:
+    """One message per write would be thousands a second, which the server's read budget per
+    sandbox makes wait: the pump collects what follows a message for COALESCE_S, so messages
+    are at least that far apart; a first write after a pause goes at once."""
+    import time
+
+    fd, capture, got = captured
+    os.write(fd, b"first")
+    deadline = time.monotonic() + 5
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert got == ["first"]  # not held back
+    started = time.monotonic()
+    for i in range(20000):
+        os.write(fd, b"%d\n" % i)
+    event = capture.mark()
+    assert event is not None and event.wait(5)
+    elapsed = time.monotonic() - started
+    assert "".join(got[1:]) == "".join(f"{i}\n" for i in range(20000))
+    assert len(got) - 1 <= elapsed / capture_module.COALESCE_S + 2, (len(got), elapsed)
